@@ -1,0 +1,64 @@
+"""The captcha OCR flow: data -> index -> split -> tf.data -> train -> evaluate -> pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from pydantic import BaseModel
+
+from ocr_core.config import CaptchaParams
+from tasks.captcha import (
+    build_datasets,
+    fingerprint_folder,
+    generate_captchas,
+    index_images,
+    split_dataset,
+)
+from tasks.records import ImageFolder
+from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
+from tasks.training import evaluate_model, train_model
+
+
+class CaptchaRunSummary(BaseModel):
+    """What a captcha run produced."""
+
+    model_path: Path
+    metrics: dict[str, float | int | str]
+    plots: dict[str, Path]
+    results_dir: Path
+
+
+def acquire_images(params: CaptchaParams) -> ImageFolder:
+    """The images of the chosen source, as a folder record."""
+    if params.source == "synthetic":
+        return generate_captchas(params.sample_count, params.seed, params.results_dir)
+    if params.source == "dir":
+        return fingerprint_folder(params.data_dir)
+    raise NotImplementedError("the url source arrives with the download tasks")
+
+
+@flow(name="captcha-ocr")
+def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
+    """Train and evaluate a captcha reader; every step is cached by content."""
+    params = params or CaptchaParams()
+    root = params.results_dir
+    images = acquire_images(params)
+    manifest = index_images(images, root)
+    split = split_dataset(manifest, params.seed, params.validation_fraction,
+                          params.test_fraction, root)
+    datasets = build_datasets(split, params.recipe, root)
+    samples = plot_samples(datasets, root)
+    model = train_model(datasets, params.recipe, params.epochs, params.patience,
+                        params.batch_size, params.learning_rate, params.use_augmentation,
+                        params.seed, root)
+    evaluation = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
+    history = plot_history(model, root)
+    predictions = plot_predictions(evaluation, datasets, root)
+    publish_report(model, evaluation, [samples, history, predictions])
+    return CaptchaRunSummary(
+        model_path=Path(model.path),
+        metrics=evaluation.metrics,
+        plots={"samples": samples.path, "history": history.path, "predictions": predictions.path},
+        results_dir=root,
+    )

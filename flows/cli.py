@@ -1,0 +1,174 @@
+"""`ocr-pipeline`: run the flows and use their models from the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from flows.options import params_command
+from ocr_core.config import CaptchaParams
+from ocr_core.errors import OcrPipelineError
+from ocr_core.layout import ResultsLayout
+
+
+def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
+    """Settings that must be in place before Prefect and TensorFlow load (user's values win)."""
+    defaults = {
+        "PREFECT_LOCAL_STORAGE_PATH": str(ResultsLayout(results_dir).prefect_results),
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
+        # Telemetry from the temporary local server prints "database is locked" tracebacks.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    if refresh:
+        os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
+    logging.getLogger("ocr_core").setLevel(logging.INFO)
+    # Prefect must set up logging before TensorFlow loads absl, which claims the root logger.
+    import prefect  # noqa: F401
+
+    import_tensorflow_quietly()
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, absl notices) kept off stderr.
+
+    Those lines are written before TF_CPP_MIN_LOG_LEVEL is read, so only a redirect hides them;
+    Python errors raised by the import still surface.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class CliGroup(click.Group):
+    """Turns the project's errors into one line and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OcrPipelineError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=CliGroup)
+@click.version_option(package_name="ocr-pipeline")
+def main() -> None:
+    """Captcha OCR and MNIST pipelines on Prefect, around a Keras core."""
+
+
+@main.command()
+@params_command(CaptchaParams)
+@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
+def captcha(params: CaptchaParams, refresh: bool) -> None:
+    """Train and evaluate a captcha reader (the captcha-ocr flow)."""
+    prepare_environment(params.results_dir, refresh)
+    from flows.captcha_ocr import captcha_ocr
+
+    summary = captcha_ocr(params)
+    metrics = summary.metrics
+    click.echo("")
+    click.echo(f"model:                    {summary.model_path}")
+    click.echo(f"test sequence accuracy:   {100 * metrics['sequence_accuracy']:.2f}% "
+               f"({metrics['count']} images, {metrics['decoder']} decoding)")
+    click.echo(f"test character error rate: {metrics['character_error_rate']:.4f}")
+    for name, path in summary.plots.items():
+        click.echo(f"plot ({name}): {path}")
+
+
+def _decoder_options(command):
+    command = click.option("--beam-width", type=click.IntRange(1, 512), default=16,
+                           show_default=True, help="Beams kept by beam_search.")(command)
+    return click.option("--decoder", type=click.Choice(["greedy", "beam_search"]),
+                         default="greedy", show_default=True, help="CTC decoding.")(command)
+
+
+def _load_model(model: Path | None):
+    from ocr_core.bundle import load_bundle
+
+    if model is None:
+        raise click.UsageError("--model is required (a bundle folder or its model.keras)")
+    return load_bundle(model)
+
+
+@main.command()
+@click.option("--model", "model", type=click.Path(path_type=Path),
+              help="Model bundle folder (or its model.keras).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: '<path>\\t<text>' lines; json: one object per image "
+              "with a confidence.")
+@_decoder_options
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def predict(model: Path | None, output_format: str, decoder: str, beam_width: int,
+            inputs: tuple[Path, ...]) -> None:
+    """Read captcha images (files or folders of PNGs) with a trained model."""
+    import_tensorflow_quietly()
+    from ocr_core.inference import expand_inputs, predict_files
+
+    paths = expand_inputs(inputs)
+    bundle = _load_model(model)
+    predictions = predict_files(bundle, paths, strategy=decoder, beam_width=beam_width)
+    for prediction in predictions:
+        if output_format == "json":
+            click.echo(json.dumps(prediction.as_dict()))
+        else:
+            click.echo(f"{prediction.path}\t{prediction.text}")
+
+
+@main.command()
+@click.option("--count", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
+              help="Captchas to generate.")
+@click.option("--seed", type=click.IntRange(0), default=2024, show_default=True,
+              help="Generator seed; use one never used in training for a fair evaluation.")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def generate(count: int, seed: int, out_dir: Path) -> None:
+    """Write COUNT generated captchas (<label>.png, 200x50) into OUT_DIR."""
+    from ocr_core.synthetic import generate_captchas
+
+    paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
+    click.echo(f"wrote {len(paths)} captchas to {out_dir}")
+
+
+@main.command()
+@click.option("--model", "model", type=click.Path(path_type=Path),
+              help="Model bundle folder (or its model.keras).")
+@_decoder_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.argument("data_dir", type=click.Path(path_type=Path))
+def evaluate(model: Path | None, decoder: str, beam_width: int, as_json: bool,
+             data_dir: Path) -> None:
+    """Score a model on a folder of <label>.png captchas: accuracy, CER and the misreads."""
+    import_tensorflow_quietly()
+    from ocr_core.inference import expand_inputs, predict_files, score
+
+    paths = expand_inputs([data_dir])
+    bundle = _load_model(model)
+    report = score(predict_files(bundle, paths, strategy=decoder, beam_width=beam_width))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(f"images:               {report.count}")
+    click.echo(f"sequence accuracy:    {100 * report.sequence_accuracy:.2f}%")
+    click.echo(f"character error rate: {report.character_error_rate:.4f}")
+    for miss in report.misreads:
+        click.echo(f"misread: {miss['path']}\ttruth {miss['truth']}\tread {miss['prediction']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

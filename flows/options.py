@@ -1,0 +1,89 @@
+"""Click options generated from a pydantic parameters model, so the CLI and the flows share one type.
+
+Only the flags a user gives are passed to the model; everything else takes the model's default,
+so `--help`, the Prefect UI form and the flow all show the same defaults and descriptions.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from pydantic import BaseModel, ValidationError
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, is_boolean_flag) for a field annotation; Optional[X] is treated as X."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _click_type(inner[0]) if len(inner) == 1 else (str, False)
+    if typing.get_origin(annotation) is Literal:
+        return click.Choice([str(a) for a in args]), False
+    if annotation is bool:
+        return bool, True
+    if annotation is Path:
+        return click.Path(path_type=Path), False
+    return annotation if annotation in (int, float, str) else str, False
+
+
+def _default_text(field: Any) -> str | None:
+    if field.default_factory is not None or field.default is None:
+        return None
+    return str(field.default)
+
+
+def model_options(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Callable:
+    """Decorate a click command with one option per field of `model`."""
+
+    def decorate(command: Callable) -> Callable:
+        for name, field in reversed(model.model_fields.items()):
+            if name in exclude:
+                continue
+            flag = "--" + name.replace("_", "-")
+            kind, is_flag = _click_type(field.annotation)
+            help_text = field.description or ""
+            if (default := _default_text(field)) is not None:
+                help_text += f"  [default: {default}]"
+            if is_flag:
+                command = click.option(f"{flag}/--no-{name.replace('_', '-')}", name,
+                                       default=None, help=help_text)(command)
+            else:
+                command = click.option(flag, name, type=kind, default=None,
+                                       help=help_text)(command)
+        return command
+
+    return decorate
+
+
+def build_params(model: type[BaseModel], given: dict[str, Any]) -> BaseModel:
+    """Validate the given flags into `model`; a validation error becomes a one-line usage error."""
+    values = {k: v for k, v in given.items() if v is not None and k in model.model_fields}
+    try:
+        return model(**values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            location = "--" + "-".join(str(p) for p in item["loc"]).replace("_", "-")
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(message if not item["loc"] else f"{location}: {message}")
+        raise click.UsageError("; ".join(problems)) from None
+
+
+def params_command(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Callable:
+    """Like `model_options`, and hands the command a validated `params` instead of raw flags."""
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def wrapper(**given: Any) -> Any:
+            rest = {k: v for k, v in given.items() if k not in model.model_fields}
+            return command(params=build_params(model, given), **rest)
+
+        return model_options(model, exclude)(wrapper)
+
+    return decorate

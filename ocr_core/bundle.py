@@ -1,0 +1,113 @@
+"""A trained model is a folder (a bundle): everything needed to use it and to know where it came from.
+
+    model.keras      Keras inference model, logits out (standard layers: loads in safe mode)
+    bundle.json      vocabulary, input size, recipe, CTC blank index, training manifest hash, versions
+    metrics.json     evaluation metrics
+    params.json      the run parameters that produced it
+    history.json     per-epoch training history
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from ocr_core import ctc
+from ocr_core.ctc import BLANK_INDEX, Vocabulary
+from ocr_core.errors import ModelError
+from ocr_core.files import atomic_path, read_json, write_json
+from ocr_core.version import __version__, code_version
+
+BUNDLE_FORMAT = 1
+MODEL_FILE = "model.keras"
+BUNDLE_FILE = "bundle.json"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded model bundle."""
+
+    path: Path
+    model: keras.Model
+    vocabulary: Vocabulary
+    height: int
+    width: int
+    info: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "metrics.json"
+        return read_json(path) if path.exists() else {}
+
+
+def save_bundle(
+    path: str | Path,
+    model: keras.Model,
+    *,
+    vocabulary: str,
+    recipe: str,
+    height: int,
+    width: int,
+    training_manifest_sha256: str,
+    params: dict[str, Any],
+    history: dict[str, list[float]],
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write a complete bundle at `path` atomically: readers see all of it or none."""
+    path = Path(path)
+    with atomic_path(path, is_dir=True) as tmp:
+        # An uncompiled copy: no optimizer state or custom loss, so it loads anywhere in safe mode.
+        keras.Model(model.inputs, model.outputs, name=model.name).save(tmp / MODEL_FILE)
+        write_json(tmp / BUNDLE_FILE, {
+            "format": BUNDLE_FORMAT,
+            "vocabulary": vocabulary,
+            "blank_index": BLANK_INDEX,
+            "recipe": recipe,
+            "input": {"height": height, "width": width, "channels": 1, "layout": "width-major"},
+            "training_manifest_sha256": training_manifest_sha256,
+            "package_version": __version__,
+            "code_version": code_version(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        })
+        write_json(tmp / "params.json", params)
+        write_json(tmp / "history.json", history)
+        write_json(tmp / "metrics.json", metrics or {})
+    return path
+
+
+def bundle_dir(path: str | Path) -> Path:
+    """The bundle folder for a folder or its `model.keras`.
+
+    Raises:
+        ModelError: `path` is neither a bundle folder nor a bundle's model file.
+    """
+    path = Path(path)
+    folder = path.parent if path.name == MODEL_FILE else path
+    if not path.exists():
+        raise ModelError(f"no model at {path}")
+    if not (folder / MODEL_FILE).is_file() or not (folder / BUNDLE_FILE).is_file():
+        raise ModelError(f"not a model bundle (needs {MODEL_FILE} and {BUNDLE_FILE}): {path}")
+    return folder
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle folder (or its `model.keras`) for inference."""
+    folder = bundle_dir(path)
+    info = read_json(folder / BUNDLE_FILE)
+    if info.get("blank_index") != ctc.BLANK_INDEX:
+        raise ModelError(f"{folder}: blank index {info.get('blank_index')} is not {BLANK_INDEX}")
+    try:
+        model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
+    except Exception as error:  # keras raises many types for a broken file
+        raise ModelError(f"cannot load {folder / MODEL_FILE}: {error}") from error
+    return Bundle(folder, model, Vocabulary(info["vocabulary"]), info["input"]["height"],
+                  info["input"]["width"], info)
+
+
+def update_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
+    """Replace a bundle's metrics.json atomically."""
+    write_json(bundle_dir(path) / "metrics.json", metrics)

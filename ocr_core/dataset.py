@@ -1,0 +1,133 @@
+"""Index a folder of `<label>.png` captchas, and split it reproducibly; both hand-offs are JSON files.
+
+A manifest is `{"images": [{"path", "label", "sha256"}, ...], "vocabulary": "..."}`; its digest
+covers labels and bytes, not locations, so the same images elsewhere are the same data.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocr_core.errors import ConfigError, DataError
+from ocr_core.files import read_json, sha256_file, sha256_json, write_json
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One captcha image: where it is, what it reads, and a hash of its bytes."""
+
+    path: str
+    label: str
+    sha256: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "label": self.label, "sha256": self.sha256}
+
+
+def list_pngs(folder: str | Path) -> list[Path]:
+    """The `.png` files directly in `folder`, sorted by name; hidden files are ignored.
+
+    Raises:
+        DataError: `folder` is not a directory or holds no PNG file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"not a folder of captchas: {folder}")
+    paths = sorted(
+        p for p in folder.iterdir()
+        if p.suffix.lower() == ".png" and not p.name.startswith(".") and p.is_file()
+    )
+    if not paths:
+        raise DataError(f"no .png files in {folder}")
+    return paths
+
+
+def label_of(path: str | Path) -> str:
+    """The label a captcha file carries: its name without `.png`."""
+    return Path(path).stem
+
+
+def index_images(paths: list[Path]) -> list[ImageRecord]:
+    """(path, label, sha256) records for the given PNG files, in the given order."""
+    return [ImageRecord(str(Path(p).absolute()), label_of(p), sha256_file(p)) for p in paths]
+
+
+def build_vocabulary(labels: list[str]) -> str:
+    """The sorted distinct characters of `labels`, as one string."""
+    return "".join(sorted(set("".join(labels))))
+
+
+def records_digest(records: list[ImageRecord]) -> str:
+    """Content hash of a list of records: labels and bytes, independent of where files live."""
+    return sha256_json(sorted((r.label, r.sha256) for r in records))
+
+
+def write_manifest(path: str | Path, records: list[ImageRecord]) -> str:
+    """Write the manifest of `records` (with its vocabulary) and return its digest."""
+    digest = records_digest(records)
+    write_json(path, {
+        "digest": digest,
+        "vocabulary": build_vocabulary([r.label for r in records]),
+        "images": [r.as_dict() for r in records],
+    })
+    return digest
+
+
+def read_manifest(path: str | Path) -> tuple[list[ImageRecord], str]:
+    """Records and vocabulary of a manifest file."""
+    data = read_json(path)
+    return [ImageRecord(**item) for item in data["images"]], data["vocabulary"]
+
+
+def split_records(
+    records: list[ImageRecord], *, validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[ImageRecord]]:
+    """Shuffle with `seed` and cut into train/validation/test; the same inputs give the same split.
+
+    The order of `records` does not matter: they are sorted by label and hash first.
+
+    Raises:
+        ConfigError: the fractions leave a split empty.
+    """
+    ordered = sorted(records, key=lambda r: (r.label, r.sha256))
+    random.Random(seed).shuffle(ordered)
+    n = len(ordered)
+    n_validation = round(n * validation_fraction)
+    n_test = round(n * test_fraction)
+    n_train = n - n_validation - n_test
+    if min(n_train, n_validation, n_test) < 1:
+        raise ConfigError(
+            f"{n} images cannot be split {1 - validation_fraction - test_fraction:.2f}/"
+            f"{validation_fraction}/{test_fraction} with every split non-empty"
+        )
+    return {
+        "train": ordered[:n_train],
+        "validation": ordered[n_train : n_train + n_validation],
+        "test": ordered[n_train + n_validation :],
+    }
+
+
+def write_split(
+    path: str | Path, splits: dict[str, list[ImageRecord]], vocabulary: str, **details: Any
+) -> str:
+    """Write a split manifest and return its digest."""
+    digest = sha256_json({name: records_digest(splits[name]) for name in SPLITS} | {
+        "vocabulary": vocabulary})
+    write_json(path, {
+        "digest": digest,
+        "vocabulary": vocabulary,
+        **details,
+        **{name: [r.as_dict() for r in splits[name]] for name in SPLITS},
+    })
+    return digest
+
+
+def read_split(path: str | Path) -> tuple[dict[str, list[ImageRecord]], str]:
+    """The train/validation/test records and the vocabulary of a split manifest."""
+    data = read_json(path)
+    return {name: [ImageRecord(**r) for r in data[name]] for name in SPLITS}, data["vocabulary"]

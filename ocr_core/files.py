@@ -1,0 +1,89 @@
+"""File helpers: content hashing and all-or-nothing writes, so no half-written file is ever cached."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """Hex sha256 of a JSON-able value in canonical form (sorted keys, no whitespace)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `target`; rename it onto `target` only if the block succeeds.
+
+    A failure (or a kill) leaves at most a `.tmp-*` sibling behind, never a partial `target`.
+    An existing `target` is replaced; for folders the old one is moved aside first.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir:
+            _replace_dir(tmp, target)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
+        os.replace(target, old / target.name)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def write_json(path: str | os.PathLike[str], value: Any) -> Path:
+    """Write `value` as indented JSON, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """Remove a file or a folder tree if it exists."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

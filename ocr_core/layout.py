@@ -1,0 +1,49 @@
+"""Where things live under the one results root. Deleting the root is a full reset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ResultsLayout:
+    """Folders of a results root; step outputs sit in sub-folders named by their content key."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        """Generated, downloaded and extracted images."""
+        return self.root / "data"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def datasets(self) -> Path:
+        """Preprocessed tf.data snapshots."""
+        return self.root / "datasets"
+
+    @property
+    def models(self) -> Path:
+        """Model bundles, one folder per training."""
+        return self.root / "models"
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def evaluations(self) -> Path:
+        return self.root / "evaluations"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def prefect_results(self) -> Path:
+        """Prefect's persisted task results (PREFECT_LOCAL_STORAGE_PATH)."""
+        return self.root / "prefect-results"

@@ -1,0 +1,141 @@
+"""Fit a captcha reader with CTC loss, validation text metrics each epoch and early stopping."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ocr_core.ctc import CTCLoss, Vocabulary, decode_texts
+from ocr_core.metrics import character_error_rate, sequence_accuracy
+from ocr_core.models import Recipe
+
+logger = logging.getLogger(__name__)
+
+MONITOR = "val_character_error_rate"
+
+
+def configure_threads(threads: int | None) -> None:
+    """Cap TensorFlow's CPU threads; only possible before TF runs its first op in this process."""
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:
+        logger.debug("TensorFlow already initialised; thread counts left as they are")
+
+
+def predict_texts(
+    model: keras.Model, dataset: tf.data.Dataset, vocabulary: Vocabulary,
+    strategy: str = "greedy", beam_width: int = 16,
+) -> tuple[list[str], list[str], np.ndarray]:
+    """(predictions, truths, confidences) for a batched dataset of (images, encoded labels)."""
+    predictions, truths, confidences = [], [], []
+    for images, labels in dataset:
+        texts, confidence = decode_texts(
+            model(images, training=False), vocabulary, strategy, beam_width)
+        predictions += texts
+        truths += [vocabulary.decode(row) for row in labels.numpy()]
+        confidences.append(confidence)
+    return predictions, truths, np.concatenate(confidences) if confidences else np.zeros(0)
+
+
+class TextMetrics(keras.callbacks.Callback):
+    """Adds validation sequence accuracy and character error rate to each epoch's logs."""
+
+    def __init__(self, dataset: tf.data.Dataset, vocabulary: Vocabulary) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.vocabulary = vocabulary
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        predictions, truths, _ = predict_texts(self.model, self.dataset, self.vocabulary)
+        if logs is not None:
+            logs["val_sequence_accuracy"] = sequence_accuracy(predictions, truths)
+            logs["val_character_error_rate"] = character_error_rate(predictions, truths)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Logs one line per epoch and records its wall time in the logs (`epoch_seconds`)."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        logs["epoch_seconds"] = time.perf_counter() - self._start
+        logger.info(
+            "epoch %d/%d: loss %.3f, val_loss %.3f, val sequence accuracy %.1f%%, val CER %.3f (%.0f s)",
+            epoch + 1, self.epochs, logs.get("loss", math.nan), logs.get("val_loss", math.nan),
+            100 * logs.get("val_sequence_accuracy", math.nan),
+            logs.get("val_character_error_rate", math.nan), logs["epoch_seconds"])
+
+
+@dataclass
+class TrainingResult:
+    """The fitted model (best weights restored) and its per-epoch history."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    seconds: float
+
+
+def learning_rate_schedule(recipe: Recipe, peak: float, total_steps: int):
+    """Constant, or linear warm-up over ~5% of the steps then cosine decay to ~0."""
+    if not recipe.warmup_cosine:
+        return peak
+    warmup = max(1, total_steps // 20)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 100, decay_steps=max(1, total_steps - warmup), alpha=0.01,
+        warmup_target=peak, warmup_steps=warmup)
+
+
+def fit(
+    recipe: Recipe,
+    vocabulary: Vocabulary,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    *,
+    epochs: int,
+    patience: int,
+    learning_rate: float | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainingResult:
+    """Train a new model of `recipe` and return it with the best epoch's weights.
+
+    Early stopping watches the validation character error rate (it moves even while whole-label
+    accuracy is still 0) and restores the best weights, since accuracy swings at a high rate.
+    """
+    keras.utils.set_random_seed(seed)
+    model = recipe.build_model(vocabulary.num_classes, augment=augment, seed=seed)
+    steps_per_epoch = int(train.cardinality())
+    schedule = learning_rate_schedule(
+        recipe, learning_rate or recipe.learning_rate, epochs * max(steps_per_epoch, 1))
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=CTCLoss())
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=MONITOR, mode="min", patience=patience, restore_best_weights=True)
+    start = time.perf_counter()
+    history = model.fit(
+        train, validation_data=validation, epochs=epochs, verbose=0, shuffle=False,
+        callbacks=[TextMetrics(validation, vocabulary), EpochLog(epochs), early_stopping,
+                   *callbacks],
+    )
+    seconds = time.perf_counter() - start
+    values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    best_epoch = int(np.argmin(values[MONITOR])) + 1
+    return TrainingResult(model=model, history=values, best_epoch=best_epoch, seconds=seconds)

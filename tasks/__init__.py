@@ -1,0 +1,1 @@
+"""Prefect tasks over `ocr_core`: caching, retries, logging and artifacts; records, not objects."""

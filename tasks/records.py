@@ -1,0 +1,107 @@
+"""What tasks hand each other: paths to files they wrote, plus a digest that keys later caches.
+
+Records are small and picklable, so Prefect can hash and persist them. A persisted record whose
+files have since been deleted refuses to load (`MissingOutputs`); Prefect then treats the cache
+entry as absent and runs the task again, so a cache hit never points at missing files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class MissingOutputs(RuntimeError):
+    """A cached record's files are gone."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """Base record: `path` is the file or folder a task wrote; `digest` identifies its content."""
+
+    path: str
+    digest: str
+
+    def files(self) -> list[str]:
+        """Paths that must exist for the record to be usable."""
+        return [self.path]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        missing = [p for p in self.files() if not Path(p).exists()]
+        if missing:
+            raise MissingOutputs(f"{type(self).__name__} files are gone: {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class ImageFolder(Output):
+    """A folder of `<label>.png` captchas."""
+
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest(Output):
+    """An index of images (path, label, sha256) and its character vocabulary."""
+
+    count: int = 0
+    vocabulary: str = ""
+    report: str | None = None  # validation report (JSON), when the images were validated
+
+    def files(self) -> list[str]:
+        return [self.path] + ([self.report] if self.report else [])
+
+
+@dataclass(frozen=True)
+class Split(Output):
+    """A train/validation/test split manifest."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    vocabulary: str = ""
+
+
+@dataclass(frozen=True)
+class Datasets(Output):
+    """Preprocessed tf.data snapshots of each split, for one input size."""
+
+    height: int = 0
+    width: int = 0
+    vocabulary: str = ""
+    max_label_length: int = 0
+    split_manifest: str = ""
+
+    def split_path(self, name: str) -> str:
+        return str(Path(self.path) / name)
+
+
+@dataclass(frozen=True)
+class ModelBundle(Output):
+    """A trained model bundle folder (see `ocr_core.bundle`)."""
+
+    recipe: str = ""
+    best_epoch: int = 0
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    validation: dict[str, float] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        return [str(Path(self.path) / "model.keras"), str(Path(self.path) / "bundle.json")]
+
+
+@dataclass(frozen=True)
+class EvaluationReport(Output):
+    """Metrics JSON of a model on a split, and the per-image predictions beside it."""
+
+    predictions: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        return [self.path, self.predictions]
+
+
+@dataclass(frozen=True)
+class Picture(Output):
+    """A PNG plot."""
+
+    title: str = ""

@@ -1,0 +1,110 @@
+"""Pictures and Prefect artifacts of a captcha run.
+
+Plots are cached files; `publish_report` is not cached, so every flow run shows its artifacts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from ocr_core.files import read_json
+from ocr_core.layout import ResultsLayout
+from tasks.caching import CONTENT, step_key
+from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
+
+SAMPLE_COUNT = 16
+
+
+def _first_images(datasets: Datasets, split: str, count: int):
+    import tensorflow as tf
+
+    images, labels = [], []
+    for image, label in tf.data.Dataset.load(datasets.split_path(split)).take(count):
+        images.append(image.numpy() / 255.0)
+        labels.append(label.numpy())
+    return images, labels
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
+    """A 4x4 grid of training images (as the model sees them) with their labels."""
+    from ocr_core.ctc import Vocabulary
+    from ocr_core.plots import plot_samples as plot
+
+    vocabulary = Vocabulary(datasets.vocabulary)
+    images, labels = _first_images(datasets, "train", SAMPLE_COUNT)
+    key = step_key("plot_samples", datasets=datasets.digest)
+    path = plot(images, [vocabulary.decode(row) for row in labels],
+                ResultsLayout(results_dir).plots / f"samples-{key}.png")
+    return Picture(str(path), digest=key, title="Training samples")
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
+    """Loss curves (train and validation) and validation accuracy per epoch."""
+    from ocr_core.plots import plot_history as plot
+
+    history = read_json(Path(model.path) / "history.json")
+    key = step_key("plot_history", model=model.digest)
+    path = plot(history, ResultsLayout(results_dir).plots / f"history-{key}.png")
+    return Picture(str(path), digest=key, title="Loss curves")
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_dir: Path) -> Picture:
+    """A 4x4 grid of test images with predicted and true labels; misreads marked in red."""
+    from ocr_core.plots import plot_predictions as plot
+
+    images, _ = _first_images(datasets, evaluation.metrics["split"], SAMPLE_COUNT)
+    rows = read_json(evaluation.predictions)[:SAMPLE_COUNT]
+    key = step_key("plot_predictions", evaluation=evaluation.digest)
+    path = plot(images, [r["text"] for r in rows], [r["truth"] for r in rows],
+                ResultsLayout(results_dir).plots / f"predictions-{key}.png")
+    return Picture(str(path), digest=key, title="Test predictions")
+
+
+@task
+def publish_report(
+    model: ModelBundle, evaluation: EvaluationReport, pictures: list[Picture]
+) -> None:
+    """Metrics table, prediction sample table and links to the plots, as Prefect artifacts."""
+    metrics = evaluation.metrics
+    create_table_artifact(
+        key="captcha-metrics",
+        table=[
+            {"metric": "test sequence accuracy", "value": f"{metrics['sequence_accuracy']:.4f}"},
+            {"metric": "test character error rate",
+             "value": f"{metrics['character_error_rate']:.4f}"},
+            {"metric": "test images", "value": str(metrics["count"])},
+            {"metric": "validation sequence accuracy",
+             "value": f"{model.validation['val_sequence_accuracy']:.4f}"},
+            {"metric": "best epoch / epochs run", "value": f"{model.best_epoch} / {model.epochs_run}"},
+            {"metric": "training seconds", "value": f"{model.train_seconds:.0f}"},
+        ],
+        description=f"Model {model.recipe} at {model.path}",
+    )
+    rows = read_json(evaluation.predictions)[:SAMPLE_COUNT]
+    create_table_artifact(
+        key="captcha-predictions",
+        table=[{"image": Path(r["path"]).name, "truth": r["truth"], "prediction": r["text"],
+                "correct": r["text"] == r["truth"], "confidence": round(r["confidence"], 3)}
+               for r in rows],
+        description="First test images: truth and prediction",
+    )
+    for picture in pictures:
+        create_link_artifact(key=f"captcha-{Path(picture.path).stem.split('-')[0]}-plot",
+                             link=Path(picture.path).as_uri(), link_text=picture.title)
+    create_markdown_artifact(
+        key="captcha-run",
+        markdown="\n".join([
+            "# Captcha OCR run",
+            f"- model bundle: `{model.path}`",
+            f"- test sequence accuracy: **{100 * metrics['sequence_accuracy']:.2f}%** "
+            f"on {metrics['count']} images ({metrics['decoder']} decoding)",
+            f"- test character error rate: {metrics['character_error_rate']:.4f}",
+            *[f"- {p.title}: `{p.path}`" for p in pictures],
+        ]),
+    )

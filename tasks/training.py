@@ -1,0 +1,110 @@
+"""Prefect tasks that train, evaluate and read captchas with a model bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.logging import get_run_logger
+
+from ocr_core.files import write_json
+from ocr_core.layout import ResultsLayout
+from tasks.caching import CONTENT, step_key
+from tasks.records import Datasets, EvaluationReport, ModelBundle
+
+
+class _ProgressArtifact(keras.callbacks.Callback):
+    """Moves a Prefect progress artifact forward after each epoch."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.artifact_id = create_progress_artifact(
+            0.0, key="captcha-training", description="Training epochs done (%)")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def train_model(
+    datasets: Datasets,
+    recipe: str,
+    epochs: int,
+    patience: int,
+    batch_size: int | None,
+    learning_rate: float | None,
+    augment: bool,
+    seed: int,
+    results_dir: Path,
+    threads: int | None = None,
+) -> ModelBundle:
+    """Train a model of `recipe`; save the best epoch's model as a bundle, atomically."""
+    from ocr_core.bundle import save_bundle
+    from ocr_core.ctc import Vocabulary
+    from ocr_core.models import get_recipe
+    from ocr_core.pipeline import load_split
+    from ocr_core.training import configure_threads, fit
+
+    configure_threads(threads)
+    spec = get_recipe(recipe)
+    batch = batch_size or spec.batch_size
+    params = {"recipe": recipe, "epochs": epochs, "patience": patience, "batch_size": batch,
+              "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
+              "seed": seed}
+    get_run_logger().info("training %s (%s) for up to %d epochs", recipe, spec.description, epochs)
+    result = fit(
+        spec, Vocabulary(datasets.vocabulary),
+        load_split(datasets.split_path("train"), batch, shuffle=True, seed=seed),
+        load_split(datasets.split_path("validation"), batch),
+        epochs=epochs, patience=patience, learning_rate=learning_rate, augment=augment, seed=seed,
+        callbacks=[_ProgressArtifact(epochs)],
+    )
+    best = result.best_epoch - 1
+    validation = {name: result.history[name][best] for name in
+                  ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
+    key = step_key("train_model", datasets=datasets.digest, **params)
+    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
+    save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
+                height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
+                params=params, history=result.history, metrics={"validation": validation})
+    get_run_logger().info(
+        "best epoch %d of %d: validation sequence accuracy %.1f%%; saved %s", result.best_epoch,
+        len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
+    return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
+                       epochs_run=len(result.history["loss"]), train_seconds=result.seconds,
+                       validation=validation)
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def evaluate_model(
+    model: ModelBundle, datasets: Datasets, split: str, decoder: str, beam_width: int,
+    results_dir: Path,
+) -> EvaluationReport:
+    """Read every image of a split; write metrics and per-image predictions as JSON."""
+    from ocr_core.bundle import load_bundle, update_metrics
+    from ocr_core.dataset import read_split
+    from ocr_core.inference import predict_files, score
+
+    bundle = load_bundle(model.path)
+    records = read_split(datasets.split_manifest)[0][split]
+    predictions = predict_files(bundle, [Path(r.path) for r in records],
+                                strategy=decoder, beam_width=beam_width)
+    evaluation = score(predictions)
+    metrics = {"split": split, "count": evaluation.count, "decoder": decoder,
+               "sequence_accuracy": evaluation.sequence_accuracy,
+               "character_error_rate": evaluation.character_error_rate}
+    key = step_key("evaluate_model", model=model.digest, datasets=datasets.digest, split=split,
+                   decoder=decoder, beam_width=beam_width)
+    folder = ResultsLayout(results_dir).evaluations / key
+    write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
+                                             for p in predictions])
+    write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
+    update_metrics(model.path, {"validation": model.validation, split: metrics})
+    get_run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
+                          100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
+                          evaluation.count)
+    return EvaluationReport(str(folder / "metrics.json"), digest=key,
+                            predictions=str(folder / "predictions.json"), metrics=metrics)

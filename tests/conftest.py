@@ -1,0 +1,61 @@
+"""Test isolation: Prefect gets its own home, no server address and no telemetry; data is tiny."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Set before anything imports prefect or tensorflow: settings are read at import.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="ocr-tests-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.pop("PREFECT_API_URL", None)
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = os.path.join(_PREFECT_HOME, "storage")
+os.environ.pop("OCR_PIPELINE_RESULTS", None)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server (local mode) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    """A fresh results root, with Prefect's persisted results inside it, for one test."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    root = tmp_path / "results"
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: root / "prefect-results"}):
+        yield root
+
+
+@pytest.fixture(scope="session")
+def captcha_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 generated captchas (seed 7), shared read-only by the session's tests."""
+    from ocr_core.synthetic import generate_captchas
+
+    folder = tmp_path_factory.mktemp("captchas")
+    generate_captchas(folder, 40, seed=7)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_captcha_dir() -> Path:
+    """The shared real captcha_images_v2 sample; tests using it skip where it is absent."""
+    folder = SHARED_DATASETS / "captcha_images_v2"
+    if not folder.is_dir():
+        pytest.skip(f"real captcha dataset not found at {folder}")
+    return folder
