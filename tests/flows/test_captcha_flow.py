@@ -1,0 +1,80 @@
+"""The captcha-ocr flow end to end on tiny generated data (1 epoch), and its caching."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.captcha_ocr import captcha_ocr
+from ocr_core.bundle import load_bundle
+from ocr_core.config import CaptchaParams
+
+pytestmark = pytest.mark.slow
+
+
+def _params(results_dir: Path, **overrides) -> CaptchaParams:
+    values = dict(num_samples=40, epochs=1, patience=1, batch_size=8, results_dir=results_dir)
+    return CaptchaParams(**values | overrides)
+
+
+async def _task_states(flow_run_id) -> dict[str, str]:
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
+
+
+async def _artifact_keys(flow_run_id) -> set[str]:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key for a in artifacts if a.key}
+
+
+def _run(params: CaptchaParams):
+    state = captcha_ocr(params, return_state=True)
+    assert state.is_completed(), state
+    return state.result(), asyncio.run(_task_states(state.state_details.flow_run_id)), state
+
+
+def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_dir):
+    summary, states, state = _run(_params(results_dir))
+
+    assert all(name == "Completed" for name in states.values()), states
+    bundle = load_bundle(summary.model_path)
+    assert bundle.info["recipe"] == "crnn"
+    assert summary.model_path.is_relative_to(results_dir)
+    assert summary.metrics["split"] == "test" and summary.metrics["count"] == 4
+    assert 0.0 <= summary.metrics["sequence_accuracy"] <= 1.0
+    for path in summary.plots.values():
+        assert Path(path).read_bytes().startswith(b"\x89PNG")
+    metrics = json.loads((summary.model_path / "metrics.json").read_text())
+    assert metrics["test"]["count"] == 4
+    keys = asyncio.run(_artifact_keys(state.state_details.flow_run_id))
+    assert {"captcha-metrics", "captcha-predictions", "captcha-run"} <= keys
+
+    again, states, _ = _run(_params(results_dir))
+    assert again == summary
+    cached = {name for name, value in states.items() if value == "Cached"}
+    assert cached == set(states) - {"publish_report"}, states
+
+    _, states, _ = _run(_params(results_dir, epochs=2))
+    recomputed = {name for name, value in states.items() if value == "Completed"}
+    assert recomputed == {"train_model", "evaluate_model", "plot_history", "plot_predictions",
+                          "publish_report"}, states
+
+
+def test_dir_source_reads_a_users_folder(prefect_server, results_dir, captcha_dir):
+    params = CaptchaParams(source="dir", data_dir=captcha_dir, epochs=1, batch_size=8,
+                           results_dir=results_dir)
+    summary, states, _ = _run(params)
+    assert states["fingerprint_folder"] == "Completed"
+    params_used = json.loads((summary.model_path / "params.json").read_text())
+    assert params_used["augment"] is True  # real-data sources train with augmentation by default

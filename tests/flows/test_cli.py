@@ -1,0 +1,117 @@
+"""The command line through click's runner: one-line errors with exit codes, and the happy paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from flows.cli import main
+from ocr_core.bundle import save_bundle
+from ocr_core.models import get_recipe
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def untrained_bundle(tmp_path_factory):
+    recipe = get_recipe("crnn")
+    path = tmp_path_factory.mktemp("bundle") / "model"
+    save_bundle(path, recipe.build_model(20), vocabulary="2345678bcdefgmnpwxy", recipe="crnn",
+                height=recipe.height, width=recipe.width, training_manifest_sha256="0",
+                params={}, history={})
+    return path
+
+
+def _one_line_error(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+class TestCaptchaFlags:
+    def test_help_shows_parameter_descriptions(self, runner):
+        result = runner.invoke(main, ["captcha", "--help"])
+        assert result.exit_code == 0
+        for flag in ("--source [synthetic|url|dir]", "--num-samples", "--epochs", "--recipe",
+                     "--results-dir", "--seed", "--batch-size", "--patience"):
+            assert flag in result.output
+        assert "Captchas to generate" in result.output
+
+    def test_num_samples_with_another_source(self, runner, tmp_path):
+        result = runner.invoke(main, ["captcha", "--source", "dir", "--data-dir", str(tmp_path),
+                                      "--num-samples", "50"])
+        assert result.exit_code == 2
+        assert "num_samples belongs to the synthetic source" in _one_line_error(result)
+
+    def test_out_of_range_value_names_the_flag(self, runner):
+        result = runner.invoke(main, ["captcha", "--epochs", "0"])
+        assert result.exit_code == 2
+        assert "--epochs" in _one_line_error(result)
+
+    def test_unknown_recipe(self, runner):
+        result = runner.invoke(main, ["captcha", "--recipe", "resnet"])
+        assert result.exit_code == 2
+        assert "'resnet' is not one of" in _one_line_error(result)
+
+
+class TestPredict:
+    def test_prints_path_tab_text(self, runner, untrained_bundle, captcha_dir):
+        images = sorted(captcha_dir.glob("*.png"))[:3]
+        result = runner.invoke(main, ["predict", "--model", str(untrained_bundle),
+                                      *map(str, images)])
+        assert result.exit_code == 0, result.output
+        lines = result.output.strip().splitlines()
+        assert [line.split("\t")[0] for line in lines] == [str(p) for p in images]
+
+    def test_json_has_confidence(self, runner, untrained_bundle, captcha_dir):
+        result = runner.invoke(main, ["predict", "--format", "json", "--model",
+                                      str(untrained_bundle / "model.keras"), str(captcha_dir)])
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.output.strip().splitlines()]
+        assert len(rows) == 40
+        assert all(set(row) == {"path", "text", "confidence"} for row in rows)
+
+    def test_missing_image(self, runner, untrained_bundle, tmp_path):
+        result = runner.invoke(main, ["predict", "--model", str(untrained_bundle),
+                                      str(tmp_path / "gone.png")])
+        assert result.exit_code == 3
+        assert "no such file or folder" in _one_line_error(result)
+
+    def test_not_a_png(self, runner, untrained_bundle, tmp_path):
+        text = tmp_path / "note.png"
+        text.write_text("not an image")
+        result = runner.invoke(main, ["predict", "--model", str(untrained_bundle), str(text)])
+        assert result.exit_code == 3
+        assert f"not a PNG file: {text}" in _one_line_error(result)
+
+    def test_unknown_model_path(self, runner, captcha_dir, tmp_path):
+        result = runner.invoke(main, ["predict", "--model", str(tmp_path / "nomodel"),
+                                      str(captcha_dir)])
+        assert result.exit_code == 4
+        assert "no model at" in _one_line_error(result)
+
+
+class TestGenerateAndEvaluate:
+    def test_generate_then_evaluate(self, runner, untrained_bundle, tmp_path):
+        out = tmp_path / "eval"
+        result = runner.invoke(main, ["generate", "--count", "6", "--seed", "5", str(out)])
+        assert result.exit_code == 0, result.output
+        assert len(list(out.glob("*.png"))) == 6
+
+        result = runner.invoke(main, ["evaluate", "--json", "--model", str(untrained_bundle),
+                                      str(out)])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["count"] == 6
+        assert len(report["misreads"]) == round(6 * (1 - report["sequence_accuracy"]))
+
+    def test_evaluate_empty_folder(self, runner, untrained_bundle, tmp_path):
+        result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(tmp_path)])
+        assert result.exit_code == 3
+        assert "no .png files in" in _one_line_error(result)

@@ -1,0 +1,43 @@
+"""The CONTENT policy inside real Prefect runs: hits across flow runs, misses when files vanish."""
+
+from pathlib import Path
+
+import pytest
+from prefect import flow, task
+
+from ocr_core.files import atomic_path
+from tasks.caching import CONTENT, step_key
+from tasks.records import Output
+
+pytestmark = pytest.mark.slow
+CALLS: list[str] = []
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def write_text(text: str, results_dir: Path) -> Output:
+    CALLS.append(text)
+    key = step_key("write_text", text=text)
+    with atomic_path(results_dir / f"{key}.txt") as tmp:
+        tmp.write_text(text)
+    return Output(str(results_dir / f"{key}.txt"), digest=key)
+
+
+@flow
+def write_flow(text: str, results_dir: Path) -> Output:
+    return write_text(text, results_dir)
+
+
+def test_cache_hit_in_a_new_flow_run_and_miss_when_files_are_gone(prefect_server, results_dir):
+    CALLS.clear()
+    first = write_flow("hello", results_dir)
+    second = write_flow("hello", results_dir)
+    assert CALLS == ["hello"]
+    assert second == first
+
+    write_flow("other", results_dir)
+    assert CALLS == ["hello", "other"]
+
+    Path(first.path).unlink()
+    third = write_flow("hello", results_dir)
+    assert CALLS == ["hello", "other", "hello"]
+    assert Path(third.path).read_text() == "hello"
