@@ -13,7 +13,7 @@ DEFAULT_RESULTS_DIR = "ocr-results"
 DEFAULT_CAPTCHA_URL = (
     "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
 )
-DEFAULT_NUM_SAMPLES = 12_000
+DEFAULT_NUM_SAMPLES = 20_000
 
 
 def default_results_dir() -> Path:
@@ -75,9 +75,9 @@ class CaptchaParams(RunParams):
         description="Model recipe: crnn (batch-normalised CRNN on 128x32, fast on CPU) or seed "
         "(the notebook's CNN + BiLSTM on 200x50).",
     )
-    epochs: int = Field(8, ge=1, le=1000, description="Maximum training epochs.")
+    epochs: int = Field(10, ge=1, le=1000, description="Maximum training epochs.")
     patience: int = Field(
-        3, ge=1, description="Epochs without a better validation accuracy before stopping."
+        4, ge=1, description="Epochs without a lower validation character error rate before stopping."
     )
     batch_size: int | None = Field(
         None, ge=1, le=4096, description="Batch size (default: the recipe's)."

@@ -18,14 +18,25 @@ from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
 SAMPLE_COUNT = 16
 
 
-def _first_images(datasets: Datasets, split: str, count: int):
+def _images_at(datasets: Datasets, split: str, indices: list[int]):
+    """Model inputs (float in [0, 1]) and encoded labels of the split's elements at `indices`."""
     import tensorflow as tf
 
-    images, labels = [], []
-    for image, label in tf.data.Dataset.load(datasets.split_path(split)).take(count):
-        images.append(image.numpy() / 255.0)
-        labels.append(label.numpy())
-    return images, labels
+    wanted = set(indices)
+    found = {}
+    for index, (image, label) in enumerate(tf.data.Dataset.load(datasets.split_path(split))):
+        if index in wanted:
+            found[index] = (image.numpy() / 255.0, label.numpy())
+            if len(found) == len(wanted):
+                break
+    return [found[i][0] for i in indices], [found[i][1] for i in indices]
+
+
+def prediction_sample(predictions: list[dict], count: int = SAMPLE_COUNT) -> list[int]:
+    """Indices of up to `count` predictions to show: misreads first (at most half), then the rest."""
+    wrong = [i for i, p in enumerate(predictions) if p["text"] != p["truth"]][: count // 2]
+    right = [i for i, p in enumerate(predictions) if p["text"] == p["truth"]]
+    return sorted(wrong + right[: count - len(wrong)])
 
 
 @task(cache_policy=CONTENT, persist_result=True)
@@ -35,7 +46,7 @@ def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
     from ocr_core.plots import plot_samples as plot
 
     vocabulary = Vocabulary(datasets.vocabulary)
-    images, labels = _first_images(datasets, "train", SAMPLE_COUNT)
+    images, labels = _images_at(datasets, "train", list(range(SAMPLE_COUNT)))
     key = step_key("plot_samples", datasets=datasets.digest)
     path = plot(images, [vocabulary.decode(row) for row in labels],
                 ResultsLayout(results_dir).plots / f"samples-{key}.png")
@@ -55,11 +66,13 @@ def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
 
 @task(cache_policy=CONTENT, persist_result=True)
 def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_dir: Path) -> Picture:
-    """A 4x4 grid of test images with predicted and true labels; misreads marked in red."""
+    """A 4x4 grid of test images with predicted and true labels; misreads shown first, in red."""
     from ocr_core.plots import plot_predictions as plot
 
-    images, _ = _first_images(datasets, evaluation.metrics["split"], SAMPLE_COUNT)
-    rows = read_json(evaluation.predictions)[:SAMPLE_COUNT]
+    predictions = read_json(evaluation.predictions)
+    indices = prediction_sample(predictions)
+    images, _ = _images_at(datasets, evaluation.metrics["split"], indices)
+    rows = [predictions[i] for i in indices]
     key = step_key("plot_predictions", evaluation=evaluation.digest)
     path = plot(images, [r["text"] for r in rows], [r["truth"] for r in rows],
                 ResultsLayout(results_dir).plots / f"predictions-{key}.png")
@@ -86,13 +99,14 @@ def publish_report(
         ],
         description=f"Model {model.recipe} at {model.path}",
     )
-    rows = read_json(evaluation.predictions)[:SAMPLE_COUNT]
+    predictions = read_json(evaluation.predictions)
+    rows = [predictions[i] for i in prediction_sample(predictions)]
     create_table_artifact(
         key="captcha-predictions",
         table=[{"image": Path(r["path"]).name, "truth": r["truth"], "prediction": r["text"],
                 "correct": r["text"] == r["truth"], "confidence": round(r["confidence"], 3)}
                for r in rows],
-        description="First test images: truth and prediction",
+        description="Test images (misreads first): truth and prediction",
     )
     for picture in pictures:
         create_link_artifact(key=f"captcha-{Path(picture.path).stem.split('-')[0]}-plot",
