@@ -10,9 +10,11 @@ from pathlib import Path
 
 import click
 
+from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
+from flows.serving import serve
 from ocr_core.config import CaptchaParams
-from ocr_core.errors import OcrPipelineError
+from ocr_core.errors import OcrPipelineError, RegistryError
 from ocr_core.layout import ResultsLayout
 
 
@@ -99,30 +101,38 @@ def _decoder_options(command):
                          default="greedy", show_default=True, help="CTC decoding.")(command)
 
 
-def _load_model(model: Path | None):
+def _load_model(model: Path | None, results_dir: Path | None = None):
+    """The given bundle, or the registry's champion when none is given."""
     from ocr_core.bundle import load_bundle
 
     if model is None:
-        raise click.UsageError("--model is required (a bundle folder or its model.keras)")
+        registry = registry_at(results_dir)
+        champion = registry.champion()
+        if champion is None:
+            raise RegistryError(f"no --model given and no champion in {registry.path} yet "
+                                "(train one: ocr-pipeline retrain)")
+        click.echo(f"using the champion {champion.name} ({champion.path})", err=True)
+        model = champion.path
     return load_bundle(model)
 
 
 @main.command()
 @click.option("--model", "model", type=click.Path(path_type=Path),
-              help="Model bundle folder (or its model.keras).")
+              help="Model bundle folder (or its model.keras). Default: the registry's champion.")
+@results_dir_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: '<path>\\t<text>' lines; json: one object per image "
               "with a confidence.")
 @_decoder_options
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-def predict(model: Path | None, output_format: str, decoder: str, beam_width: int,
-            inputs: tuple[Path, ...]) -> None:
+def predict(model: Path | None, results_dir: Path | None, output_format: str, decoder: str,
+            beam_width: int, inputs: tuple[Path, ...]) -> None:
     """Read captcha images (files or folders of PNGs) with a trained model."""
     import_tensorflow_quietly()
     from ocr_core.inference import expand_inputs, predict_files
 
     paths = expand_inputs(inputs)
-    bundle = _load_model(model)
+    bundle = _load_model(model, results_dir)
     predictions = predict_files(bundle, paths, strategy=decoder, beam_width=beam_width)
     for prediction in predictions:
         if output_format == "json":
@@ -147,18 +157,19 @@ def generate(count: int, seed: int, out_dir: Path) -> None:
 
 @main.command()
 @click.option("--model", "model", type=click.Path(path_type=Path),
-              help="Model bundle folder (or its model.keras).")
+              help="Model bundle folder (or its model.keras). Default: the registry's champion.")
+@results_dir_option
 @_decoder_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.argument("data_dir", type=click.Path(path_type=Path))
-def evaluate(model: Path | None, decoder: str, beam_width: int, as_json: bool,
-             data_dir: Path) -> None:
+def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,
+             as_json: bool, data_dir: Path) -> None:
     """Score a model on a folder of <label>.png captchas: accuracy, CER and the misreads."""
     import_tensorflow_quietly()
     from ocr_core.inference import expand_inputs, predict_files, score
 
     paths = expand_inputs([data_dir])
-    bundle = _load_model(model)
+    bundle = _load_model(model, results_dir)
     report = score(predict_files(bundle, paths, strategy=decoder, beam_width=beam_width))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -169,6 +180,10 @@ def evaluate(model: Path | None, decoder: str, beam_width: int, as_json: bool,
     for miss in report.misreads:
         click.echo(f"misread: {miss['path']}\ttruth {miss['truth']}\tread {miss['prediction']}")
 
+
+main.add_command(retrain)
+main.add_command(models)
+main.add_command(serve)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -126,3 +127,68 @@ class CaptchaParams(RunParams):
     def sample_count(self) -> int:
         """Captchas to generate for the synthetic source."""
         return self.num_samples if self.num_samples is not None else DEFAULT_NUM_SAMPLES
+
+
+DEFAULT_EVALUATION_SEED = 2024
+DEFAULT_EVALUATION_SAMPLES = 500
+
+
+class RetrainParams(CaptchaParams):
+    """Parameters of the retrain flow: a captcha run, then the champion/challenger gate."""
+
+    promotion_margin: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Sequence accuracy (0-1) by which the challenger must beat the champion on "
+        "the evaluation set to replace it; equal accuracy goes to the lower character error rate.",
+    )
+    evaluation_seed: int = Field(
+        DEFAULT_EVALUATION_SEED,
+        ge=0,
+        description="Seed of the generated evaluation set (when no evaluation_dir is given); "
+        "reserved: no training may use it.",
+    )
+    evaluation_samples: int = Field(
+        DEFAULT_EVALUATION_SAMPLES,
+        ge=10,
+        le=100_000,
+        description="Captchas in the generated evaluation set.",
+    )
+    evaluation_dir: Path | None = Field(
+        None,
+        description="Held-out folder of <label>.png captchas that every model is compared on; "
+        "required for the url and dir sources (real data). Default: a generated set.",
+    )
+    reseed_each_run: bool = Field(
+        False,
+        description="Draw a new seed for every run, so a scheduled retrain on synthetic data "
+        "trains on new captchas instead of finding the last model in the cache.",
+    )
+
+    @model_validator(mode="after")
+    def _check_evaluation(self) -> RetrainParams:
+        if self.source != "synthetic" and self.evaluation_dir is None:
+            raise ValueError(
+                f"source {self.source!r} needs evaluation_dir: a held-out folder of real "
+                "captchas that no model trains on"
+            )
+        if self.evaluation_dir is None and self.seed == self.evaluation_seed:
+            raise ValueError(
+                f"seed {self.seed} is the reserved evaluation_seed; train with another seed"
+            )
+        return self
+
+    @field_validator("evaluation_dir")
+    @classmethod
+    def _absolute_evaluation_dir(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().absolute()
+
+    def for_run(self, run_id: str) -> RetrainParams:
+        """These parameters for one run: with `reseed_each_run`, the seed derives from `run_id`."""
+        if not self.reseed_each_run:
+            return self
+        seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 2**31
+        if seed == self.evaluation_seed:
+            seed += 1
+        return self.model_copy(update={"seed": seed})

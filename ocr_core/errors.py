@@ -33,3 +33,9 @@ class ModelError(OcrPipelineError):
     """A model bundle is missing, incomplete or unreadable."""
 
     exit_code = 4
+
+
+class RegistryError(OcrPipelineError):
+    """The model registry has no such version, no champion, or stayed locked too long."""
+
+    exit_code = 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -56,14 +57,26 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
         raise
 
 
-def _replace_dir(source: Path, target: Path) -> None:
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
-        os.replace(target, old / target.name)
-        os.replace(source, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(source, target)
+def _replace_dir(source: Path, target: Path, attempts: int = 100) -> None:
+    # Two runs may write the same content-keyed folder at once: a rename onto a non-empty folder
+    # fails, so the current one is moved aside and the rename retried until ours is in place.
+    aside: list[Path] = []
+    try:
+        for _ in range(attempts):
+            try:
+                os.rename(source, target)
+                return
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
+            aside.append(old)
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                os.replace(target, old / target.name)
+        raise OSError(errno.EBUSY, f"could not put {target} in place after {attempts} attempts")
+    finally:
+        for old in aside:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike[str], value: Any) -> Path:

@@ -105,3 +105,26 @@ class Picture(Output):
     """A PNG plot."""
 
     title: str = ""
+
+
+@dataclass(frozen=True)
+class RegisteredModel(Output):
+    """A version in the model registry; `digest` is the bundle's content hash."""
+
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class PromotionDecision(Output):
+    """A champion/challenger decision, as recorded in the registry's decision log (`path`)."""
+
+    promoted: bool = False
+    reason: str = ""
+    challenger: str | None = None
+    champion_before: str | None = None
+    champion_after: str | None = None
+    margin: float = 0.0
+    challenger_scores: dict[str, Any] | None = None
+    champion_scores: dict[str, Any] | None = None
+    evaluation_set: dict[str, Any] | None = None
+    registry: str = ""

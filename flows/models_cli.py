@@ -1,0 +1,168 @@
+"""`ocr-pipeline retrain` and `ocr-pipeline models list|show|promote`: the registry from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flows.options import params_command
+from ocr_core.config import RetrainParams, default_results_dir
+from ocr_core.registry import ModelVersion, Registry
+
+results_dir_option = click.option(
+    "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Results root holding the registry. Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
+
+
+def registry_at(results_dir: Path | None) -> Registry:
+    """The registry of the given results root, or of the default one."""
+    return Registry.of((results_dir or default_results_dir()).expanduser().absolute())
+
+
+@click.command()
+@params_command(RetrainParams)
+@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
+def retrain(params: RetrainParams, refresh: bool) -> None:
+    """Train a challenger and promote it if it beats the champion (the captcha-retrain flow)."""
+    from flows.cli import prepare_environment
+
+    prepare_environment(params.results_dir, refresh)
+    from flows.retrain import captcha_retrain
+
+    summary = captcha_retrain(params)
+    click.echo("")
+    click.echo(f"challenger: {summary.challenger} (seed {summary.seed})")
+    click.echo(f"decision:   {'promoted' if summary.promoted else 'kept the champion'}: "
+               f"{summary.reason}")
+    click.echo(f"champion:   {summary.champion}")
+    click.echo(f"log:        {summary.decision_path}")
+
+
+@click.group()
+def models() -> None:
+    """List and inspect registered models; promote one by hand (a rollback)."""
+
+
+@models.command("list")
+@results_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+def list_models(results_dir: Path | None, as_json: bool) -> None:
+    """Registered versions, oldest first; the champion is marked with *."""
+    registry = registry_at(results_dir)
+    versions = registry.versions()
+    champion = registry.champion()
+    evaluation_set = registry.evaluation_set()
+    if as_json:
+        click.echo(json.dumps([_summary(v, champion, evaluation_set) for v in versions], indent=2))
+        return
+    if not versions:
+        click.echo(f"no models registered in {registry.path} (train one: ocr-pipeline retrain)")
+        return
+    rows = [("", "version", "registered", "recipe", "trained on", "eval acc", "eval CER")]
+    for version in versions:
+        summary = _summary(version, champion, evaluation_set)
+        scores = summary["evaluation"] or {}
+        rows.append(("*" if summary["champion"] else "", version.name, summary["registered"],
+                     summary["recipe"], summary["trained_on"],
+                     _number(scores.get("sequence_accuracy")),
+                     _number(scores.get("character_error_rate"))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@models.command("show")
+@results_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the version record as JSON.")
+@click.argument("version", default="champion")
+def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
+    """Everything about one VERSION (v3, 3 or champion): bundle, training data, scores, decisions."""
+    registry = registry_at(results_dir)
+    found = registry.version(version)
+    champion = registry.champion()
+    decisions = [d for d in registry.decisions() if found.name in (d.get("challenger"),
+                                                                  d.get("champion_before"))]
+    if as_json:
+        click.echo(json.dumps(found.info | {"path": str(found.path), "scores": found.scores,
+                                            "champion": champion is not None
+                                            and champion.name == found.name,
+                                            "decisions": decisions}, indent=2))
+        return
+    info, bundle = found.info, found.info["bundle"]
+    is_champion = champion is not None and champion.name == found.name
+    click.echo(f"{found.name}{'  (champion)' if is_champion else ''}")
+    click.echo(f"  path:             {found.path}")
+    click.echo(f"  registered:       {info['registered']} from {info['source']}")
+    click.echo(f"  model:            {bundle['recipe']}, input {bundle['input']['width']}x"
+               f"{bundle['input']['height']}, vocabulary {bundle['vocabulary']!r}, "
+               f"blank index {bundle['blank_index']}")
+    click.echo(f"  trained on:       {_trained_on(info['training_data'])}")
+    click.echo(f"  training data:    manifest {bundle['training_manifest_sha256'][:16]} "
+               f"(datasets), {info['training_data'].get('manifest_digest', '?')[:16]} (images)")
+    click.echo(f"  package:          ocr-pipeline {bundle['package_version']}, "
+               f"code {bundle['code_version']}")
+    test = info["metrics"].get("test")
+    if test:
+        click.echo(f"  test split:       sequence accuracy {test['sequence_accuracy']:.4f}, "
+                   f"CER {test['character_error_rate']:.4f} ({test['count']} images)")
+    for scores in found.scores.values():
+        click.echo(f"  evaluation set:   sequence accuracy {scores['sequence_accuracy']:.4f}, "
+                   f"CER {scores['character_error_rate']:.4f} ({scores['count']} images, "
+                   f"set {scores['evaluation_set'][:12]}, {scores['decoder']})")
+    params = ", ".join(f"{k}={v}" for k, v in info["params"].items() if v is not None)
+    click.echo(f"  parameters:       {params}")
+    for decision in decisions:
+        outcome = "promoted" if decision["promoted"] else "kept " + str(decision["champion_before"])
+        click.echo(f"  decision {decision['decided']}: {outcome}: {decision['reason']}")
+
+
+@models.command("promote")
+@results_dir_option
+@click.option("--reason", default="promoted by hand", show_default=True,
+              help="Why, for the decision log.")
+@click.argument("version")
+def promote_model(results_dir: Path | None, reason: str, version: str) -> None:
+    """Make VERSION the champion without a comparison (e.g. to roll back); the log records it."""
+    registry = registry_at(results_dir)
+    with registry.lock():
+        found = registry.version(version)
+        before = registry.champion()
+        registry.set_champion(found, reason)
+        registry.record_decision({
+            "promoted": True, "reason": reason, "challenger": found.name, "manual": True,
+            "champion_before": before.name if before else None, "champion_after": found.name})
+    click.echo(f"champion: {found.name} (was {before.name if before else 'none'})")
+
+
+def _summary(version: ModelVersion, champion: ModelVersion | None,
+             evaluation_set: dict[str, Any] | None) -> dict[str, Any]:
+    """One row of `models list`: scores on the registry's current evaluation set."""
+    current = [s for s in version.scores.values()
+               if evaluation_set and s.get("evaluation_set") == evaluation_set["digest"]]
+    return {
+        "version": version.name,
+        "champion": champion is not None and champion.name == version.name,
+        "registered": version.info["registered"],
+        "recipe": version.info["bundle"]["recipe"],
+        "trained_on": _trained_on(version.info["training_data"]),
+        "training_data": version.info["training_data"],
+        "evaluation": current[-1] if current else None,
+        "test": version.info["metrics"].get("test"),
+        "path": str(version.path),
+    }
+
+
+def _trained_on(data: dict[str, Any]) -> str:
+    source = data.get("source", "?")
+    if source == "synthetic":
+        return f"synthetic, {data.get('images')} captchas, seed {data.get('seed')}"
+    where = data.get("data_dir") or data.get("url") or ""
+    return f"{source} {where}, {data.get('images')} images, seed {data.get('seed')}".strip()
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,122 @@
+"""The retrain flow: train a challenger, score it and the champion on the held-out set, promote if better.
+
+Every step is cached by content, so a rerun with unchanged data, parameters and code finds its
+model in the cache; the gate then sees the champion itself and keeps it. A scheduled retrain
+therefore learns something only when its data changed: new files in the `dir` source, or a new
+seed per run for synthetic data (`reseed_each_run`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from flows.captcha_ocr import acquire_images
+from ocr_core.config import RetrainParams
+from tasks.captcha import (
+    build_datasets,
+    fingerprint_folder,
+    generate_captchas,
+    index_images,
+    split_dataset,
+)
+from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle
+from tasks.registry import (
+    challenge_champion,
+    publish_decision,
+    record_failed_challenger,
+    register_model,
+    reserve_evaluation_set,
+)
+from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
+from tasks.training import evaluate_model, train_model
+
+
+class RetrainSummary(BaseModel):
+    """What a retrain run decided."""
+
+    promoted: bool
+    reason: str
+    challenger: str
+    champion: str | None
+    seed: int
+    test_metrics: dict[str, float | int | str]
+    challenger_scores: dict[str, float | int]
+    champion_scores: dict[str, float | int] | None
+    decision_path: Path
+    results_dir: Path
+
+
+def acquire_evaluation_images(params: RetrainParams) -> ImageFolder:
+    """The held-out images: the given folder, or captchas generated from the reserved seed."""
+    if params.evaluation_dir is not None:
+        return fingerprint_folder(params.evaluation_dir)
+    return generate_captchas(params.evaluation_samples, params.evaluation_seed,
+                             params.results_dir)
+
+
+def describe_evaluation_set(params: RetrainParams) -> dict[str, Any]:
+    """Where the evaluation set comes from, for the registry and the decision artifact."""
+    if params.evaluation_dir is not None:
+        return {"folder": str(params.evaluation_dir)}
+    return {"generated with seed": params.evaluation_seed}
+
+
+def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[str, Any]:
+    """What a model was trained on: source, image count, seed and the manifest's content hash."""
+    data: dict[str, Any] = {"source": params.source, "images": manifest.count,
+                            "seed": params.seed, "manifest_digest": manifest.digest}
+    if params.source == "dir":
+        data["data_dir"] = str(params.data_dir)
+    elif params.source == "url":
+        data["url"] = params.url
+    return data
+
+
+def train_and_test(params: RetrainParams, manifest: Manifest) -> tuple[ModelBundle, EvaluationReport]:
+    """The captcha run from the manifest on: split, train, test, plots and report artifacts."""
+    root = params.results_dir
+    split = split_dataset(manifest, params.seed, params.validation_fraction,
+                          params.test_fraction, root)
+    datasets = build_datasets(split, params.recipe, root)
+    samples = plot_samples(datasets, root)
+    model = train_model(datasets, params.recipe, params.epochs, params.patience,
+                        params.batch_size, params.learning_rate, params.use_augmentation,
+                        params.seed, root)
+    test = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
+    pictures = [samples, plot_history(model, root), plot_predictions(test, datasets, root)]
+    publish_report(model, test, pictures)
+    return model, test
+
+
+@flow(name="captcha-retrain")
+def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
+    """Train a challenger; it replaces the champion only if it reads the held-out set better."""
+    params = (params or RetrainParams()).for_run(str(flow_run.id))
+    root = params.results_dir
+    try:
+        manifest = index_images(acquire_images(params), root)
+        evaluation_set = reserve_evaluation_set(
+            index_images(acquire_evaluation_images(params), root), manifest,
+            describe_evaluation_set(params), root)
+        model, test = train_and_test(params, manifest)
+        challenger = register_model(model, describe_training_data(params, manifest),
+                                    params.model_dump(mode="json"), root)
+    except Exception as error:
+        publish_decision(record_failed_challenger(f"{type(error).__name__}: {error}",
+                                                  params.promotion_margin, root))
+        raise
+    decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
+                                  params.decoder, params.beam_width, root)
+    publish_decision(decision)
+    return RetrainSummary(
+        promoted=decision.promoted, reason=decision.reason, challenger=challenger.version,
+        champion=decision.champion_after, seed=params.seed, test_metrics=test.metrics,
+        challenger_scores=decision.challenger_scores or {},
+        champion_scores=decision.champion_scores, decision_path=Path(decision.path),
+        results_dir=root,
+    )

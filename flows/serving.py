@@ -1,0 +1,123 @@
+"""Serve the flows as Prefect deployments: runs start from the UI's form, the API or a schedule.
+
+`ocr-pipeline serve` (or `python -m deployments.serve`) keeps one process running that executes
+the flow runs of three deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
+schedule, weekly by default) and `mnist/mnist` once the MNIST flow is merged. The flags given to
+`serve` become the deployments' default parameters; the UI shows every field, typed and described.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from flows.options import params_command
+from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00
+TAGS = ["ocr-pipeline"]
+
+
+def default_parameters(params: RetrainParams, model: type[CaptchaParams]) -> dict[str, Any]:
+    """The fields of `model` that were set explicitly, plus the absolute results root.
+
+    Only explicit values become deployment defaults; everything else keeps the model's default.
+    The results root is always given: a flow run starts in another process and folder.
+    """
+    given = params.model_dump(mode="json", exclude_unset=True)
+    values = {name: value for name, value in given.items() if name in model.model_fields}
+    return {"params": values | {"results_dir": str(params.results_dir)}}
+
+
+def build_deployments(
+    params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC"
+) -> list[RunnerDeployment]:
+    """Deployments of the captcha and retrain flows (and mnist when present) with `params` as defaults.
+
+    Args:
+        params: defaults for the runs; its results_dir is where every run writes.
+        cron: the retrain schedule, or None for a deployment without one.
+        timezone: IANA time zone of `cron`.
+    """
+    from prefect.schedules import Cron
+
+    from flows.captcha_ocr import captcha_ocr
+    from flows.retrain import captcha_retrain
+
+    retrain_defaults = default_parameters(params, RetrainParams)
+    if params.source == "synthetic":
+        # Same seed, same data: a scheduled run would only find last week's model in the cache.
+        retrain_defaults["params"].setdefault("reseed_each_run", True)
+    deployments = [
+        captcha_ocr.to_deployment(
+            "captcha", parameters=default_parameters(params, CaptchaParams), tags=TAGS,
+            description="Train and evaluate a captcha reader; every step is cached by content."),
+        captcha_retrain.to_deployment(
+            "retrain", parameters=retrain_defaults, tags=TAGS,
+            schedules=[Cron(cron, timezone=timezone)] if cron else None,
+            description="Train a challenger and promote it if it beats the champion on the "
+            "registry's evaluation set."),
+    ]
+    return deployments + optional_deployments()
+
+
+def optional_deployments() -> list[RunnerDeployment]:
+    """Hook for flows that arrive from other branches: `flows.mnist:mnist` is served when present."""
+    if importlib.util.find_spec("flows.mnist") is None:
+        return []
+    mnist = importlib.import_module("flows.mnist").mnist
+    return [mnist.to_deployment("mnist", tags=TAGS,
+                                description="Train and evaluate an MNIST reader.")]
+
+
+def check_schedule(cron: str, timezone: str) -> None:
+    """Raise a usage error for an invalid cron string or time zone, before anything starts."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone)
+    except ValidationError as error:
+        raise click.UsageError("; ".join(e["msg"].removeprefix("Value error, ")
+                                         for e in error.errors())) from None
+
+
+@click.command()
+@params_command(RetrainParams)
+@click.option("--cron", default=DEFAULT_RETRAIN_CRON, show_default=True,
+              help="When the retrain deployment runs (cron; the default is Mondays 03:00).")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone of --cron.")
+@click.option("--no-schedule", is_flag=True, help="Serve the retrain deployment without a schedule.")
+@click.option("--limit", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Flow runs this process executes at once; later ones wait (training is "
+              "CPU-bound, so one at a time suits a small machine).")
+def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, limit: int) -> None:
+    """Serve the captcha, retrain (and mnist) flows until interrupted.
+
+    Needs a Prefect server (`prefect server start`) and PREFECT_API_URL pointing at it. The
+    given flags become the default parameters of the runs; on synthetic data the retrain
+    deployment draws a new seed per run unless --no-reseed-each-run is given.
+    """
+    if not no_schedule:
+        check_schedule(cron, timezone)
+    # Flow runs are child processes: they inherit the results root and Prefect's storage path.
+    os.environ[RESULTS_ENV] = str(params.results_dir)
+    from flows.cli import prepare_environment
+
+    prepare_environment(params.results_dir)
+    from prefect import serve as serve_deployments
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise click.UsageError(
+            "no Prefect server to serve to: start one with `prefect server start` and set "
+            "PREFECT_API_URL (e.g. prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api)")
+    serve_deployments(*build_deployments(params, None if no_schedule else cron, timezone),
+                      limit=limit)

@@ -1,0 +1,395 @@
+"""Model registry: numbered versions of model bundles, a champion pointer and the decisions that moved it.
+
+    registry/
+      .lock                  flock'ed by whoever changes the registry
+      evaluation-set.json    the one held-out set every champion/challenger comparison uses
+      champion.json          {"version": "v3", ...}: the model `predict` uses; replaced atomically
+      versions/v3/           a bundle (files hard-linked or copied) + version.json + scores.json
+      decisions/000007.json  one file per promotion decision
+
+Writers hold an exclusive `fcntl.flock` on `.lock`; every file is written whole and renamed into
+place, so readers never lock and never see half a file. A version is registered once per bundle
+content: registering the same model.keras again returns the existing version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ocr_core.errors import ConfigError, RegistryError
+from ocr_core.files import read_json, remove_path, sha256_file, sha256_json, write_json
+from ocr_core.layout import ResultsLayout
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+CHAMPION_FILE = "champion.json"
+EVALUATION_SET_FILE = "evaluation-set.json"
+VERSION_FILE = "version.json"
+SCORES_FILE = "scores.json"
+_VERSION_NAME = re.compile(r"^v(\d+)$")
+_TOLERANCE = 1e-9  # accuracies are counts over the same set; this only absorbs float noise
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A model's reading of the evaluation set."""
+
+    sequence_accuracy: float
+    character_error_rate: float
+    count: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the challenger replaces the champion, and why, in one sentence."""
+
+    promote: bool
+    reason: str
+
+
+def decide(challenger: Scores | None, champion: Scores | None, margin: float) -> Decision:
+    """The champion/challenger rule.
+
+    The challenger is promoted when there is no champion, when its sequence accuracy beats the
+    champion's by at least `margin` (and by more than nothing), or when both accuracies are equal
+    and its character error rate is lower. Otherwise, and when it has no scores (it failed), the
+    champion stays: a tie on both metrics keeps the model that is already serving.
+
+    Args:
+        challenger: scores of the new model, or None when it could not be trained or scored.
+        champion: scores of the current champion on the same set, or None when there is none.
+        margin: required gain in sequence accuracy, a fraction in [0, 1].
+    """
+    if not 0 <= margin <= 1:
+        raise ValueError(f"margin must be in [0, 1], got {margin}")
+    if challenger is None:
+        return Decision(False, "the challenger has no scores (it failed); the champion stays")
+    if champion is None:
+        return Decision(True, "first model: there is no champion yet")
+    if challenger.count != champion.count:
+        raise ValueError(f"scores on different sets: {challenger.count} and {champion.count} images")
+    gain = challenger.sequence_accuracy - champion.sequence_accuracy
+    accuracies = (f"sequence accuracy {challenger.sequence_accuracy:.4f} vs "
+                  f"{champion.sequence_accuracy:.4f}")
+    if abs(gain) <= _TOLERANCE:
+        rates = (f"character error rate {challenger.character_error_rate:.4f} vs "
+                 f"{champion.character_error_rate:.4f}")
+        if champion.character_error_rate - challenger.character_error_rate > _TOLERANCE:
+            return Decision(True, f"tie on {accuracies}; the lower {rates} breaks it")
+        return Decision(False, f"tie on {accuracies} and no lower {rates}; the champion stays")
+    if gain < 0:
+        return Decision(False, f"worse: {accuracies}")
+    if gain + _TOLERANCE >= margin:
+        return Decision(True, f"better by {gain:.4f} (margin {margin:.4f}): {accuracies}")
+    return Decision(False, f"better by only {gain:.4f}, below the margin {margin:.4f}: {accuracies}")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model: a bundle folder plus what the registry knows about it."""
+
+    name: str
+    path: Path
+    info: dict[str, Any]
+
+    @property
+    def number(self) -> int:
+        return version_number(self.name)
+
+    @property
+    def digest(self) -> str:
+        """Content hash of the bundle's model.keras and bundle.json."""
+        return self.info["digest"]
+
+    @property
+    def scores(self) -> dict[str, dict[str, Any]]:
+        """Scores on evaluation sets, by evaluation key."""
+        path = self.path / SCORES_FILE
+        return read_json(path) if path.exists() else {}
+
+
+def version_number(reference: str | int) -> int:
+    """3 for "v3", "3" or 3.
+
+    Raises:
+        RegistryError: `reference` names no version.
+    """
+    text = str(reference).strip()
+    match = _VERSION_NAME.match(text) or re.match(r"^(\d+)$", text)
+    if not match or int(match.group(1)) < 1:
+        raise RegistryError(f"not a model version: {reference!r} (expected v1, v2, ... or champion)")
+    return int(match.group(1))
+
+
+def bundle_digest(folder: Path) -> str:
+    """Content hash that identifies a bundle: its model file and its description."""
+    from ocr_core.bundle import BUNDLE_FILE, MODEL_FILE
+
+    return sha256_json({name: sha256_file(folder / name) for name in (MODEL_FILE, BUNDLE_FILE)})
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Registry:
+    """The registry folder of one results root. One instance per thread of use is cheapest, but
+    an instance is safe to share: its lock is re-entrant within a thread and exclusive across
+    threads and processes."""
+
+    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 600.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+
+    @classmethod
+    def of(cls, results_dir: str | os.PathLike[str], **kwargs: Any) -> Registry:
+        """The registry under a results root."""
+        return cls(ResultsLayout(Path(results_dir)).registry, **kwargs)
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.path / "versions"
+
+    @property
+    def decisions_dir(self) -> Path:
+        return self.path / "decisions"
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the registry's exclusive lock (re-entrant in this thread).
+
+        Raises:
+            RegistryError: another run held it for longer than `timeout` seconds.
+        """
+        timeout = self.lock_timeout if timeout is None else timeout
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise RegistryError(f"registry {self.path} stayed locked for {timeout:.0f} s")
+        try:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.path.mkdir(parents=True, exist_ok=True)
+            with open(self.path / LOCK_FILE, "a+") as handle:
+                self._acquire_file_lock(handle, timeout)
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _acquire_file_lock(self, handle: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RegistryError(
+                        f"registry {self.path} stayed locked by another run for {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+
+    # Versions
+
+    def versions(self) -> list[ModelVersion]:
+        """Registered versions, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        found = []
+        for folder in self.versions_dir.iterdir():
+            if _VERSION_NAME.match(folder.name) and (folder / VERSION_FILE).is_file():
+                found.append(ModelVersion(folder.name, folder, read_json(folder / VERSION_FILE)))
+        return sorted(found, key=lambda version: version.number)
+
+    def version(self, reference: str | int) -> ModelVersion:
+        """A version by name ("v3", "3") or "champion".
+
+        Raises:
+            RegistryError: no such version, or no champion yet.
+        """
+        if str(reference) == "champion":
+            champion = self.champion()
+            if champion is None:
+                raise RegistryError(f"registry {self.path} has no champion yet")
+            return champion
+        name = f"v{version_number(reference)}"
+        folder = self.versions_dir / name
+        if not (folder / VERSION_FILE).is_file():
+            known = ", ".join(v.name for v in self.versions()) or "none"
+            raise RegistryError(f"no version {name} in registry {self.path} (versions: {known})")
+        return ModelVersion(name, folder, read_json(folder / VERSION_FILE))
+
+    def register(
+        self, bundle: str | os.PathLike[str], *, training_data: dict[str, Any],
+        params: dict[str, Any],
+    ) -> ModelVersion:
+        """Copy a bundle in as the next version; the same bundle content returns its version.
+
+        Args:
+            bundle: a bundle folder (or its model.keras).
+            training_data: what the model was trained on (source, images, seed or folder, manifest).
+            params: the run parameters that produced it.
+        """
+        from ocr_core.bundle import BUNDLE_FILE, bundle_dir
+
+        source = bundle_dir(bundle)
+        with self.lock():
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-version-", dir=self.versions_dir))
+            try:
+                _snapshot(source, staging)
+                digest = bundle_digest(staging)
+                for existing in self.versions():
+                    if existing.digest == digest:
+                        logger.info("%s is already registered as %s", source, existing.name)
+                        return existing
+                name = f"v{max((v.number for v in self.versions()), default=0) + 1}"
+                metrics = staging / "metrics.json"
+                write_json(staging / VERSION_FILE, {
+                    "version": name,
+                    "digest": digest,
+                    "registered": _now(),
+                    "source": str(source),
+                    "bundle": read_json(staging / BUNDLE_FILE),
+                    "training_data": training_data,
+                    "params": params,
+                    "metrics": read_json(metrics) if metrics.exists() else {},
+                })
+                os.rename(staging, self.versions_dir / name)
+            finally:
+                remove_path(staging)
+            logger.info("registered %s as %s", source, name)
+            return self.version(name)
+
+    def record_scores(self, version: ModelVersion, key: str, scores: dict[str, Any]) -> None:
+        """Remember a version's scores on an evaluation set (`key` names set and decoding)."""
+        with self.lock():
+            write_json(version.path / SCORES_FILE, version.scores | {key: scores})
+
+    # Champion
+
+    def champion(self) -> ModelVersion | None:
+        """The version `predict` uses, or None before the first promotion."""
+        pointer = self.path / CHAMPION_FILE
+        if not pointer.exists():
+            return None
+        return self.version(read_json(pointer)["version"])
+
+    def set_champion(self, version: ModelVersion, reason: str) -> None:
+        """Point the champion at `version`, atomically (a reader sees the old or the new one)."""
+        with self.lock():
+            write_json(self.path / CHAMPION_FILE, {
+                "version": version.name, "digest": version.digest, "since": _now(),
+                "reason": reason})
+
+    # The evaluation set
+
+    def evaluation_set(self) -> dict[str, Any] | None:
+        """The recorded held-out set: digest, image count and a description of where it is from."""
+        path = self.path / EVALUATION_SET_FILE
+        return read_json(path) if path.exists() else None
+
+    def reserve_evaluation_set(
+        self, digest: str, count: int, description: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record the evaluation set on first use; later runs must bring the same one.
+
+        Raises:
+            ConfigError: the registry already compares models on another set.
+        """
+        with self.lock():
+            recorded = self.evaluation_set()
+            if recorded is None:
+                recorded = {"digest": digest, "count": count, "description": description,
+                            "recorded": _now()}
+                write_json(self.path / EVALUATION_SET_FILE, recorded)
+            elif recorded["digest"] != digest:
+                asked = {"digest": digest, "count": count, "description": description}
+                raise ConfigError(
+                    f"registry {self.path} compares models on {_describe(recorded)}; this run "
+                    f"brings {_describe(asked)}. Use the recorded evaluation set, or another "
+                    "results dir for a new registry."
+                )
+            return recorded
+
+    # Decisions
+
+    def record_decision(self, entry: dict[str, Any]) -> Path:
+        """Append a promotion decision to the log; returns its file."""
+        with self.lock():
+            self.decisions_dir.mkdir(parents=True, exist_ok=True)
+            numbers = [int(p.stem) for p in self.decisions_dir.glob("*.json") if p.stem.isdigit()]
+            path = self.decisions_dir / f"{max(numbers, default=0) + 1:06d}.json"
+            write_json(path, {"decided": _now()} | entry)
+            return path
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every recorded decision, oldest first."""
+        if not self.decisions_dir.is_dir():
+            return []
+        paths = sorted(p for p in self.decisions_dir.glob("*.json") if p.stem.isdigit())
+        return [read_json(p) for p in paths]
+
+
+def _describe(evaluation_set: dict[str, Any]) -> str:
+    details = ", ".join(f"{k} {v}" for k, v in evaluation_set.get("description", {}).items())
+    return f"{evaluation_set['count']} images ({details}; digest {evaluation_set['digest'][:12]})"
+
+
+def _file_ids(folder: Path) -> dict[str, tuple[int, int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.iterdir() if p.is_file()}
+
+
+def _snapshot(source: Path, target: Path, attempts: int = 5) -> None:
+    """Hard-link (or copy) the files of `source` into `target`, all from one version of `source`.
+
+    A concurrent run may replace the bundle folder (same cache key) while it is read; the file
+    identities before and after tell, and the copy is retried.
+    """
+    for _ in range(attempts):
+        try:
+            before = _file_ids(source)
+            for name in before:
+                _link_or_copy(source / name, target / name)
+            if _file_ids(source) == before:
+                return
+        except FileNotFoundError:
+            pass
+        for path in target.iterdir():
+            path.unlink()
+    raise RegistryError(f"bundle {source} kept changing while it was being registered")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not supported
+        shutil.copy2(source, target)

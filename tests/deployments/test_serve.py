@@ -1,0 +1,111 @@
+"""Deployments as served and as declared in prefect.yaml: names, schedules, typed parameters."""
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from prefect import flow
+from prefect.utilities.schema_tools import validate
+
+from flows.serving import DEFAULT_RETRAIN_CRON, build_deployments, serve
+from ocr_core.config import RESULTS_ENV, RetrainParams
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PREFECT_YAML = PROJECT_ROOT / "deployments" / "prefect.yaml"
+
+
+def schema_errors(deployment, parameters: dict) -> list[str]:
+    schema = deployment._parameter_openapi_schema.model_dump()
+    return [error.message for error in validate(parameters, schema)]
+
+
+@pytest.fixture(scope="module")
+def deployments():
+    params = RetrainParams(results_dir=Path("relative-results"), num_samples=40, epochs=1)
+    served = build_deployments(params, cron="0 4 * * 0", timezone="Europe/Berlin")
+    return {deployment.name: deployment for deployment in served}
+
+
+class TestServedDeployments:
+    def test_captcha_and_retrain_are_served(self, deployments):
+        assert {"captcha", "retrain"} <= set(deployments)
+        assert deployments["captcha"].entrypoint.endswith("captcha_ocr.py:captcha_ocr")
+        assert deployments["retrain"].entrypoint.endswith("retrain.py:captcha_retrain")
+
+    def test_only_retrain_is_scheduled(self, deployments):
+        (schedule,) = deployments["retrain"].schedules
+        assert schedule.schedule.cron == "0 4 * * 0"
+        assert schedule.schedule.timezone == "Europe/Berlin"
+        assert not deployments["captcha"].schedules
+
+    def test_given_flags_and_an_absolute_results_root_become_the_defaults(self, deployments):
+        retrain = deployments["retrain"].parameters["params"]
+        assert retrain["results_dir"] == str(Path("relative-results").absolute())
+        assert (retrain["num_samples"], retrain["epochs"]) == (40, 1)
+        assert retrain["reseed_each_run"] is True  # a scheduled run must see new data
+        assert "reseed_each_run" not in deployments["captcha"].parameters["params"]
+
+    def test_the_form_is_the_typed_parameters_and_the_defaults_fit_it(self, deployments):
+        for deployment in deployments.values():
+            assert deployment.enforce_parameter_schema
+            assert schema_errors(deployment, deployment.parameters) == []
+        schema = deployments["retrain"]._parameter_openapi_schema.model_dump()
+        fields = schema["definitions"]["RetrainParams"]["properties"]
+        assert "Sequence accuracy" in fields["promotion_margin"]["description"]
+
+    def test_bad_values_are_rejected_by_the_schema(self, deployments):
+        assert schema_errors(deployments["retrain"], {"params": {"epochs": 0}}) != []
+        assert schema_errors(deployments["retrain"], {"params": {"source": "ftp"}}) != []
+        assert schema_errors(deployments["retrain"], {"params": {"epochs": 3}}) == []
+
+    def test_the_mnist_flow_is_served_once_merged(self, monkeypatch):
+        @flow(name="mnist")
+        def mnist() -> None:
+            """Stand-in for flows.mnist:mnist."""
+
+        module = types.ModuleType("flows.mnist")
+        module.mnist = mnist
+        module.__spec__ = types.SimpleNamespace(name="flows.mnist")
+        monkeypatch.setitem(sys.modules, "flows.mnist", module)
+        names = [d.name for d in build_deployments(RetrainParams(), cron=None)]
+        assert names == ["captcha", "retrain", "mnist"]
+
+
+class TestServeCommand:
+    def test_a_bad_cron_is_refused_before_anything_starts(self):
+        result = CliRunner().invoke(serve, ["--cron", "every monday"])
+        assert result.exit_code == 2 and "Invalid cron string" in result.output
+
+    def test_it_needs_a_server(self, tmp_path, monkeypatch):
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        monkeypatch.delenv(RESULTS_ENV, raising=False)
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            result = CliRunner().invoke(serve, ["--results-dir", str(tmp_path)])
+        assert result.exit_code == 2 and "prefect server start" in result.output
+
+
+@pytest.fixture(scope="module")
+def declared():
+    return {d["name"]: d for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]}
+
+
+class TestPrefectYaml:
+    def test_entrypoints_resolve_to_the_flows(self, declared):
+        from prefect.flows import load_flow_from_entrypoint
+
+        names = {}
+        for name, deployment in declared.items():
+            path, function = deployment["entrypoint"].split(":")
+            names[name] = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{function}").name
+        assert names == {"captcha": "captcha-ocr", "retrain": "captcha-retrain"}
+
+    def test_parameters_fit_the_flows_and_retrain_is_weekly(self, declared, deployments):
+        for name, deployment in declared.items():
+            assert deployment["work_pool"]["name"] == "ocr-pipeline"
+            assert schema_errors(deployments[name], deployment["parameters"]) == []
+        (schedule,) = declared["retrain"]["schedules"]
+        assert schedule["cron"] == DEFAULT_RETRAIN_CRON

@@ -1,0 +1,122 @@
+"""`ocr-pipeline models list|show|promote` and `predict` with the champion, through click's runner."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from flows.cli import main
+from ocr_core.registry import Registry
+from ocr_core.synthetic import CAPTCHA_ALPHABET
+
+
+def two_reader(folder: Path) -> Path:
+    """A real bundle that reads every captcha as "2" (its logits always favour class 1)."""
+    import keras
+
+    from ocr_core.bundle import save_bundle
+
+    classes = len(CAPTCHA_ALPHABET) + 1
+    inputs = keras.Input((16, 8, 1))
+    dense = keras.layers.Dense(classes)
+    model = keras.Model(inputs, dense(keras.layers.Reshape((16, 8))(inputs)))
+    bias = np.zeros(classes, dtype="float32")
+    bias[1] = 10.0
+    dense.set_weights([np.zeros((8, classes), dtype="float32"), bias])
+    return save_bundle(folder, model, vocabulary=CAPTCHA_ALPHABET, recipe="crnn", height=8,
+                       width=16, training_manifest_sha256="0" * 64, params={"seed": 3},
+                       history={}, metrics={"test": {"sequence_accuracy": 0.25,
+                                                     "character_error_rate": 0.5, "count": 4}})
+
+
+@pytest.fixture
+def registry(tmp_path) -> Registry:
+    """A registry with v1 (champion, scored) and v2."""
+    registry = Registry.of(tmp_path / "results")
+    for name, seed in (("a", 3), ("b", 4)):
+        bundle = two_reader(tmp_path / name)
+        (bundle / "history.json").write_text(json.dumps({"seed": seed}))  # distinct content
+        registry.register(bundle, training_data={"source": "synthetic", "images": 40,
+                                                 "seed": seed, "manifest_digest": "f" * 64},
+                          params={"seed": seed, "num_samples": 40})
+    registry.reserve_evaluation_set("e" * 64, 20, {"generated with seed": 2024})
+    registry.record_scores(registry.version("v1"), "key", {
+        "sequence_accuracy": 0.5, "character_error_rate": 0.125, "count": 20,
+        "evaluation_set": "e" * 64, "decoder": "greedy", "beam_width": 16})
+    registry.set_champion(registry.version("v1"), "first model")
+    registry.record_decision({"promoted": True, "reason": "first model", "challenger": "v1",
+                              "champion_before": None, "champion_after": "v1"})
+    return registry
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def results_of(registry: Registry) -> str:
+    return str(registry.path.parent)
+
+
+class TestModelsList:
+    def test_marks_the_champion_and_shows_data_and_scores(self, registry):
+        result = run("models", "list", "--results-dir", results_of(registry))
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert lines[1].startswith("*") and "v1" in lines[1] and "0.5000" in lines[1]
+        assert "synthetic, 40 captchas, seed 3" in lines[1]
+        assert "v2" in lines[2] and not lines[2].startswith("*")
+
+    def test_json(self, registry):
+        result = run("models", "list", "--results-dir", results_of(registry), "--json")
+        rows = json.loads(result.output)
+        assert [(r["version"], r["champion"]) for r in rows] == [("v1", True), ("v2", False)]
+        assert rows[0]["evaluation"]["character_error_rate"] == 0.125
+
+    def test_an_empty_registry_says_how_to_fill_it(self, tmp_path):
+        result = run("models", "list", "--results-dir", str(tmp_path))
+        assert result.exit_code == 0 and "ocr-pipeline retrain" in result.output
+
+
+class TestModelsShow:
+    def test_shows_the_champion_by_default(self, registry):
+        result = run("models", "show", "--results-dir", results_of(registry))
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("v1  (champion)")
+        assert "trained on:       synthetic, 40 captchas, seed 3" in result.output
+        assert "vocabulary '2345678bcdefgmnpwxy'" in result.output
+        assert "test split:       sequence accuracy 0.2500" in result.output
+        assert "promoted: first model" in result.output
+
+    def test_unknown_version_is_a_one_line_error(self, registry):
+        result = run("models", "show", "--results-dir", results_of(registry), "v7")
+        assert result.exit_code == 5
+        assert result.output.strip() == (f"Error: no version v7 in registry {registry.path} "
+                                         "(versions: v1, v2)")
+
+
+class TestModelsPromote:
+    def test_rollback_by_hand_is_logged(self, registry):
+        result = run("models", "promote", "--results-dir", results_of(registry), "2",
+                     "--reason", "roll back")
+        assert result.exit_code == 0 and "champion: v2 (was v1)" in result.output
+        assert registry.champion().name == "v2"
+        assert registry.decisions()[-1] | {"decided": None} == {
+            "decided": None, "promoted": True, "reason": "roll back", "challenger": "v2",
+            "manual": True, "champion_before": "v1", "champion_after": "v2"}
+
+
+class TestPredictWithTheChampion:
+    def test_uses_the_champion_without_model(self, registry, captcha_dir):
+        result = CliRunner().invoke(main, ["predict", "--results-dir", results_of(registry),
+                                           "--format", "json", str(captcha_dir)])
+        assert result.exit_code == 0, result.output
+        assert f"using the champion v1 ({registry.path / 'versions' / 'v1'})" in result.stderr
+        predictions = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(predictions) == 40 and {p["text"] for p in predictions} == {"2"}
+
+    def test_no_champion_is_a_clear_error(self, tmp_path, captcha_dir):
+        result = run("predict", "--results-dir", str(tmp_path), str(captcha_dir))
+        assert result.exit_code == 5
+        assert "no --model given and no champion" in result.output

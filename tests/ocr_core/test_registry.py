@@ -1,0 +1,266 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ocr_core import files
+from ocr_core.errors import ConfigError, ModelError, RegistryError
+from ocr_core.registry import Registry, Scores, bundle_digest, decide, version_number
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_bundle(folder: Path, content: str) -> Path:
+    """A bundle folder as the registry sees it; the model file is placeholder bytes."""
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(f"model {content}".encode())
+    files.write_json(folder / "bundle.json", {
+        "format": 1, "vocabulary": "abc", "blank_index": 0, "recipe": "crnn",
+        "input": {"height": 32, "width": 128, "channels": 1, "layout": "width-major"},
+        "training_manifest_sha256": "d" * 64, "package_version": "0.1.0", "code_version": "c" * 16,
+    })
+    files.write_json(folder / "metrics.json", {"test": {"sequence_accuracy": 0.5}})
+    files.write_json(folder / "params.json", {"seed": 1})
+    return folder
+
+
+def register(registry: Registry, bundle: Path, seed: int = 1):
+    return registry.register(bundle, training_data={"source": "synthetic", "images": 40,
+                                                    "seed": seed},
+                             params={"seed": seed})
+
+
+class TestDecide:
+    def test_first_model_is_promoted(self):
+        decision = decide(Scores(0.0, 1.0, 20), None, margin=0.01)
+        assert decision.promote
+        assert "no champion" in decision.reason
+
+    def test_gain_of_at_least_the_margin_promotes(self):
+        assert decide(Scores(0.80, 0.2, 100), Scores(0.78, 0.1, 100), margin=0.02).promote
+        assert decide(Scores(0.90, 0.2, 100), Scores(0.78, 0.1, 100), margin=0.02).promote
+
+    def test_gain_below_the_margin_keeps_the_champion(self):
+        decision = decide(Scores(0.79, 0.05, 100), Scores(0.78, 0.1, 100), margin=0.02)
+        assert not decision.promote
+        assert "below the margin" in decision.reason
+
+    def test_worse_challenger_is_kept_out_even_with_a_lower_cer(self):
+        decision = decide(Scores(0.70, 0.01, 100), Scores(0.78, 0.1, 100), margin=0.0)
+        assert not decision.promote
+        assert decision.reason.startswith("worse")
+
+    def test_zero_margin_promotes_any_gain(self):
+        assert decide(Scores(0.79, 0.3, 100), Scores(0.78, 0.1, 100), margin=0.0).promote
+
+    def test_tie_goes_to_the_lower_character_error_rate(self):
+        assert decide(Scores(0.78, 0.09, 100), Scores(0.78, 0.10, 100), margin=0.05).promote
+
+    def test_tie_on_both_metrics_keeps_the_champion(self):
+        assert not decide(Scores(0.78, 0.10, 100), Scores(0.78, 0.10, 100), margin=0.0).promote
+        assert not decide(Scores(0.78, 0.12, 100), Scores(0.78, 0.10, 100), margin=0.0).promote
+
+    def test_float_noise_is_a_tie(self):
+        # 0.1 + 0.2 != 0.3 in floating point; the same count of right answers must tie.
+        assert not decide(Scores(0.1 + 0.2, 0.5, 10), Scores(0.3, 0.5, 10), margin=0.0).promote
+
+    def test_failed_challenger_never_promotes(self):
+        assert not decide(None, Scores(0.5, 0.1, 10), margin=0.0).promote
+        assert not decide(None, None, margin=0.0).promote
+
+    def test_scores_on_different_sets_are_refused(self):
+        with pytest.raises(ValueError, match="different sets"):
+            decide(Scores(0.5, 0.1, 10), Scores(0.5, 0.1, 20), margin=0.0)
+
+    def test_margin_outside_zero_one_is_refused(self):
+        with pytest.raises(ValueError, match="margin"):
+            decide(Scores(0.5, 0.1, 10), None, margin=-0.1)
+
+
+class TestRegister:
+    def test_versions_are_numbered_copies_of_the_bundles(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        first = register(registry, make_bundle(tmp_path / "a", "a"), seed=1)
+        second = register(registry, make_bundle(tmp_path / "b", "b"), seed=2)
+        assert [first.name, second.name] == ["v1", "v2"]
+        assert (second.path / "model.keras").read_bytes() == b"model b"
+        assert second.info["training_data"]["seed"] == 2
+        assert second.info["bundle"]["recipe"] == "crnn"
+        assert second.info["metrics"]["test"]["sequence_accuracy"] == 0.5
+        assert second.digest == bundle_digest(tmp_path / "b")
+
+    def test_the_registry_keeps_its_copy_when_the_cache_is_deleted(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        bundle = make_bundle(tmp_path / "a", "a")
+        version = register(registry, bundle)
+        files.remove_path(bundle)
+        assert (version.path / "model.keras").read_bytes() == b"model a"
+
+    def test_the_same_bundle_is_registered_once(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        bundle = make_bundle(tmp_path / "a", "a")
+        assert register(registry, bundle).name == register(registry, bundle / "model.keras").name
+        assert [v.name for v in registry.versions()] == ["v1"]
+
+    def test_a_folder_without_a_bundle_is_refused(self, tmp_path):
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(ModelError, match="not a model bundle"):
+            register(Registry(tmp_path / "registry"), tmp_path / "empty")
+
+    def test_versions_list_in_number_order_and_ignore_stray_folders(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        for index in range(11):
+            register(registry, make_bundle(tmp_path / f"b{index}", str(index)))
+        (registry.versions_dir / ".tmp-version-x").mkdir()
+        (registry.versions_dir / "notes").mkdir()
+        assert [v.number for v in registry.versions()] == list(range(1, 12))
+
+    def test_lookup_by_name_number_or_champion(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        register(registry, make_bundle(tmp_path / "a", "a"))
+        assert registry.version("v1").name == registry.version("1").name == "v1"
+        with pytest.raises(RegistryError, match=r"no version v2 .*versions: v1"):
+            registry.version("v2")
+        with pytest.raises(RegistryError, match="not a model version"):
+            registry.version("latest")
+        with pytest.raises(RegistryError, match="no champion"):
+            registry.version("champion")
+
+    def test_version_numbers(self):
+        assert version_number("v12") == version_number("12") == version_number(12) == 12
+        with pytest.raises(RegistryError):
+            version_number("v0")
+
+    @pytest.mark.slow
+    def test_a_registered_version_is_a_loadable_bundle(self, tmp_path):
+        import keras
+
+        from ocr_core.bundle import load_bundle, save_bundle
+
+        inputs = keras.Input((16, 8, 1))
+        outputs = keras.layers.Dense(4)(keras.layers.Reshape((16, 8))(inputs))
+        bundle = save_bundle(tmp_path / "bundle", keras.Model(inputs, outputs), vocabulary="abc",
+                             recipe="crnn", height=8, width=16, training_manifest_sha256="0" * 64,
+                             params={}, history={})
+        version = register(Registry(tmp_path / "registry"), bundle)
+        loaded = load_bundle(version.path)
+        assert loaded.vocabulary.characters == "abc"
+        assert loaded.model.output_shape == (None, 16, 4)
+
+
+class TestChampion:
+    def test_no_champion_before_the_first_promotion(self, tmp_path):
+        assert Registry(tmp_path / "registry").champion() is None
+
+    def test_pointer_names_the_promoted_version(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        version = register(registry, make_bundle(tmp_path / "a", "a"))
+        registry.set_champion(version, "first model")
+        assert registry.champion().name == "v1"
+        pointer = json.loads((registry.path / "champion.json").read_text())
+        assert pointer["version"] == "v1" and pointer["reason"] == "first model"
+
+    def test_a_failed_pointer_update_leaves_the_old_champion(self, tmp_path, monkeypatch):
+        registry = Registry(tmp_path / "registry")
+        first = register(registry, make_bundle(tmp_path / "a", "a"))
+        second = register(registry, make_bundle(tmp_path / "b", "b"))
+        registry.set_champion(first, "first model")
+
+        def crash(*args, **kwargs):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(files.os, "replace", crash)
+        with pytest.raises(OSError, match="disk full"):
+            registry.set_champion(second, "better")
+        monkeypatch.undo()
+        assert registry.champion().name == "v1"
+        assert sorted(p.name for p in registry.path.iterdir() if p.is_file()) == [
+            ".lock", "champion.json"]
+
+
+class TestEvaluationSet:
+    def test_first_run_records_the_set_and_later_runs_must_match(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        recorded = registry.reserve_evaluation_set("a" * 64, 500, {"generated with seed": 2024})
+        assert registry.evaluation_set() == recorded
+        assert registry.reserve_evaluation_set("a" * 64, 500, {"generated with seed": 2024}) == recorded
+        with pytest.raises(ConfigError, match=r"500 images \(generated with seed 2024.*200 images"):
+            registry.reserve_evaluation_set("b" * 64, 200, {"generated with seed": 7})
+        assert registry.evaluation_set()["digest"] == "a" * 64
+
+
+class TestDecisions:
+    def test_decisions_are_logged_in_order(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        for index in range(3):
+            registry.record_decision({"promoted": index == 0, "reason": f"r{index}"})
+        assert [d["reason"] for d in registry.decisions()] == ["r0", "r1", "r2"]
+        assert all("decided" in d for d in registry.decisions())
+
+
+class TestLock:
+    def test_a_second_holder_times_out_with_a_clear_error(self, tmp_path):
+        holder = Registry(tmp_path / "registry")
+        waiter = Registry(tmp_path / "registry", lock_timeout=0.2)
+        with holder.lock(), pytest.raises(RegistryError, match="stayed locked"):
+            with waiter.lock():
+                pass
+        with waiter.lock():  # free again
+            pass
+
+    def test_the_lock_is_reentrant_for_its_holder(self, tmp_path):
+        registry = Registry(tmp_path / "registry", lock_timeout=0.5)
+        version = register(registry, make_bundle(tmp_path / "a", "a"))
+        with registry.lock(), registry.lock():
+            registry.set_champion(version, "nested")
+        assert registry.champion().name == "v1"
+
+    def test_two_processes_register_and_promote_without_losing_updates(self, tmp_path):
+        per_process = 6
+        for writer in ("a", "b"):
+            for index in range(per_process):
+                make_bundle(tmp_path / "bundles" / f"{writer}{index}", f"{writer}{index}")
+        script = textwrap.dedent("""
+            import sys, time
+            from pathlib import Path
+            from ocr_core.registry import Registry
+
+            root, writer, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+            while not (root / "go").exists():
+                time.sleep(0.01)
+            registry = Registry(root / "registry")
+            for index in range(count):
+                version = registry.register(root / "bundles" / f"{writer}{index}",
+                                            training_data={"writer": writer}, params={})
+                with registry.lock():
+                    before = registry.champion()
+                    registry.set_champion(version, writer)
+                    registry.record_decision({"challenger": version.name,
+                                              "champion_before": before and before.name})
+        """)
+        processes = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), writer,
+                                       str(per_process)], cwd=PROJECT_ROOT,
+                                      stderr=subprocess.PIPE, text=True)
+                     for writer in ("a", "b")]
+        (tmp_path / "go").touch()
+        for process in processes:
+            _, errors = process.communicate(timeout=120)
+            assert process.returncode == 0, errors
+
+        registry = Registry(tmp_path / "registry")
+        versions = registry.versions()
+        assert [v.number for v in versions] == list(range(1, 2 * per_process + 1))
+        expected = {bundle_digest(p) for p in (tmp_path / "bundles").iterdir()}
+        assert {v.digest for v in versions} == expected
+        decisions = registry.decisions()
+        assert len(decisions) == 2 * per_process
+        # Each decision saw the champion the previous one set: no update was lost.
+        for previous, current in zip(decisions, decisions[1:], strict=False):
+            assert current["champion_before"] == previous["challenger"]
+        assert registry.champion().name == decisions[-1]["challenger"]
+        leftovers = [p for p in registry.path.rglob(".tmp-*")]
+        assert leftovers == [] and os.listdir(registry.path / "decisions")

@@ -1,0 +1,178 @@
+"""Registry tasks with real bundles whose output is fixed by construction.
+
+A "blank" model reads every captcha as "" (character error rate 1); a "2" model reads every
+captcha as "2", so its error rate is below 1 whenever a label holds a 2. Both read no label
+right, so their duel is the accuracy tie that the character error rate breaks.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prefect.logging import disable_run_logger
+
+from ocr_core.dataset import index_images, list_pngs, write_manifest
+from ocr_core.errors import ConfigError
+from ocr_core.registry import Registry
+from ocr_core.synthetic import CAPTCHA_ALPHABET, generate_captchas
+from tasks.records import Manifest, ModelBundle, PromotionDecision
+from tasks.registry import (
+    challenge_champion,
+    decision_markdown,
+    record_failed_challenger,
+    register_model,
+    reserve_evaluation_set,
+)
+
+
+def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
+    """A bundle whose logits always favour one class (0 = blank) at every time step."""
+    import keras
+
+    from ocr_core.bundle import save_bundle
+
+    num_classes = len(CAPTCHA_ALPHABET) + 1
+    inputs = keras.Input((16, 8, 1))  # (batch, width, height, 1)
+    dense = keras.layers.Dense(num_classes)
+    model = keras.Model(inputs, dense(keras.layers.Reshape((16, 8))(inputs)))
+    bias = np.zeros(num_classes, dtype="float32")
+    bias[favourite_class] = 10.0
+    dense.set_weights([np.zeros((8, num_classes), dtype="float32"), bias])
+    save_bundle(folder, model, vocabulary=CAPTCHA_ALPHABET, recipe="crnn", height=8, width=16,
+                training_manifest_sha256="0" * 64, params={"favourite": favourite_class},
+                history={})
+    return ModelBundle(str(folder), digest=f"constant-{favourite_class}", recipe="crnn")
+
+
+def manifest_of(folder: Path, path: Path) -> Manifest:
+    records = index_images(list_pngs(folder))
+    digest = write_manifest(path, records)
+    labels = "".join(r.label for r in records)
+    return Manifest(str(path), digest=digest, count=len(records),
+                    vocabulary="".join(sorted(set(labels))))
+
+
+@pytest.fixture
+def evaluation_set(captcha_dir, tmp_path) -> Manifest:
+    return manifest_of(captcha_dir, tmp_path / "evaluation.json")
+
+
+@pytest.fixture
+def bundles(tmp_path) -> dict[str, ModelBundle]:
+    return {"blank": constant_bundle(tmp_path / "models" / "blank", 0),
+            "two": constant_bundle(tmp_path / "models" / "two", 1)}
+
+
+def register(bundle: ModelBundle, results_dir: Path):
+    with disable_run_logger():
+        return register_model.fn(bundle, {"source": "synthetic", "images": 40, "seed": 1},
+                                 {"seed": 1}, results_dir)
+
+
+def challenge(challenger, evaluation_set: Manifest, results_dir: Path,
+              margin: float = 0.0) -> PromotionDecision:
+    with disable_run_logger():
+        return challenge_champion.fn(challenger, evaluation_set, margin, "greedy", 16, results_dir)
+
+
+class TestChallengeChampion:
+    def test_first_challenger_becomes_champion(self, bundles, evaluation_set, tmp_path):
+        decision = challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        assert decision.promoted and decision.champion_after == "v1"
+        assert decision.champion_scores is None
+        assert decision.challenger_scores == {"sequence_accuracy": 0.0,
+                                              "character_error_rate": 1.0, "count": 40}
+        assert Registry.of(tmp_path).champion().name == "v1"
+
+    def test_lower_error_rate_wins_the_accuracy_tie(self, bundles, evaluation_set, tmp_path):
+        challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        decision = challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        assert decision.promoted, decision.reason
+        assert (decision.champion_before, decision.champion_after) == ("v1", "v2")
+        assert decision.challenger_scores["character_error_rate"] < 1.0
+        assert Registry.of(tmp_path).champion().name == "v2"
+
+    def test_worse_challenger_never_replaces_the_champion(self, bundles, evaluation_set,
+                                                          tmp_path):
+        challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        decision = challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        assert not decision.promoted
+        assert Registry.of(tmp_path).champion().name == "v1"
+        logged = Registry.of(tmp_path).decisions()[-1]
+        assert logged["challenger"] == "v2" and logged["champion_after"] == "v1"
+        assert logged["challenger_scores"] == decision.challenger_scores
+
+    def test_the_champion_as_its_own_challenger_is_kept(self, bundles, evaluation_set, tmp_path):
+        challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        decision = challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        assert not decision.promoted
+        assert "the challenger is the champion v1" in decision.reason
+        assert [v.name for v in Registry.of(tmp_path).versions()] == ["v1"]
+
+    def test_a_champion_is_scored_once_per_evaluation_set(self, bundles, evaluation_set,
+                                                          tmp_path, monkeypatch):
+        from ocr_core import inference
+
+        challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        scored = []
+        original = inference.predict_files
+
+        def spy(bundle, paths, **kwargs):
+            scored.append(bundle.path.name)
+            return original(bundle, paths, **kwargs)
+
+        monkeypatch.setattr(inference, "predict_files", spy)
+        challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        assert scored == ["v2"]  # the champion's scores came from the registry
+
+
+class TestFailedChallenger:
+    def test_a_failed_run_is_logged_and_the_champion_stays(self, bundles, evaluation_set,
+                                                          tmp_path):
+        challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        with disable_run_logger():
+            decision = record_failed_challenger.fn("DataError: no .png files in /data", 0.01,
+                                                   tmp_path)
+        assert not decision.promoted
+        assert decision.champion_after == "v1"
+        assert "DataError: no .png files" in decision.reason
+        assert Registry.of(tmp_path).champion().name == "v1"
+        assert Registry.of(tmp_path).decisions()[-1]["reason"] == decision.reason
+
+
+class TestReserveEvaluationSet:
+    def test_training_images_in_the_evaluation_set_are_refused(self, captcha_dir, tmp_path,
+                                                               evaluation_set):
+        with disable_run_logger(), pytest.raises(ConfigError, match="40 of the 40 evaluation"):
+            reserve_evaluation_set.fn(evaluation_set, evaluation_set, {}, tmp_path)
+        assert Registry.of(tmp_path).evaluation_set() is None
+
+    def test_the_registry_keeps_comparing_on_its_first_set(self, tmp_path, evaluation_set):
+        generate_captchas(tmp_path / "train", 10, seed=8)
+        generate_captchas(tmp_path / "other", 10, seed=9)
+        training = manifest_of(tmp_path / "train", tmp_path / "train.json")
+        other = manifest_of(tmp_path / "other", tmp_path / "other.json")
+        with disable_run_logger():
+            assert reserve_evaluation_set.fn(evaluation_set, training, {"seed": 7}, tmp_path) \
+                == evaluation_set
+            with pytest.raises(ConfigError, match="compares models on 40 images"):
+                reserve_evaluation_set.fn(other, training, {"seed": 9}, tmp_path)
+
+
+class TestDecisionMarkdown:
+    def test_shows_both_rows_the_outcome_and_the_reason(self):
+        decision = PromotionDecision(
+            "/r/decisions/000002.json", digest="x", promoted=False, reason="worse: 0.5 vs 0.7",
+            challenger="v2", champion_before="v1", champion_after="v1", margin=0.01,
+            challenger_scores={"sequence_accuracy": 0.5, "character_error_rate": 0.2,
+                               "count": 20},
+            champion_scores={"sequence_accuracy": 0.7, "character_error_rate": 0.1, "count": 20},
+            evaluation_set={"digest": "a" * 64, "count": 20,
+                            "description": {"generated with seed": 2024}},
+            registry="/r")
+        text = decision_markdown(decision)
+        assert "v1 stays champion" in text
+        assert "| challenger | v2 | 0.5000 | 0.2000 | 20 |" in text
+        assert "| champion | v1 | 0.7000 | 0.1000 | 20 |" in text
+        assert "**Why:** worse: 0.5 vs 0.7" in text
+        assert "generated with seed 2024" in text
