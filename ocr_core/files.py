@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,12 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp/mkdtemp: those create 0600/0700, and results must be readable as the umask allows.
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:12]}"
     if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+        tmp.mkdir()
     else:
-        fd, name = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
-        os.close(fd)
-        tmp = Path(name)
+        tmp.touch(exist_ok=False)
     try:
         yield tmp
         if is_dir:

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,3 +51,16 @@ class TestAtomicFolder:
         contents = {(folder / part).read_text() for part in ("a", "b", "c")}
         assert len(contents) == 1  # all three files from one writer's round
         assert [p.name for p in folder.parent.iterdir()] == ["key"]  # nothing left aside
+
+
+def test_atomic_outputs_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "file.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_path(tmp_path / "folder", is_dir=True) as tmp:
+            (tmp / "inner").write_text("y")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "file.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
