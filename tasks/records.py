@@ -105,3 +105,12 @@ class Picture(Output):
     """A PNG plot."""
 
     title: str = ""
+
+
+@dataclass(frozen=True)
+class DownloadedFile(Output):
+    """A downloaded file; `digest` is its sha256, `attempts` what it took (0: already there)."""
+
+    url: str = ""
+    size: int = 0
+    attempts: int = 0
