@@ -1,6 +1,7 @@
 """download_archive and extract_archive: task logic via .fn, caching through real flow runs."""
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from prefect.logging import disable_run_logger
 from ocr_core.errors import DownloadError
 from tasks.captcha import fingerprint_folder
 from tasks.download import download_archive, download_folder, extract_archive
+from tasks.validation import validate_images
 from tests.fault_server import Reply
 
 ZIP_PATH = "/captcha_images_v2.zip"
@@ -81,3 +83,14 @@ class TestDownloadCache:
         second = fetch(url, None, results_dir, attempts=3)
         assert second.attempts == 1 and Path(second.path).read_bytes() == captcha_zip
         assert len(file_server.hits(ZIP_PATH)) == 2
+
+
+def test_real_captchas_served_as_a_zip(file_server, results_dir, real_captcha_dir, tmp_path):
+    """The shared copy of captcha_images_v2, zipped like the published file, passes every step."""
+    archive = Path(shutil.make_archive(str(tmp_path / "captcha_images_v2"), "zip",
+                                       real_captcha_dir.parent, real_captcha_dir.name))
+    url = file_server.script(ZIP_PATH, Reply(body=archive.read_bytes()))
+    images = extract_archive.fn(download_archive.fn(url, None, results_dir), results_dir)
+    manifest = validate_images.fn(images, results_dir)
+    assert manifest.count == images.count == len(list(real_captcha_dir.glob("*.png")))
+    assert manifest.vocabulary == "2345678bcdefgmnpwxy"
