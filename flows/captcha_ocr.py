@@ -12,12 +12,13 @@ from tasks.captcha import (
     build_datasets,
     fingerprint_folder,
     generate_captchas,
-    index_images,
     split_dataset,
 )
+from tasks.download import download_archive, extract_archive
 from tasks.records import ImageFolder
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
 from tasks.training import evaluate_model, train_model
+from tasks.validation import validate_images
 
 
 class CaptchaRunSummary(BaseModel):
@@ -35,7 +36,10 @@ def acquire_images(params: CaptchaParams) -> ImageFolder:
         return generate_captchas(params.sample_count, params.seed, params.results_dir)
     if params.source == "dir":
         return fingerprint_folder(params.data_dir)
-    raise NotImplementedError("the url source arrives with the download tasks")
+    archive = download_archive(params.url, params.sha256, params.results_dir,
+                               params.download_timeout, params.download_attempts,
+                               params.download_backoff)
+    return extract_archive(archive, params.results_dir)
 
 
 @flow(name="captcha-ocr")
@@ -44,7 +48,8 @@ def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
     params = params or CaptchaParams()
     root = params.results_dir
     images = acquire_images(params)
-    manifest = index_images(images, root)
+    manifest = validate_images(images, root, params.validation_policy, params.label_pattern,
+                               params.image_width_height)
     split = split_dataset(manifest, params.seed, params.validation_fraction,
                           params.test_fraction, root)
     datasets = build_datasets(split, params.recipe, root)

@@ -14,7 +14,7 @@ from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
 from ocr_core.config import CaptchaParams
-from ocr_core.errors import OcrPipelineError, RegistryError
+from ocr_core.errors import DataError, OcrPipelineError, RegistryError
 from ocr_core.layout import ResultsLayout
 
 
@@ -33,9 +33,20 @@ def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
         os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
     logging.getLogger("ocr_core").setLevel(logging.INFO)
     # Prefect must set up logging before TensorFlow loads absl, which claims the root logger.
-    import prefect  # noqa: F401
+    import prefect.main  # noqa: F401  (importing it runs Prefect's logging set-up)
 
+    for handler in logging.getLogger().handlers:  # Prefect's console handler
+        handler.addFilter(hide_expected_tracebacks)
     import_tensorflow_quietly()
+
+
+def hide_expected_tracebacks(record: logging.LogRecord) -> bool:
+    """Drop the traceback of the project's own errors from console logs: the CLI prints them in
+    one line, and their text names the problem (Prefect logs every failed task with its stack)."""
+    if record.exc_info and isinstance(record.exc_info[1], OcrPipelineError):
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 def import_tensorflow_quietly() -> None:
@@ -80,6 +91,8 @@ def main() -> None:
 @click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
 def captcha(params: CaptchaParams, refresh: bool) -> None:
     """Train and evaluate a captcha reader (the captcha-ocr flow)."""
+    if params.data_dir is not None and not params.data_dir.is_dir():
+        raise DataError(f"--data-dir is not a folder: {params.data_dir}")
     prepare_environment(params.results_dir, refresh)
     from flows.captcha_ocr import captcha_ocr
 

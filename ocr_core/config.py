@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ocr_core.download import check_url
+from ocr_core.errors import ConfigError
+from ocr_core.validation import DEFAULT_LABEL_PATTERN
 
 RESULTS_ENV = "OCR_PIPELINE_RESULTS"
 DEFAULT_RESULTS_DIR = "ocr-results"
@@ -64,6 +69,30 @@ class CaptchaParams(RunParams):
     data_dir: Path | None = Field(
         None, description="Folder of <label>.png captchas; required for the dir source."
     )
+    download_timeout: float = Field(
+        60.0, gt=0, le=3600,
+        description="Seconds to wait for the server to accept the connection or send more data.",
+    )
+    download_attempts: int = Field(
+        5, ge=1, le=50,
+        description="Download attempts in all (connection errors, timeouts, HTTP 5xx/429 retry).",
+    )
+    download_backoff: float = Field(
+        1.0, ge=0, le=600,
+        description="First retry delay in seconds; doubles each attempt, with jitter.",
+    )
+    validation_policy: Literal["fail", "skip"] = Field(
+        "fail",
+        description="What a bad image (unreadable, wrong size or mode, bad label, duplicate) "
+        "does: fail stops the run listing the files; skip leaves them out.",
+    )
+    label_pattern: str = Field(
+        DEFAULT_LABEL_PATTERN, description="Regular expression every label must match."
+    )
+    image_size: str = Field(
+        "200x50", pattern=r"^[1-9][0-9]*x[1-9][0-9]*$",
+        description="Expected WIDTHxHEIGHT of every image, in pixels.",
+    )
     seed: int = Field(42, ge=0, description="Drives generation, the split and weight init.")
     validation_fraction: float = Field(
         0.1, gt=0, lt=0.5, description="Share of the images held out for early stopping."
@@ -113,6 +142,23 @@ class CaptchaParams(RunParams):
             )
         return self
 
+    @field_validator("url")
+    @classmethod
+    def _allowed_url(cls, value: str) -> str:
+        try:
+            return check_url(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _regular_expression(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path | None) -> Path | None:
@@ -122,6 +168,12 @@ class CaptchaParams(RunParams):
     def use_augmentation(self) -> bool:
         """`augment`, or the source's default."""
         return self.augment if self.augment is not None else self.source != "synthetic"
+
+    @property
+    def image_width_height(self) -> tuple[int, int]:
+        """`image_size` as (width, height)."""
+        width, height = self.image_size.split("x")
+        return int(width), int(height)
 
     @property
     def sample_count(self) -> int:

@@ -128,3 +128,12 @@ class PromotionDecision(Output):
     champion_scores: dict[str, Any] | None = None
     evaluation_set: dict[str, Any] | None = None
     registry: str = ""
+
+
+@dataclass(frozen=True)
+class DownloadedFile(Output):
+    """A downloaded file; `digest` is its sha256, `attempts` what it took (0: already there)."""
+
+    url: str = ""
+    size: int = 0
+    attempts: int = 0

@@ -59,3 +59,30 @@ def real_captcha_dir() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real captcha dataset not found at {folder}")
     return folder
+
+
+@pytest.fixture
+def file_server():
+    """A scriptable HTTP server on 127.0.0.1 (see tests/fault_server.py)."""
+    from tests.fault_server import FaultServer
+
+    with FaultServer() as server:
+        yield server
+
+
+def _zip_folder(folder: Path, top: str = "captcha_images_v2") -> bytes:
+    """The PNGs of `folder` as a zip under `top/`, the layout of the published captcha zip."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(folder.glob("*.png")):
+            bundle.write(path, f"{top}/{path.name}")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def captcha_zip(captcha_dir: Path) -> bytes:
+    """The 40 generated captchas as a zip shaped like captcha_images_v2.zip."""
+    return _zip_folder(captcha_dir)

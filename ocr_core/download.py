@@ -1,0 +1,300 @@
+"""Download a file over http(s) or copy it from a file:// URL, all-or-nothing and checksummed.
+
+The body streams into a temporary sibling of the target and is renamed into place only when it is
+complete and, when a sha256 is given, verified: a failed or killed download never leaves a file
+under the target's name. Connection errors, timeouts, truncated bodies and HTTP 5xx/429 are retried
+with exponential backoff and jitter (a server's Retry-After wins); other 4xx and checksum mismatches
+fail at once. This is the only retry layer: callers must not retry on top of it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import random
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+from ocr_core.errors import ConfigError, DownloadError
+from ocr_core.files import atomic_path, sha256_file
+from ocr_core.version import __version__
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_SCHEMES = ("http", "https", "file")
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+_CHUNK = 1 << 16
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (bytes received, total bytes or None) while a download runs."""
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """How hard to try: timeouts in seconds, attempts in total, backoff base and cap in seconds."""
+
+    attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    backoff: float = 1.0
+    max_delay: float = 60.0
+    progress_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError(f"download attempts must be at least 1, got {self.attempts}")
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"download {name} must be positive, got {getattr(self, name)}")
+        if self.backoff < 0 or self.max_delay < 0:
+            raise ConfigError(f"download backoff and max_delay must not be negative, got "
+                              f"{self.backoff} and {self.max_delay}")
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """A completed download: where it is, its sha256 and size, and the attempts it took (0: cached)."""
+
+    path: Path
+    sha256: str
+    size: int
+    attempts: int
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def check_url(url: str) -> str:
+    """Return `url` if it is an http, https or file URL with somewhere to go.
+
+    Raises:
+        ConfigError: another scheme, no host for http(s), or no path for file.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise ConfigError(
+            f"only {', '.join(ALLOWED_SCHEMES)} URLs can be downloaded, got {url!r}"
+            + (" (a local zip is file:///absolute/path.zip)" if not scheme else "")
+        )
+    if scheme in ("http", "https") and not parsed.hostname:
+        raise ConfigError(f"URL has no host: {url!r}")
+    if scheme == "file" and (not parsed.path or parsed.netloc not in ("", "localhost")):
+        raise ConfigError(f"file URL must be file:///absolute/path, got {url!r}")
+    return url
+
+
+def file_name_of(url: str, default: str = "download") -> str:
+    """The last path segment of `url` (what a browser would save it as)."""
+    name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    return name if name and not name.startswith(".") else default
+
+
+def download(
+    url: str,
+    target: str | Path,
+    *,
+    sha256: str | None = None,
+    settings: DownloadSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> DownloadResult:
+    """Fetch `url` into `target` unless a good copy is already there.
+
+    An existing `target` is reused without touching the network: it was renamed into place only
+    after it was complete, and it is re-verified when `sha256` is given.
+
+    Args:
+        url: http, https or file URL; redirects are followed.
+        target: the file to create; its folder is created if needed.
+        sha256: expected hex digest; a mismatch fails without retrying.
+        settings: timeouts, attempts and backoff (default: `DownloadSettings()`).
+        progress: called with (bytes received, total or None) at most every
+            `settings.progress_interval` seconds and once at the end; default: log the progress.
+
+    Raises:
+        ConfigError: the URL's scheme is not allowed.
+        DownloadError: the file could not be fetched after `settings.attempts` attempts, the
+            server refused it (4xx), or its checksum did not match.
+    """
+    check_url(url)
+    settings = settings or DownloadSettings()
+    target = Path(target)
+    expected = sha256.lower() if sha256 else None
+    if target.is_file():
+        digest = sha256_file(target)
+        if expected is None or digest == expected:
+            logger.info("using the downloaded copy of %s at %s", url, target)
+            return DownloadResult(target, digest, target.stat().st_size, attempts=0)
+        logger.warning("%s does not match sha256 %s; downloading again", target, expected)
+    if urllib.parse.urlsplit(url).scheme.lower() == "file":
+        return _copy_local(url, target, expected, settings, progress)
+    return _fetch_with_retries(url, target, expected, settings, progress)
+
+
+def _fetch_with_retries(
+    url: str, target: Path, expected: str | None, settings: DownloadSettings,
+    progress: ProgressCallback | None,
+) -> DownloadResult:
+    rng = random.Random()
+    with requests.Session() as session:
+        session.headers.update({"User-Agent": f"ocr-pipeline/{__version__}",
+                                "Accept-Encoding": "identity"})
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                size, digest = _fetch_once(session, url, target, expected, settings, progress)
+            except _Retryable as error:
+                if attempt >= settings.attempts:
+                    raise DownloadError(
+                        f"could not download {url} after {attempt} attempt(s): {error}") from None
+                delay = retry_delay(attempt, settings, error.retry_after, rng)
+                logger.warning("attempt %d/%d for %s failed (%s); retrying in %.1f s",
+                               attempt, settings.attempts, url, error, delay)
+                time.sleep(delay)
+                continue
+            logger.info("downloaded %s (%d bytes, sha256 %s) in %d attempt(s)",
+                        url, size, digest, attempt)
+            return DownloadResult(target, digest, size, attempt)
+
+
+def retry_delay(
+    attempt: int, settings: DownloadSettings, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based).
+
+    The server's Retry-After when it sent one, else exponential backoff with equal jitter
+    (half fixed, half random) so that many clients do not retry in step; capped at `max_delay`.
+    """
+    if retry_after is not None:
+        return min(retry_after, settings.max_delay)
+    ceiling = min(settings.backoff * 2 ** (attempt - 1), settings.max_delay)
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _fetch_once(
+    session: requests.Session, url: str, target: Path, expected: str | None,
+    settings: DownloadSettings, progress: ProgressCallback | None,
+) -> tuple[int, str]:
+    timeout = (settings.connect_timeout, settings.read_timeout)
+    try:
+        with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
+            if response.status_code in RETRYABLE_STATUS:
+                raise _Retryable(f"HTTP {response.status_code} {response.reason}",
+                                 parse_retry_after(response.headers.get("Retry-After")))
+            if response.status_code >= 400:
+                raise DownloadError(
+                    f"{url}: HTTP {response.status_code} {response.reason} (not retried)")
+            declared = response.headers.get("Content-Length")
+            total = int(declared) if declared and declared.isdigit() else None
+            if response.headers.get("Content-Encoding", "identity") != "identity":
+                total = None  # the declared length counts encoded bytes, the body decoded ones
+            return _write_stream(response.iter_content(_CHUNK), url, target, expected, total,
+                                 settings, progress)
+    except requests.exceptions.InvalidURL as error:
+        raise DownloadError(f"{url}: invalid URL ({error})") from None
+    except requests.exceptions.TooManyRedirects as error:
+        raise DownloadError(f"{url}: {error}") from None
+    except (requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as error:
+        raise _Retryable(_describe(error)) from None
+
+
+def _copy_local(
+    url: str, target: Path, expected: str | None, settings: DownloadSettings,
+    progress: ProgressCallback | None,
+) -> DownloadResult:
+    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    if not source.is_file():
+        raise DownloadError(f"{url}: no such file {source}")
+    with open(source, "rb") as handle:
+        chunks = iter(lambda: handle.read(_CHUNK), b"")
+        try:
+            size, digest = _write_stream(chunks, url, target, expected, source.stat().st_size,
+                                         settings, progress)
+        except _Retryable as error:  # the file changed while it was copied
+            raise DownloadError(f"{url}: {error}") from None
+    logger.info("copied %s (%d bytes, sha256 %s)", url, size, digest)
+    return DownloadResult(target, digest, size, attempts=1)
+
+
+def _write_stream(
+    chunks, url: str, target: Path, expected: str | None, total: int | None,
+    settings: DownloadSettings, progress: ProgressCallback | None,
+) -> tuple[int, str]:
+    """Write `chunks` to a temporary file, check length and checksum, rename onto `target`."""
+    hasher = hashlib.sha256()
+    received = 0
+    last_report = time.monotonic()
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                hasher.update(chunk)
+                received += len(chunk)
+                if time.monotonic() - last_report >= settings.progress_interval:
+                    last_report = time.monotonic()
+                    _report_progress(url, received, total, progress)
+        if total is not None and received != total:
+            raise _Retryable(f"body truncated at {received} of {total} bytes")
+        digest = hasher.hexdigest()
+        if expected is not None and digest != expected:
+            raise DownloadError(
+                f"{url}: sha256 mismatch, expected {expected}, got {digest} ({received} bytes)")
+    _report_progress(url, received, total, progress)
+    return received, digest
+
+
+def _report_progress(url: str, received: int, total: int | None,
+                     progress: ProgressCallback | None) -> None:
+    if progress is not None:
+        progress(received, total)
+    else:
+        logger.info("%s: %s", url, describe_progress(received, total))
+
+
+def describe_progress(received: int, total: int | None) -> str:
+    """'3.2 of 9.0 MiB (36%)', or '3.2 MiB' when the size is unknown."""
+    if total:
+        return f"{received / 2**20:.1f} of {total / 2**20:.1f} MiB ({100 * received / total:.0f}%)"
+    return f"{received / 2**20:.1f} MiB"
+
+
+def _describe(error: Exception) -> str:
+    """A one-line reason: requests nests urllib3's errors, whose innermost text is the useful part."""
+    inner = error.args[0] if error.args else error
+    while getattr(inner, "reason", None) is not None:
+        inner = inner.reason
+    if isinstance(inner, Exception) and inner.args and isinstance(inner.args[0], str):
+        inner = inner.args[0]
+    return f"{type(error).__name__}: {inner}"

@@ -1,0 +1,92 @@
+"""Prefect tasks that fetch and unpack a published dataset: download_archive, extract_archive.
+
+The download retries inside `ocr_core.download` (backoff, jitter, Retry-After); the task has no
+Prefect retries on top, so an attempt count means what it says. Its cache key is the URL and the
+expected checksum (timeouts and attempts do not change what is downloaded); extraction is keyed by
+the zip's sha256.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import TASK_SOURCE, CachePolicy
+from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
+
+from ocr_core.archive import extract_zip, find_image_folder
+from ocr_core.download import DownloadSettings, describe_progress, download, file_name_of
+from ocr_core.files import sha256_json
+from ocr_core.layout import ResultsLayout
+from tasks.caching import CONTENT, step_key
+from tasks.captcha import fingerprint_folder
+from tasks.records import DownloadedFile, ImageFolder
+
+
+def download_folder(url: str, sha256: str | None, results_dir: Path) -> Path:
+    """The folder a download of `url` with that expected checksum lives in."""
+    key = sha256_json({"url": url, "sha256": sha256.lower() if sha256 else None})[:24]
+    return ResultsLayout(results_dir).data / "downloads" / key
+
+
+def _download_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    sha256 = parameters.get("sha256")
+    return step_key(context.task.name, url=parameters["url"],
+                    sha256=sha256.lower() if sha256 else None,
+                    results_dir=parameters["results_dir"])
+
+
+DOWNLOAD_CACHE = TASK_SOURCE + CachePolicy.from_cache_key_fn(_download_key)
+"""Keyed by URL, expected checksum and results root only: retry settings do not change the file."""
+
+
+class _ProgressReporter:
+    """Logs a download's progress and, inside a task run, mirrors it in a progress artifact."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.artifact: UUID | None = None
+
+    def __call__(self, received: int, total: int | None) -> None:
+        get_run_logger().info("%s: %s", self.url, describe_progress(received, total))
+        if not total or TaskRunContext.get() is None:  # an artifact belongs to a run
+            return
+        percent = min(100.0, 100 * received / total)
+        if self.artifact is None:
+            self.artifact = create_progress_artifact(percent, description=f"Download {self.url}")
+        else:
+            update_progress_artifact(self.artifact, percent)
+
+
+@task(cache_policy=DOWNLOAD_CACHE, persist_result=True)
+def download_archive(
+    url: str,
+    sha256: str | None,
+    results_dir: Path,
+    timeout: float = 60.0,
+    attempts: int = 5,
+    backoff: float = 1.0,
+) -> DownloadedFile:
+    """Download `url` (http, https or file) into the results root, verified when `sha256` is given."""
+    target = download_folder(url, sha256, results_dir) / file_name_of(url, "archive.zip")
+    settings = DownloadSettings(attempts=attempts, connect_timeout=timeout, read_timeout=timeout,
+                                backoff=backoff)
+    result = download(url, target, sha256=sha256, settings=settings,
+                      progress=_ProgressReporter(url))
+    return DownloadedFile(str(result.path), digest=result.sha256, url=url, size=result.size,
+                          attempts=result.attempts)
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def extract_archive(archive: DownloadedFile, results_dir: Path) -> ImageFolder:
+    """Unpack the zip safely and return its folder of PNGs (the archive may wrap it in a folder)."""
+    key = step_key("extract_archive", archive=archive.digest)
+    extracted = extract_zip(archive.path, ResultsLayout(results_dir).data / "extracted" / key)
+    folder = find_image_folder(extracted.path)
+    get_run_logger().info("unpacked %s: %d files; images in %s", Path(archive.path).name,
+                          extracted.files, folder)
+    return fingerprint_folder.fn(folder)
