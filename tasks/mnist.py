@@ -15,7 +15,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
-from ocr_core.files import sha256_file, sha256_json
+from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import CONTENT, content_ignoring, step_key
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
@@ -37,9 +37,7 @@ def locate_mnist(
     sources.check_available(source, mnist_path, cache, host=download_host, port=download_port,
                             timeout=connect_timeout)
     if source == "local":
-        files = sources.local_files(mnist_path)
-        digest = sha256_json({"source": "local",
-                              "files": [[file.name, sha256_file(file)] for file in files]})
+        digest = sha256_json({"source": "local", "content": sources.local_copy_digest(mnist_path)})
     else:
         # tfds and keras verify their files' checksums: the content is fixed by the name.
         dataset = sources.TFDS_NAME if source == "tfds" else sources.KERAS_MNIST_SHA256

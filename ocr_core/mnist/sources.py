@@ -8,6 +8,8 @@ Downloads land under `cache_dir` (inside the results root), not in `~/tensorflow
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import logging
 import socket
 import threading
@@ -78,6 +80,22 @@ def local_files(path: str | Path) -> list[Path]:
     missing = [IDX_NAMES[name] for name, file in found.items() if file is None]
     raise DataError(f"{path} holds no MNIST copy: no {NPZ_NAME} and missing IDX files "
                     f"{', '.join(missing)}. {LOCAL_COPY_HELP}")
+
+
+def local_copy_digest(path: str | Path) -> str:
+    """sha256 over the files of a local copy, gzip files hashed decompressed: re-compressing one
+    (gzip stores a timestamp) or unzipping it does not change the digest."""
+    digest = hashlib.sha256()
+    for role, file in zip(ARRAY_NAMES, local_files(path), strict=False):
+        digest.update(role.encode())
+        opener = gzip.open if file.suffix == ".gz" else open
+        try:
+            with opener(file, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except (OSError, EOFError) as error:
+            raise DataError(f"cannot read {file}: {error}") from error
+    return digest.hexdigest()
 
 
 def read_local_copy(path: str | Path) -> DigitArrays:

@@ -127,3 +127,15 @@ class TestFetch:
         np.testing.assert_array_equal(np.bincount(from_tfds.y_train), np.bincount(from_idx.y_train))
         assert from_tfds.x_test.sum(dtype=np.int64) == from_idx.x_test.sum(dtype=np.int64)
         assert sources.has_cached_copy("tfds", tmp_path)
+
+
+class TestLocalCopyDigest:
+    def test_same_content_whether_gzipped_or_not(self, tmp_path, mnist_dir, mnist_arrays):
+        write_idx_copy(tmp_path / "plain", mnist_arrays, gzipped=False)
+        assert sources.local_copy_digest(tmp_path / "plain") == sources.local_copy_digest(mnist_dir)
+
+    def test_one_label_changes_it(self, tmp_path, mnist_dir, mnist_arrays):
+        changed = list(mnist_arrays)
+        changed[3] = (changed[3] + 1) % 10
+        write_idx_copy(tmp_path, changed)
+        assert sources.local_copy_digest(tmp_path) != sources.local_copy_digest(mnist_dir)
