@@ -13,7 +13,7 @@ import click
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
-from ocr_core.config import CaptchaParams
+from ocr_core.config import CaptchaParams, MnistParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
 from ocr_core.layout import ResultsLayout
 
@@ -103,6 +103,33 @@ def captcha(params: CaptchaParams, refresh: bool) -> None:
     click.echo(f"test sequence accuracy:   {100 * metrics['sequence_accuracy']:.2f}% "
                f"({metrics['count']} images, {metrics['decoder']} decoding)")
     click.echo(f"test character error rate: {metrics['character_error_rate']:.4f}")
+    for name, path in summary.plots.items():
+        click.echo(f"plot ({name}): {path}")
+
+
+@main.command(name="mnist")
+@params_command(MnistParams)
+@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
+def mnist_command(params: MnistParams, refresh: bool) -> None:
+    """Train and compare the seed's MNIST digit models (the mnist flow)."""
+    from ocr_core.mnist.sources import check_available, download_cache
+
+    # Before Prefect and TensorFlow load: offline, this fails in seconds, not minutes.
+    check_available(params.source, params.mnist_path, download_cache(params.results_dir),
+                    host=params.download_host, port=params.download_port,
+                    timeout=params.connect_timeout)
+    prepare_environment(params.results_dir, refresh)
+    from flows.mnist import mnist
+
+    summary = mnist(params)
+    click.echo("")
+    columns = list(summary.rows[0])
+    widths = {c: max(len(c), *(len(str(row[c])) for row in summary.rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in summary.rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    for name, path in summary.models.items():
+        click.echo(f"model ({name}): {path}")
     for name, path in summary.plots.items():
         click.echo(f"plot ({name}): {path}")
 

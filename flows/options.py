@@ -17,9 +17,29 @@ import click
 from pydantic import BaseModel, ValidationError
 
 
+class CommaSeparated(click.ParamType):
+    """A list option: `--x a,b`, or `--x a --x b` with `multiple=True`; each item checked by `item`."""
+
+    def __init__(self, item: click.ParamType) -> None:
+        self.item = item
+        self.name = f"{item.name} list"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return f"{self.item.get_metavar(param, ctx) or self.item.name.upper()},..."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list:
+        if isinstance(value, list):
+            return value
+        return [self.item.convert(part.strip(), param, ctx)
+                for part in str(value).split(",") if part.strip()]
+
+
 def _click_type(annotation: Any) -> tuple[Any, bool]:
     """(click type, is_boolean_flag) for a field annotation; Optional[X] is treated as X."""
     args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list:
+        item, _ = _click_type(args[0])
+        return CommaSeparated(click.types.convert_type(item)), False
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return _click_type(inner[0]) if len(inner) == 1 else (str, False)
@@ -53,6 +73,9 @@ def model_options(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Call
             if is_flag:
                 command = click.option(f"{flag}/--no-{name.replace('_', '-')}", name,
                                        default=None, help=help_text)(command)
+            elif isinstance(kind, CommaSeparated):
+                command = click.option(flag, name, type=kind, multiple=True,
+                                       help=help_text + "  (comma-separated or repeated)")(command)
             else:
                 command = click.option(flag, name, type=kind, default=None,
                                        help=help_text)(command)
@@ -63,7 +86,8 @@ def model_options(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Call
 
 def build_params(model: type[BaseModel], given: dict[str, Any]) -> BaseModel:
     """Validate the given flags into `model`; a validation error becomes a one-line usage error."""
-    values = {k: v for k, v in given.items() if v is not None and k in model.model_fields}
+    values = {k: _flatten(v) if isinstance(v, tuple) else v for k, v in given.items()
+              if v not in (None, ()) and k in model.model_fields}
     try:
         return model(**values)
     except ValidationError as error:
@@ -73,6 +97,11 @@ def build_params(model: type[BaseModel], given: dict[str, Any]) -> BaseModel:
             message = item["msg"].removeprefix("Value error, ")
             problems.append(message if not item["loc"] else f"{location}: {message}")
         raise click.UsageError("; ".join(problems)) from None
+
+
+def _flatten(lists: tuple[list, ...]) -> list:
+    """Values of a repeated list option (`--x a,b --x c`) as one list."""
+    return [item for values in lists for item in values]
 
 
 def params_command(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Callable:

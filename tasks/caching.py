@@ -51,3 +51,13 @@ def _key_from_context(context: TaskRunContext, parameters: dict[str, Any]) -> st
 
 CONTENT = TASK_SOURCE + CachePolicy.from_cache_key_fn(_key_from_context)
 """Cache policy for every task that writes files under the results root."""
+
+
+def content_ignoring(*names: str) -> CachePolicy:
+    """CONTENT, leaving out parameters that change how a step runs, not what it produces
+    (a thread count, say), so changing them is still a cache hit."""
+
+    def key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+        return _key_from_context(context, {k: v for k, v in parameters.items() if k not in names})
+
+    return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)

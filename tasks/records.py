@@ -137,3 +137,51 @@ class DownloadedFile(Output):
     url: str = ""
     size: int = 0
     attempts: int = 0
+
+
+@dataclass(frozen=True)
+class MnistSource(Output):
+    """Where MNIST will be read from (a local copy, or the download cache of tfds/keras);
+    `digest` identifies the content the source delivers."""
+
+    source: str = ""
+    mnist_path: str | None = None  # local copy, or tfds's folder of official .gz files
+
+    def files(self) -> list[str]:
+        return [self.mnist_path] if self.mnist_path else []
+
+
+@dataclass(frozen=True)
+class DigitData(Output):
+    """MNIST in the canonical `.npz` (x_train, y_train, x_test, y_test); `digest` hashes the arrays."""
+
+    source: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DigitModel(Output):
+    """A trained MNIST model folder (see `ocr_core.mnist.models`)."""
+
+    name: str = ""
+    parameters: int = 0
+    best_epoch: int = 0
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    validation: dict[str, float] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        return [str(Path(self.path) / "model.keras"), str(Path(self.path) / "bundle.json")]
+
+
+@dataclass(frozen=True)
+class DigitEvaluationReport(Output):
+    """Test metrics JSON of an MNIST model, with its confusion matrix and misread-digit plots."""
+
+    model: str = ""
+    confusion_plot: str = ""
+    misclassified_plot: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        return [self.path, self.confusion_plot, self.misclassified_plot]

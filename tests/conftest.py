@@ -86,3 +86,40 @@ def _zip_folder(folder: Path, top: str = "captcha_images_v2") -> bytes:
 def captcha_zip(captcha_dir: Path) -> bytes:
     """The 40 generated captchas as a zip shaped like captcha_images_v2.zip."""
     return _zip_folder(captcha_dir)
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays() -> list:
+    """[x_train, y_train, x_test, y_test]: 300 + 100 synthetic 28x28 digits."""
+    from tests.mnist_files import synthetic_mnist
+
+    return synthetic_mnist(train=300, test=100, seed=3)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory, mnist_arrays: list) -> Path:
+    """A folder with the four MNIST IDX .gz files of `mnist_arrays`."""
+    from tests.mnist_files import write_idx_copy
+
+    folder = tmp_path_factory.mktemp("mnist-idx")
+    write_idx_copy(folder, mnist_arrays)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir() -> Path:
+    """The shared real MNIST (four IDX .gz files); tests using it skip where it is absent."""
+    folder = SHARED_DATASETS / "mnist"
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found at {folder}")
+    return folder
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused at once, as when offline."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,83 @@
+"""The MNIST flow: locate -> load -> show digits -> train the chosen models side by side ->
+evaluate each -> comparison table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture, as_completed, wait
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+from ocr_core.config import MnistParams
+from ocr_core.mnist.training import threads_per_training
+from tasks.mnist import (
+    describe_digits,
+    evaluate_digit_model,
+    load_mnist,
+    locate_mnist,
+    plot_digits,
+    publish_comparison,
+    train_digit_model,
+)
+
+
+class MnistRunSummary(BaseModel):
+    """What an MNIST run produced: the comparison rows, model folders and plots."""
+
+    rows: list[dict[str, str | int | float]]
+    models: dict[str, Path]
+    plots: dict[str, Path]
+    results_dir: Path
+
+
+def training_threads(params: MnistParams) -> int | None:
+    """TensorFlow threads for each training, or None to leave TF's defaults.
+
+    Tasks on the thread pool share this process's TF thread pools, which TF sizes to all CPUs
+    and which concurrent trainings share without oversubscribing; capping each training would
+    only idle cores. A runner with worker processes (Dask) gives each its share of the CPUs.
+    """
+    context = FlowRunContext.get()
+    if context is None or isinstance(context.task_runner, ThreadPoolTaskRunner):
+        return None
+    return threads_per_training(min(params.max_workers, len(params.models)))
+
+
+def _wait_for_a_free_worker(running: list[PrefectFuture], max_workers: int) -> None:
+    while len(running) >= max_workers:
+        running.remove(next(as_completed(running)))
+
+
+@flow(name="mnist")
+def mnist(params: MnistParams | None = None) -> MnistRunSummary:
+    """Train and compare the seed's digit classifiers on MNIST; every step is cached by content."""
+    params = params or MnistParams()
+    root = params.results_dir
+    source = locate_mnist(params.source, params.mnist_path, root, params.download_host,
+                          params.download_port, params.connect_timeout)
+    data = load_mnist(source, root)
+    describe_digits(data)
+    digits = plot_digits(data, params.seed, root)
+    threads = training_threads(params)
+    trainings, evaluations, running = [], [], []
+    for name in params.models:
+        _wait_for_a_free_worker(running, params.max_workers)
+        training = train_digit_model.submit(
+            data, name, params.epochs, params.patience, params.batch_size,
+            params.validation_fraction, params.seed, root, threads)
+        running.append(training)
+        trainings.append(training)
+        evaluations.append(evaluate_digit_model.submit(training, data, params.batch_size, root))
+    wait(trainings + evaluations)
+    models = [future.result() for future in trainings]
+    reports = [future.result() for future in evaluations]
+    rows = publish_comparison(models, reports, digits)
+    plots = {"digits": Path(digits.path)}
+    for report in reports:
+        plots[f"{report.model} confusion"] = Path(report.confusion_plot)
+        plots[f"{report.model} misclassified"] = Path(report.misclassified_plot)
+    return MnistRunSummary(rows=rows, models={model.name: Path(model.path) for model in models},
+                           plots=plots, results_dir=root)

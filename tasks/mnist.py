@@ -1,0 +1,243 @@
+"""Prefect tasks of the MNIST flow: thin wrappers over `ocr_core.mnist` that read and write files.
+
+Data travels as the canonical `.npz`; each training builds the seed's tf.data pipelines from it
+inside the task and saves a model folder. Every file lands under the results root, in a place
+named by its content key, written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
+
+from ocr_core.files import sha256_json
+from ocr_core.layout import ResultsLayout
+from tasks.caching import CONTENT, content_ignoring, step_key
+from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
+
+GRID_SIZE = 6  # the seed's 6x6 grid of digits
+MISCLASSIFIED_SHOWN = 36
+
+
+@task
+def locate_mnist(
+    source: str, mnist_path: Path | None, results_dir: Path, download_host: str,
+    download_port: int, connect_timeout: float,
+) -> MnistSource:
+    """Check that `source` can deliver MNIST (offline: a clear error in seconds) and fingerprint
+    what it will deliver. Not cached: its digest is the cache key of the loading step."""
+    from ocr_core.mnist import sources
+
+    cache = sources.download_cache(results_dir)
+    sources.check_available(source, mnist_path, cache, host=download_host, port=download_port,
+                            timeout=connect_timeout)
+    if source == "local":
+        digest = sha256_json({"source": "local", "content": sources.local_copy_digest(mnist_path)})
+    else:
+        # tfds and keras verify their files' checksums: the content is fixed by the name.
+        dataset = sources.TFDS_NAME if source == "tfds" else sources.KERAS_MNIST_SHA256
+        digest = sha256_json({"source": source, "dataset": dataset})
+    get_run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
+    return MnistSource(str(mnist_path or cache), digest=digest, source=source,
+                       mnist_path=None if mnist_path is None else str(mnist_path))
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
+    """Load MNIST from the source and save it as the canonical `.npz` the trainings read."""
+    from ocr_core.mnist.data import save_arrays
+    from ocr_core.mnist.sources import download_cache, fetch
+
+    arrays = fetch(source.source, source.mnist_path, download_cache(results_dir))
+    key = step_key("load_mnist", source=source.digest)
+    path = save_arrays(arrays, ResultsLayout(results_dir).data / "mnist" / key / "mnist.npz")
+    get_run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
+    return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
+
+
+@task
+def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
+    """Log the arrays' shapes and one training digit as a 28x28 table of pixel values."""
+    import pandas as pd
+
+    from ocr_core.mnist.data import ARRAY_NAMES, load_arrays
+
+    arrays = load_arrays(data.path)
+    shapes = {name: list(getattr(arrays, name).shape) for name in ARRAY_NAMES}
+    logger = get_run_logger()
+    logger.info("shapes: %s", ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items()))
+    table = pd.DataFrame(arrays.x_train[index]).to_string(line_width=None)
+    logger.info("training digit %d (label %d):\n%s", index, arrays.y_train[index], table)
+    return shapes
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
+    """A random 6x6 grid of training digits titled with their labels."""
+    import numpy as np
+
+    from ocr_core.mnist.data import load_arrays
+    from ocr_core.mnist.plots import plot_digit_grid
+
+    arrays = load_arrays(data.path)
+    count = min(GRID_SIZE * GRID_SIZE, len(arrays.y_train))
+    chosen = np.random.default_rng(seed).choice(len(arrays.y_train), count, replace=False)
+    key = step_key("plot_digits", data=data.digest, seed=seed)
+    path = plot_digit_grid(arrays.x_train[chosen], [str(label) for label in arrays.y_train[chosen]],
+                           ResultsLayout(results_dir).plots / f"mnist-digits-{key}.png",
+                           columns=GRID_SIZE, title="Random training digits")
+    return Picture(str(path), digest=key, title="Random training digits")
+
+
+class _ProgressArtifact(keras.callbacks.Callback):
+    """Moves a Prefect progress artifact forward after each epoch."""
+
+    def __init__(self, name: str, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.artifact_id = create_progress_artifact(
+            0.0, key=f"mnist-{name.replace('_', '-')}-training",
+            description=f"{name}: epochs done (% of the maximum; early stopping may end sooner)")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
+
+
+@task(cache_policy=content_ignoring("threads"), persist_result=True)
+def train_digit_model(
+    data: DigitData,
+    model_name: str,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    validation_fraction: float,
+    seed: int,
+    results_dir: Path,
+    threads: int | None = None,
+) -> DigitModel:
+    """Train one of the seed's models with early stopping on a validation split of the training
+    images; save the best epoch's model folder.
+
+    `threads` caps TensorFlow's CPU threads; TF fixes them when it runs its first op, so this
+    takes effect in a fresh process (a Dask worker) and is a logged no-op where TF already runs.
+    """
+    import tensorflow as tf
+
+    from ocr_core.mnist.data import load_arrays, split_validation
+    from ocr_core.mnist.models import build_model, get_spec, save_digit_model
+    from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
+    from ocr_core.mnist.training import fit_digit_model
+    from ocr_core.training import configure_threads
+
+    logger = get_run_logger()
+    configure_threads(threads)
+    logger.info("TensorFlow threads in this process: intra-op %d, inter-op %d (0: all CPUs)",
+                tf.config.threading.get_intra_op_parallelism_threads(),
+                tf.config.threading.get_inter_op_parallelism_threads())
+    arrays = load_arrays(data.path)
+    (train_images, train_labels), (val_images, val_labels) = split_validation(
+        arrays.x_train, arrays.y_train, validation_fraction, seed)
+    params = {"model": model_name, "epochs": epochs, "patience": patience,
+              "batch_size": batch_size, "validation_fraction": validation_fraction, "seed": seed}
+    logger.info("training %s (%s) on %d images, validating on %d, for up to %d epochs",
+                model_name, get_spec(model_name).description, len(train_labels), len(val_labels),
+                epochs)
+    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
+    progress = [_ProgressArtifact(model_name, epochs)] if TaskRunContext.get() else []
+    result = fit_digit_model(
+        build_model(model_name, seed=seed),
+        training_pipeline(train_images, train_labels, batch_size=batch_size, seed=seed),
+        evaluation_pipeline(val_images, val_labels, batch_size=batch_size),
+        epochs=epochs, patience=patience, callbacks=progress,
+    )
+    best = result.best_epoch - 1
+    validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
+    key = step_key("train_digit_model", data=data.digest, **params)
+    target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
+    save_digit_model(target, result.model, name=model_name, data_digest=data.digest,
+                     params=params, history=result.history,
+                     metrics={"validation": validation, "train_seconds": result.seconds})
+    logger.info("%s: best epoch %d of %d, validation accuracy %.2f%%, %.0f s; saved %s",
+                model_name, result.best_epoch, result.epochs_run,
+                100 * validation["val_accuracy"], result.seconds, target)
+    return DigitModel(str(target), digest=key, name=model_name,
+                      parameters=result.model.count_params(), best_epoch=result.best_epoch,
+                      epochs_run=result.epochs_run, train_seconds=result.seconds,
+                      validation=validation)
+
+
+@task(cache_policy=CONTENT, persist_result=True)
+def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
+                         results_dir: Path) -> DigitEvaluationReport:
+    """Score a model on the test images: loss, accuracy, error %, confusion matrix, misreads."""
+    import numpy as np
+
+    from ocr_core.files import atomic_path, read_json, write_json
+    from ocr_core.mnist.data import load_arrays
+    from ocr_core.mnist.evaluation import evaluate_digits
+    from ocr_core.mnist.models import load_digit_model
+    from ocr_core.mnist.plots import plot_confusion_matrix, plot_misclassified
+
+    keras_model, info = load_digit_model(model.path)
+    arrays = load_arrays(data.path)
+    evaluation = evaluate_digits(keras_model, arrays.x_test, arrays.y_test,
+                                 from_logits=info["output"] == "logits", batch_size=batch_size)
+    metrics = {"model": model.name, "split": "test", **evaluation.as_dict()}
+    wrong = np.flatnonzero(evaluation.predictions != arrays.y_test)[:MISCLASSIFIED_SHOWN]
+    key = step_key("evaluate_digit_model", model=model.digest, data=data.digest)
+    folder = ResultsLayout(results_dir).evaluations / f"mnist-{model.name}-{key}"
+    title = f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}%"
+    with atomic_path(folder, is_dir=True) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        plot_confusion_matrix(evaluation.confusion, tmp / "confusion.png", title=title)
+        plot_misclassified(arrays.x_test[wrong], evaluation.predictions[wrong],
+                           arrays.y_test[wrong], tmp / "misclassified.png",
+                           title=f"{model.name}: first misread test digits")
+    summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
+    model_metrics = Path(model.path) / "metrics.json"
+    write_json(model_metrics, read_json(model_metrics) | {"test": summary})
+    get_run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
+                          model.name, evaluation.error_percent, 100 * evaluation.accuracy,
+                          evaluation.loss, evaluation.count)
+    return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,
+                                 confusion_plot=str(folder / "confusion.png"),
+                                 misclassified_plot=str(folder / "misclassified.png"),
+                                 metrics=summary)
+
+
+def comparison_rows(models: list[DigitModel],
+                    evaluations: list[DigitEvaluationReport]) -> list[dict[str, object]]:
+    """One row per model: name, parameters, epochs, test accuracy, error %, training seconds."""
+    return [{"model": model.name, "parameters": model.parameters,
+             "epochs": f"{model.best_epoch} best / {model.epochs_run} run",
+             "accuracy": round(evaluation.metrics["accuracy"], 4),
+             "error %": round(evaluation.metrics["error_percent"], 2),
+             "train seconds": round(model.train_seconds, 1)}
+            for model, evaluation in zip(models, evaluations, strict=True)]
+
+
+@task
+def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluationReport],
+                       digits: Picture) -> list[dict[str, object]]:
+    """The comparison table and a run summary with links to the plots, as Prefect artifacts."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows = comparison_rows(models, evaluations)
+    create_table_artifact(key="mnist-comparison", table=rows,
+                          description="MNIST models side by side (test set)")
+    lines = ["# MNIST run", f"- random training digits: [{Path(digits.path).name}]"
+             f"({Path(digits.path).as_uri()})"]
+    for model, evaluation in zip(models, evaluations, strict=True):
+        lines.append(
+            f"- **{model.name}**: test accuracy {100 * evaluation.metrics['accuracy']:.2f}%, "
+            f"error {evaluation.metrics['error_percent']:.2f}%; model `{model.path}`; "
+            f"[confusion matrix]({Path(evaluation.confusion_plot).as_uri()}), "
+            f"[misread digits]({Path(evaluation.misclassified_plot).as_uri()})")
+    create_markdown_artifact(key="mnist-run", markdown="\n".join(lines),
+                             description="MNIST models, metrics and plots")
+    return rows
