@@ -52,7 +52,7 @@ def main() -> int:
         print(f"skipped: real MNIST not found at {DATASET}")
         return 0
 
-    from flows.cli import prepare_environment
+    from flows.environment import prepare_environment
     from ocr_core.config import MnistParams
 
     results_dir = args.results_dir or Path(tempfile.mkdtemp(prefix="mnist-bench-"))

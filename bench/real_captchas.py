@@ -41,7 +41,7 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    from flows.cli import prepare_environment
+    from flows.environment import prepare_environment
 
     prepare_environment(results_dir, refresh=True)
     from flows.captcha_ocr import captcha_ocr

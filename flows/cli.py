@@ -3,70 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
 from ocr_core.config import CaptchaParams, MnistParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
-from ocr_core.layout import ResultsLayout
-
-
-def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
-    """Settings that must be in place before Prefect and TensorFlow load (user's values win)."""
-    defaults = {
-        "PREFECT_LOCAL_STORAGE_PATH": str(ResultsLayout(results_dir).prefect_results),
-        "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
-        # Telemetry from the temporary local server prints "database is locked" tracebacks.
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
-    for name, value in defaults.items():
-        os.environ.setdefault(name, value)
-    if refresh:
-        os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
-    logging.getLogger("ocr_core").setLevel(logging.INFO)
-    # Prefect must set up logging before TensorFlow loads absl, which claims the root logger.
-    import prefect.main  # noqa: F401  (importing it runs Prefect's logging set-up)
-
-    for handler in logging.getLogger().handlers:  # Prefect's console handler
-        handler.addFilter(hide_expected_tracebacks)
-    import_tensorflow_quietly()
-
-
-def hide_expected_tracebacks(record: logging.LogRecord) -> bool:
-    """Drop the traceback of the project's own errors from console logs: the CLI prints them in
-    one line, and their text names the problem (Prefect logs every failed task with its stack)."""
-    if record.exc_info and isinstance(record.exc_info[1], OcrPipelineError):
-        record.exc_info = None
-        record.exc_text = None
-    return True
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, absl notices) kept off stderr.
-
-    Those lines are written before TF_CPP_MIN_LOG_LEVEL is read, so only a redirect hides them;
-    Python errors raised by the import still surface.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class CliGroup(click.Group):

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from flows.environment import prepare_environment
 from flows.options import params_command
 from ocr_core.config import RetrainParams, default_results_dir
 from ocr_core.registry import ModelVersion, Registry
@@ -27,8 +28,6 @@ def registry_at(results_dir: Path | None) -> Registry:
 @click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
 def retrain(params: RetrainParams, refresh: bool) -> None:
     """Train a challenger and promote it if it beats the champion (the captcha-retrain flow)."""
-    from flows.cli import prepare_environment
-
     prepare_environment(params.results_dir, refresh)
     from flows.retrain import captcha_retrain
 

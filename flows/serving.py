@@ -2,19 +2,18 @@
 
 `ocr-pipeline serve` (or `python -m deployments.serve`) keeps one process running that executes
 the flow runs of three deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
-schedule, weekly by default) and `mnist/mnist` once the MNIST flow is merged. The flags given to
+schedule, weekly by default) and `mnist/mnist`. The flags given to
 `serve` become the deployments' default parameters; the UI shows every field, typed and described.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from flows.environment import prepare_environment
 from flows.options import params_command
 from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams
 
@@ -39,7 +38,7 @@ def default_parameters(params: RetrainParams, model: type[CaptchaParams]) -> dic
 def build_deployments(
     params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC"
 ) -> list[RunnerDeployment]:
-    """Deployments of the captcha and retrain flows (and mnist when present) with `params` as defaults.
+    """Deployments of the captcha, retrain and mnist flows with `params` as defaults.
 
     Args:
         params: defaults for the runs; its results_dir is where every run writes.
@@ -49,6 +48,7 @@ def build_deployments(
     from prefect.schedules import Cron
 
     from flows.captcha_ocr import captcha_ocr
+    from flows.mnist import mnist
     from flows.retrain import captcha_retrain
 
     retrain_defaults = default_parameters(params, RetrainParams)
@@ -64,17 +64,11 @@ def build_deployments(
             schedules=[Cron(cron, timezone=timezone)] if cron else None,
             description="Train a challenger and promote it if it beats the champion on the "
             "registry's evaluation set."),
+        mnist.to_deployment(
+            "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
+            description="Train and compare the seed's MNIST digit models."),
     ]
-    return deployments + optional_deployments()
-
-
-def optional_deployments() -> list[RunnerDeployment]:
-    """Hook for flows that arrive from other branches: `flows.mnist:mnist` is served when present."""
-    if importlib.util.find_spec("flows.mnist") is None:
-        return []
-    mnist = importlib.import_module("flows.mnist").mnist
-    return [mnist.to_deployment("mnist", tags=TAGS,
-                                description="Train and evaluate an MNIST reader.")]
+    return deployments
 
 
 def check_schedule(cron: str, timezone: str) -> None:
@@ -99,7 +93,7 @@ def check_schedule(cron: str, timezone: str) -> None:
               help="Flow runs this process executes at once; later ones wait (training is "
               "CPU-bound, so one at a time suits a small machine).")
 def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, limit: int) -> None:
-    """Serve the captcha, retrain (and mnist) flows until interrupted.
+    """Serve the captcha, retrain and mnist flows until interrupted.
 
     Needs a Prefect server (`prefect server start`) and PREFECT_API_URL pointing at it. The
     given flags become the default parameters of the runs; on synthetic data the retrain
@@ -109,8 +103,6 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
         check_schedule(cron, timezone)
     # Flow runs are child processes: they inherit the results root and Prefect's storage path.
     os.environ[RESULTS_ENV] = str(params.results_dir)
-    from flows.cli import prepare_environment
-
     prepare_environment(params.results_dir)
     from prefect import serve as serve_deployments
     from prefect.settings import get_current_settings

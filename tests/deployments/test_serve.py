@@ -1,13 +1,10 @@
 """Deployments as served and as declared in prefect.yaml: names, schedules, typed parameters."""
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from prefect import flow
 from prefect.utilities.schema_tools import validate
 
 from flows.serving import DEFAULT_RETRAIN_CRON, build_deployments, serve
@@ -31,7 +28,7 @@ def deployments():
 
 class TestServedDeployments:
     def test_captcha_and_retrain_are_served(self, deployments):
-        assert {"captcha", "retrain"} <= set(deployments)
+        assert set(deployments) == {"captcha", "retrain", "mnist"}
         assert deployments["captcha"].entrypoint.endswith("captcha_ocr.py:captcha_ocr")
         assert deployments["retrain"].entrypoint.endswith("retrain.py:captcha_retrain")
 
@@ -61,17 +58,12 @@ class TestServedDeployments:
         assert schema_errors(deployments["retrain"], {"params": {"source": "ftp"}}) != []
         assert schema_errors(deployments["retrain"], {"params": {"epochs": 3}}) == []
 
-    def test_the_mnist_flow_is_served_once_merged(self, monkeypatch):
-        @flow(name="mnist")
-        def mnist() -> None:
-            """Stand-in for flows.mnist:mnist."""
-
-        module = types.ModuleType("flows.mnist")
-        module.mnist = mnist
-        module.__spec__ = types.SimpleNamespace(name="flows.mnist")
-        monkeypatch.setitem(sys.modules, "flows.mnist", module)
-        names = [d.name for d in build_deployments(RetrainParams(), cron=None)]
-        assert names == ["captcha", "retrain", "mnist"]
+    def test_the_mnist_flow_is_served_with_the_results_root(self, deployments):
+        mnist = deployments["mnist"]
+        assert mnist.entrypoint.endswith("mnist.py:mnist")
+        assert mnist.parameters["params"]["results_dir"] == str(Path("relative-results").absolute())
+        assert schema_errors(mnist, {"params": {"models": ["dense", "resnet"]}}) != []
+        assert schema_errors(mnist, {"params": {"models": ["dense"], "epochs": 2}}) == []
 
 
 class TestServeCommand:
@@ -82,7 +74,7 @@ class TestServeCommand:
     def test_it_needs_a_server(self, tmp_path, monkeypatch):
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        monkeypatch.delenv(RESULTS_ENV, raising=False)
+        monkeypatch.setenv(RESULTS_ENV, str(tmp_path))  # serve sets it; restored afterwards
         with temporary_settings(restore_defaults={PREFECT_API_URL}):
             result = CliRunner().invoke(serve, ["--results-dir", str(tmp_path)])
         assert result.exit_code == 2 and "prefect server start" in result.output
@@ -101,7 +93,7 @@ class TestPrefectYaml:
         for name, deployment in declared.items():
             path, function = deployment["entrypoint"].split(":")
             names[name] = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{function}").name
-        assert names == {"captcha": "captcha-ocr", "retrain": "captcha-retrain"}
+        assert names == {"captcha": "captcha-ocr", "retrain": "captcha-retrain", "mnist": "mnist"}
 
     def test_parameters_fit_the_flows_and_retrain_is_weekly(self, declared, deployments):
         for name, deployment in declared.items():
