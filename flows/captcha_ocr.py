@@ -1,4 +1,4 @@
-"""The captcha OCR flow: data -> index -> split -> tf.data -> train -> evaluate -> pictures."""
+"""The captcha OCR flow: data -> validate + index -> split -> tf.data -> train -> test -> pictures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ from prefect import flow
 from pydantic import BaseModel
 
 from ocr_core.config import CaptchaParams
-from tasks.captcha import (
-    build_datasets,
-    fingerprint_folder,
-    generate_captchas,
-    split_dataset,
-)
+from tasks.captcha import build_datasets, fingerprint_folder, generate_captchas, split_dataset
 from tasks.download import download_archive, extract_archive
-from tasks.records import ImageFolder
+from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
 from tasks.training import evaluate_model, train_model
 from tasks.validation import validate_images
@@ -42,14 +37,17 @@ def acquire_images(params: CaptchaParams) -> ImageFolder:
     return extract_archive(archive, params.results_dir)
 
 
-@flow(name="captcha-ocr")
-def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
-    """Train and evaluate a captcha reader; every step is cached by content."""
-    params = params or CaptchaParams()
+def checked_manifest(images: ImageFolder, params: CaptchaParams) -> Manifest:
+    """Validate a folder of captchas and index the images that pass."""
+    return validate_images(images, params.results_dir, params.validation_policy,
+                           params.label_pattern, params.image_width_height)
+
+
+def train_and_test(
+    params: CaptchaParams, manifest: Manifest
+) -> tuple[ModelBundle, EvaluationReport, list[Picture]]:
+    """Split, preprocess, train, test, plot and publish the report artifacts."""
     root = params.results_dir
-    images = acquire_images(params)
-    manifest = validate_images(images, root, params.validation_policy, params.label_pattern,
-                               params.image_width_height)
     split = split_dataset(manifest, params.seed, params.validation_fraction,
                           params.test_fraction, root)
     datasets = build_datasets(split, params.recipe, root)
@@ -58,12 +56,20 @@ def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
                         params.batch_size, params.learning_rate, params.use_augmentation,
                         params.seed, root)
     evaluation = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
-    history = plot_history(model, root)
-    predictions = plot_predictions(evaluation, datasets, root)
-    publish_report(model, evaluation, [samples, history, predictions])
+    pictures = [samples, plot_history(model, root), plot_predictions(evaluation, datasets, root)]
+    publish_report(model, evaluation, pictures)
+    return model, evaluation, pictures
+
+
+@flow(name="captcha-ocr")
+def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
+    """Train and evaluate a captcha reader; every step is cached by content."""
+    params = params or CaptchaParams()
+    manifest = checked_manifest(acquire_images(params), params)
+    model, evaluation, (samples, history, predictions) = train_and_test(params, manifest)
     return CaptchaRunSummary(
         model_path=Path(model.path),
         metrics=evaluation.metrics,
         plots={"samples": samples.path, "history": history.path, "predictions": predictions.path},
-        results_dir=root,
+        results_dir=params.results_dir,
     )

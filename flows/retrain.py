@@ -15,16 +15,10 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from flows.captcha_ocr import acquire_images
+from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
 from ocr_core.config import RetrainParams
-from tasks.captcha import (
-    build_datasets,
-    fingerprint_folder,
-    generate_captchas,
-    index_images,
-    split_dataset,
-)
-from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle
+from tasks.captcha import fingerprint_folder, generate_captchas
+from tasks.records import ImageFolder, Manifest
 from tasks.registry import (
     challenge_champion,
     publish_decision,
@@ -32,8 +26,6 @@ from tasks.registry import (
     register_model,
     reserve_evaluation_set,
 )
-from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
-from tasks.training import evaluate_model, train_model
 
 
 class RetrainSummary(BaseModel):
@@ -77,33 +69,17 @@ def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[st
     return data
 
 
-def train_and_test(params: RetrainParams, manifest: Manifest) -> tuple[ModelBundle, EvaluationReport]:
-    """The captcha run from the manifest on: split, train, test, plots and report artifacts."""
-    root = params.results_dir
-    split = split_dataset(manifest, params.seed, params.validation_fraction,
-                          params.test_fraction, root)
-    datasets = build_datasets(split, params.recipe, root)
-    samples = plot_samples(datasets, root)
-    model = train_model(datasets, params.recipe, params.epochs, params.patience,
-                        params.batch_size, params.learning_rate, params.use_augmentation,
-                        params.seed, root)
-    test = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
-    pictures = [samples, plot_history(model, root), plot_predictions(test, datasets, root)]
-    publish_report(model, test, pictures)
-    return model, test
-
-
 @flow(name="captcha-retrain")
 def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     """Train a challenger; it replaces the champion only if it reads the held-out set better."""
     params = (params or RetrainParams()).for_run(str(flow_run.id))
     root = params.results_dir
     try:
-        manifest = index_images(acquire_images(params), root)
+        manifest = checked_manifest(acquire_images(params), params)
         evaluation_set = reserve_evaluation_set(
-            index_images(acquire_evaluation_images(params), root), manifest,
+            checked_manifest(acquire_evaluation_images(params), params), manifest,
             describe_evaluation_set(params), root)
-        model, test = train_and_test(params, manifest)
+        model, test, _ = train_and_test(params, manifest)
         challenger = register_model(model, describe_training_data(params, manifest),
                                     params.model_dump(mode="json"), root)
     except Exception as error:

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.logging import get_run_logger
 
 from ocr_core import dataset as ds
-from ocr_core.files import atomic_path, read_json, sha256_file, sha256_json, write_json
+from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import CONTENT, step_key
 from tasks.records import Datasets, ImageFolder, Manifest, Split
@@ -39,17 +39,6 @@ def fingerprint_folder(folder: Path) -> ImageFolder:
     paths = ds.list_pngs(folder)
     digest = sha256_json([[p.name, sha256_file(p)] for p in paths])
     return ImageFolder(str(Path(folder).absolute()), digest=digest, count=len(paths))
-
-
-@task(cache_policy=CONTENT, persist_result=True)
-def index_images(images: ImageFolder, results_dir: Path) -> Manifest:
-    """Index a folder into (path, label, sha256) records and its vocabulary."""
-    records = ds.index_images(ds.list_pngs(images.path))
-    path = ResultsLayout(results_dir).manifests / f"images-{images.digest[:24]}.json"
-    digest = ds.write_manifest(path, records)
-    vocabulary = read_json(path)["vocabulary"]
-    get_run_logger().info("indexed %d images, vocabulary %r", len(records), vocabulary)
-    return Manifest(str(path), digest=digest, count=len(records), vocabulary=vocabulary)
 
 
 @task(cache_policy=CONTENT, persist_result=True)
