@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -63,11 +63,19 @@ class TextMetrics(keras.callbacks.Callback):
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Logs one line per epoch and records its wall time in the logs (`epoch_seconds`)."""
+    """Logs one line per epoch and records its wall time in the logs (`epoch_seconds`).
 
-    def __init__(self, epochs: int) -> None:
+    Args:
+        epochs: the planned number of epochs, for "epoch 3/10".
+        summary: turns an epoch's logs into the line's metrics part.
+        name: what is being trained, prefixed to the line when given.
+    """
+
+    def __init__(self, epochs: int, summary: Callable[[dict], str], name: str = "") -> None:
         super().__init__()
         self.epochs = epochs
+        self.summary = summary
+        self.prefix = f"{name} " if name else ""
         self._start = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -76,11 +84,15 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         logs["epoch_seconds"] = time.perf_counter() - self._start
-        logger.info(
-            "epoch %d/%d: loss %.3f, val_loss %.3f, val sequence accuracy %.1f%%, val CER %.3f (%.0f s)",
-            epoch + 1, self.epochs, logs.get("loss", math.nan), logs.get("val_loss", math.nan),
-            100 * logs.get("val_sequence_accuracy", math.nan),
-            logs.get("val_character_error_rate", math.nan), logs["epoch_seconds"])
+        logger.info("%sepoch %d/%d: %s (%.0f s)", self.prefix, epoch + 1, self.epochs,
+                    self.summary(logs), logs["epoch_seconds"])
+
+
+def text_summary(logs: dict) -> str:
+    """An OCR epoch in a few numbers: losses, validation sequence accuracy and CER."""
+    return (f"loss {logs.get('loss', math.nan):.3f}, val_loss {logs.get('val_loss', math.nan):.3f}, "
+            f"val sequence accuracy {100 * logs.get('val_sequence_accuracy', math.nan):.1f}%, "
+            f"val CER {logs.get('val_character_error_rate', math.nan):.3f}")
 
 
 @dataclass
@@ -132,7 +144,7 @@ def fit(
     start = time.perf_counter()
     history = model.fit(
         train, validation_data=validation, epochs=epochs, verbose=0, shuffle=False,
-        callbacks=[TextMetrics(validation, vocabulary), EpochLog(epochs), early_stopping,
+        callbacks=[TextMetrics(validation, vocabulary), EpochLog(epochs, text_summary), early_stopping,
                    *callbacks],
     )
     seconds = time.perf_counter() - start

@@ -76,10 +76,9 @@ class Datasets(Output):
 
 
 @dataclass(frozen=True)
-class ModelBundle(Output):
-    """A trained model bundle folder (see `ocr_core.bundle`)."""
+class TrainedModel(Output):
+    """A trained model folder (`model.keras` + `bundle.json`) and how its training went."""
 
-    recipe: str = ""
     best_epoch: int = 0
     epochs_run: int = 0
     train_seconds: float = 0.0
@@ -87,6 +86,13 @@ class ModelBundle(Output):
 
     def files(self) -> list[str]:
         return [str(Path(self.path) / "model.keras"), str(Path(self.path) / "bundle.json")]
+
+
+@dataclass(frozen=True)
+class ModelBundle(TrainedModel):
+    """A trained captcha model bundle (see `ocr_core.bundle`)."""
+
+    recipe: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,18 +166,11 @@ class DigitData(Output):
 
 
 @dataclass(frozen=True)
-class DigitModel(Output):
+class DigitModel(TrainedModel):
     """A trained MNIST model folder (see `ocr_core.mnist.models`)."""
 
     name: str = ""
     parameters: int = 0
-    best_epoch: int = 0
-    epochs_run: int = 0
-    train_seconds: float = 0.0
-    validation: dict[str, float] = field(default_factory=dict)
-
-    def files(self) -> list[str]:
-        return [str(Path(self.path) / "model.keras"), str(Path(self.path) / "bundle.json")]
 
 
 @dataclass(frozen=True)

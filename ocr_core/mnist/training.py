@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -13,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-logger = logging.getLogger(__name__)
+from ocr_core.training import EpochLog
 
 MONITOR = "val_loss"
 
@@ -31,26 +30,12 @@ def threads_per_training(concurrent: int) -> int:
     return max(1, available_cpus() // max(1, concurrent))
 
 
-class EpochLog(keras.callbacks.Callback):
-    """One log line per epoch, and its wall time in the logs (`epoch_seconds`)."""
-
-    def __init__(self, name: str, epochs: int) -> None:
-        super().__init__()
-        self.name = name
-        self.epochs = epochs
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs if logs is not None else {}
-        logs["epoch_seconds"] = time.perf_counter() - self._start
-        logger.info(
-            "%s epoch %d/%d: loss %.4f, accuracy %.2f%%, val_loss %.4f, val_accuracy %.2f%% (%.0f s)",
-            self.name, epoch + 1, self.epochs, logs.get("loss", math.nan),
-            100 * logs.get("accuracy", math.nan), logs.get("val_loss", math.nan),
-            100 * logs.get("val_accuracy", math.nan), logs["epoch_seconds"])
+def digit_summary(logs: dict) -> str:
+    """A classifier epoch in a few numbers: loss and accuracy, train and validation."""
+    return (f"loss {logs.get('loss', math.nan):.4f}, "
+            f"accuracy {100 * logs.get('accuracy', math.nan):.2f}%, "
+            f"val_loss {logs.get('val_loss', math.nan):.4f}, "
+            f"val_accuracy {100 * logs.get('val_accuracy', math.nan):.2f}%")
 
 
 @dataclass
@@ -82,7 +67,8 @@ def fit_digit_model(
         monitor=MONITOR, mode="min", patience=patience, restore_best_weights=True)
     start = time.perf_counter()
     history = model.fit(train, validation_data=validation, epochs=epochs, verbose=0, shuffle=False,
-                        callbacks=[EpochLog(model.name, epochs), early_stopping, *callbacks])
+                        callbacks=[EpochLog(epochs, digit_summary, name=model.name), early_stopping,
+                                   *callbacks])
     seconds = time.perf_counter() - start
     values = {key: [float(value) for value in series] for key, series in history.history.items()}
     best_epoch = int(np.argmin(values[MONITOR])) + 1
