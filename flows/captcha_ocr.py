@@ -12,7 +12,7 @@ from tasks.captcha import build_datasets, fingerprint_folder, generate_captchas,
 from tasks.download import download_archive, extract_archive
 from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
-from tasks.training import evaluate_model, train_model
+from tasks.training import check_learned, evaluate_model, train_model
 from tasks.validation import validate_images
 
 
@@ -55,6 +55,7 @@ def train_and_test(
     model = train_model(datasets, params.recipe, params.epochs, params.patience,
                         params.batch_size, params.learning_rate, params.use_augmentation,
                         params.seed, root)
+    model = check_learned(model, params.min_val_accuracy)
     evaluation = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
     pictures = [samples, plot_history(model, root), plot_predictions(evaluation, datasets, root)]
     publish_report(model, evaluation, pictures)

@@ -120,6 +120,11 @@ class CaptchaParams(RunParams):
         description="Random shifts and brightness changes while training (default: on for the "
         "url and dir sources, whose real datasets are small; off for synthetic).",
     )
+    min_val_accuracy: float = Field(
+        0.5, ge=0, le=1,
+        description="Learned-nothing guard: a best validation sequence accuracy (0-1) below this "
+        "fails the run; the model is kept for inspection but never reported or registered.",
+    )
     decoder: Literal["greedy", "beam_search"] = Field(
         "greedy", description="CTC decoding used for the evaluation and the prediction sample."
     )

@@ -39,3 +39,9 @@ class RegistryError(OcrPipelineError):
     """The model registry has no such version, no champion, or stayed locked too long."""
 
     exit_code = 5
+
+
+class TrainingError(OcrPipelineError):
+    """Training produced a model that must not be used: it learned too little."""
+
+    exit_code = 6

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ocr_core.ctc import CTCLoss, Vocabulary, decode_texts
+from ocr_core.errors import TrainingError
 from ocr_core.metrics import character_error_rate, sequence_accuracy
 from ocr_core.models import Recipe
 
@@ -151,3 +152,18 @@ def fit(
     values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     best_epoch = int(np.argmin(values[MONITOR])) + 1
     return TrainingResult(model=model, history=values, best_epoch=best_epoch, seconds=seconds)
+
+
+def require_learning(best_accuracy: float, min_accuracy: float, model_path: str) -> None:
+    """Refuse a model whose best validation sequence accuracy is below `min_accuracy`.
+
+    Raises:
+        TrainingError: naming both figures, where the model was kept, and what to try.
+    """
+    if best_accuracy < min_accuracy:
+        raise TrainingError(
+            f"the model did not learn: best validation sequence accuracy {100 * best_accuracy:.1f}% "
+            f"is below min_val_accuracy {100 * min_accuracy:.1f}% (model kept for inspection at "
+            f"{model_path}, not reported as this run's model); try more data, more training "
+            "(--epochs), or --min-val-accuracy 0 to accept it"
+        )

@@ -78,6 +78,18 @@ def train_model(
                        validation=validation)
 
 
+@task
+def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
+    """Fail the run if the model learned too little to be used; otherwise pass it on.
+
+    Not cached and kept apart from training, so a rerun with another threshold reuses the model.
+    """
+    from ocr_core.training import require_learning
+
+    require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy, model.path)
+    return model
+
+
 @task(cache_policy=CONTENT, persist_result=True)
 def evaluate_model(
     model: ModelBundle, datasets: Datasets, split: str, decoder: str, beam_width: int,

@@ -164,7 +164,7 @@ def test_served_retrain_runs_from_the_api_and_prefect_yaml_deploys(server, tmp_p
     serve = processes.start(
         "serve", sys.executable, "-m", "deployments.serve", "--results-dir", str(results),
         "--num-samples", "40", "--epochs", "1", "--evaluation-samples", "20",
-        "--promotion-margin", "0", "--limit", "2")
+        "--promotion-margin", "0", "--min-val-accuracy", "0", "--limit", "2")
 
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
 

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 def _params(results_dir: Path, **overrides) -> CaptchaParams:
-    values = dict(num_samples=40, epochs=1, patience=1, batch_size=8, results_dir=results_dir)
+    values = dict(num_samples=40, epochs=1, patience=1, batch_size=8, min_val_accuracy=0,
+                  results_dir=results_dir)
     return CaptchaParams(**values | overrides)
 
 
@@ -72,7 +73,7 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
 
 
 def test_dir_source_reads_a_users_folder(prefect_server, results_dir, captcha_dir):
-    params = CaptchaParams(source="dir", data_dir=captcha_dir, epochs=1, batch_size=8,
+    params = CaptchaParams(source="dir", data_dir=captcha_dir, epochs=1, batch_size=8, min_val_accuracy=0,
                            results_dir=results_dir)
     summary, states, _ = _run(params)
     assert states["fingerprint_folder"] == "Completed"

@@ -24,7 +24,7 @@ def test_url_source_end_to_end(prefect_server, results_dir, file_server, captcha
     file_server.script(ZIP_PATH, Reply(body=captcha_zip))
     url = file_server.script(RAW_PATH, Reply(302, headers={"Location": ZIP_PATH}))
     params = CaptchaParams(source="url", url=url, sha256=hashlib.sha256(captcha_zip).hexdigest(),
-                           epochs=1, batch_size=8, results_dir=results_dir,
+                           epochs=1, batch_size=8, min_val_accuracy=0, results_dir=results_dir,
                            download_timeout=5, download_backoff=0.01)
     summary = captcha_ocr(params)
     assert (summary.model_path / "model.keras").is_file()
@@ -48,7 +48,7 @@ def dir_with_a_bad_image(tmp_path, captcha_dir) -> Path:
 
 @pytest.mark.slow
 def test_dir_source_is_validated(prefect_server, results_dir, dir_with_a_bad_image):
-    params = dict(source="dir", data_dir=dir_with_a_bad_image, epochs=1, batch_size=8,
+    params = dict(source="dir", data_dir=dir_with_a_bad_image, epochs=1, batch_size=8, min_val_accuracy=0,
                   results_dir=results_dir)
     with pytest.raises(DataError, match="1 of 41 images .* 44444.png: size 100x30"):
         captcha_ocr(CaptchaParams(**params))
