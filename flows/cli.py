@@ -13,7 +13,7 @@ from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
-from ocr_core.config import CaptchaParams, MnistParams
+from ocr_core.config import CaptchaParams, IngestParams, MnistParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
 
 
@@ -167,6 +167,31 @@ def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_wi
     click.echo(f"character error rate: {report.character_error_rate:.4f}")
     for miss in report.misreads:
         click.echo(f"misread: {miss['path']}\ttruth {miss['truth']}\tread {miss['prediction']}")
+
+
+@main.command()
+@click.argument("source_dir", type=click.Path(file_okay=False, path_type=Path))
+@params_command(IngestParams, exclude=("source_dir",))
+def ingest(params: IngestParams) -> None:
+    """Move checked <label>.png captchas from SOURCE_DIR into --data-dir (the captcha-ingest flow).
+
+    Files pass the training checks (PNG, size, mode, label, no duplicate bytes, also against the
+    dataset) or stay where they are; a name already in the dataset is refused, never overwritten.
+    When any file moved, one `ocr-pipeline.dataset.updated` event names the dataset folder: a
+    served retrain deployment on that folder starts a retrain (see `serve`).
+    """
+    prepare_environment(params.results_dir, tensorflow=False)
+    from flows.ingest import captcha_ingest
+
+    summary = captcha_ingest(params)
+    click.echo("")
+    click.echo(f"accepted: {len(summary.accepted)} (moved into {summary.data_dir}, now "
+               f"{summary.dataset_images} images)")
+    click.echo(f"refused:  {len(summary.refused)}")
+    for name, reasons in summary.refused.items():
+        click.echo(f"  {name}: {'; '.join(reasons)}")
+    click.echo(f"report:   {summary.report}")
+    click.echo(f"event:    {summary.event_id or 'none (nothing accepted)'}")
 
 
 main.add_command(retrain)
