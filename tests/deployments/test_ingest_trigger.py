@@ -27,12 +27,11 @@ def test_two_ingests_in_the_window_start_one_retrain(server, tmp_path):  # noqa:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     url, processes = server
-    folders = {name: tmp_path / name for name in ("data", "held-out", "new-1", "new-2",
-                                                  "other-data", "new-other")}
-    for (name, folder), (count, seed) in zip(folders.items(), [(40, 7), (20, 8), (5, 9),
-                                                              (5, 10), (5, 11), (5, 12)],
-                                             strict=True):
-        generate_captchas(folder, count, seed=seed)
+    sizes = {"data": (40, 7), "held-out": (20, 8), "new-1": (5, 9), "new-2": (5, 10),
+             "other-data": (5, 11), "new-other": (5, 12)}  # name: (captchas, seed)
+    folders = {name: tmp_path / name for name in sizes}
+    for name, (count, seed) in sizes.items():
+        generate_captchas(folders[name], count, seed=seed)
     results = tmp_path / "results"
     serve = processes.start(
         "serve", sys.executable, "-m", "deployments.serve", "--results-dir", str(results),
