@@ -112,10 +112,18 @@ def _load_model(model: Path | None, results_dir: Path | None = None):
               show_default=True, help="text: '<path>\\t<text>' lines; json: one object per image "
               "with a confidence.")
 @_decoder_options
+@click.option("--review-below", type=click.FloatRange(0, 1), default=None,
+              help="Copy each image read with a confidence below this (0-1) into --review-dir, "
+              "named <prediction>.png, for a person to correct; then `ingest` it.")
+@click.option("--review-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The review folder (created if missing); review.jsonl there logs each image.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def predict(model: Path | None, results_dir: Path | None, output_format: str, decoder: str,
-            beam_width: int, inputs: tuple[Path, ...]) -> None:
+            beam_width: int, review_below: float | None, review_dir: Path | None,
+            inputs: tuple[Path, ...]) -> None:
     """Read captcha images (files or folders of PNGs) with a trained model."""
+    if (review_below is None) != (review_dir is None):
+        raise click.UsageError("--review-below and --review-dir go together")
     import_tensorflow_quietly()
     from ocr_core.inference import expand_inputs, predict_files
 
@@ -127,6 +135,12 @@ def predict(model: Path | None, results_dir: Path | None, output_format: str, de
             click.echo(json.dumps(prediction.as_dict()))
         else:
             click.echo(f"{prediction.path}\t{prediction.text}")
+    if review_dir is not None:
+        from ocr_core.review import queue_for_review
+
+        queued = queue_for_review(predictions, review_below, review_dir)
+        click.echo(f"queued {len(queued)} of {len(predictions)} images (confidence below "
+                   f"{review_below}) for review in {review_dir}", err=True)
 
 
 @main.command()
