@@ -195,8 +195,11 @@ def ingest(params: IngestParams) -> None:
     served retrain deployment on that folder starts a retrain (see `serve`).
     """
     prepare_environment(params.results_dir, tensorflow=False)
+    from prefect.settings import get_current_settings
+
     from flows.ingest import captcha_ingest
 
+    server = get_current_settings().api.url  # read before the flow: local mode sets its own
     summary = captcha_ingest(params)
     click.echo("")
     click.echo(f"accepted: {len(summary.accepted)} (moved into {summary.data_dir}, now "
@@ -206,6 +209,9 @@ def ingest(params: IngestParams) -> None:
         click.echo(f"  {name}: {'; '.join(reasons)}")
     click.echo(f"report:   {summary.report}")
     click.echo(f"event:    {summary.event_id or 'none (nothing accepted)'}")
+    if summary.event_id and not server:
+        click.echo("note: no PREFECT_API_URL, so the event went to a temporary local server; "
+                   "point it at the server `serve` uses for the event to start a retrain", err=True)
 
 
 main.add_command(retrain)
