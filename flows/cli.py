@@ -194,6 +194,9 @@ def ingest(params: IngestParams) -> None:
     When any file moved, one `ocr-pipeline.dataset.updated` event names the dataset folder: a
     served retrain deployment on that folder starts a retrain (see `serve`).
     """
+    for flag, folder in (("SOURCE_DIR", params.source_dir), ("--data-dir", params.data_dir)):
+        if not folder.is_dir():  # before Prefect starts: a typo fails in a second
+            raise DataError(f"{flag} is not a folder: {folder}")
     prepare_environment(params.results_dir, tensorflow=False)
     from prefect.settings import get_current_settings
 

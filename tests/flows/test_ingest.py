@@ -78,3 +78,12 @@ class TestIngestCommand:
         assert result.exit_code == 0
         assert "SOURCE_DIR" in result.output and "--label-pattern" in result.output
         assert "--source-dir" not in result.output
+
+    def test_missing_folders_fail_before_prefect_starts(self, tmp_path):
+        result = CliRunner().invoke(main, ["ingest", str(tmp_path / "nope"), "--data-dir",
+                                           str(tmp_path)])
+        assert result.exit_code == 3
+        assert result.output.strip() == f"Error: SOURCE_DIR is not a folder: {tmp_path / 'nope'}"
+        result = CliRunner().invoke(main, ["ingest", str(tmp_path), "--data-dir",
+                                           str(tmp_path / "nope")])
+        assert result.exit_code == 3 and "--data-dir is not a folder" in result.output
