@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ocr_core.ingest import dataset_resource_id
 from ocr_core.registry import Registry
 from ocr_core.synthetic import generate_captchas
 from tests.deployments.test_server import BIN, RUN_TIMEOUT, server, wait_until  # noqa: F401
@@ -24,6 +25,7 @@ DEBOUNCE = 30  # seconds; two ingest commands (a few seconds each) fit in it
 def test_two_ingests_in_the_window_start_one_retrain(server, tmp_path):  # noqa: F811
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.events.filters import EventFilter, EventNameFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     url, processes = server
@@ -80,6 +82,13 @@ def test_two_ingests_in_the_window_start_one_retrain(server, tmp_path):  # noqa:
                            else None, RUN_TIMEOUT, lambda: processes.log("serve"), poll=2)
         assert final.name == "Completed", processes.log("serve")
         assert [r.id for r in retrain_runs()] == [run.id]  # one run for the burst, none for other
+
+        # The Event Feed holds one event per ingest, each naming its dataset folder.
+        events = client.read_events(EventFilter(event=EventNameFilter(
+            name=["ocr-pipeline.dataset.updated"])), limit=50).events
+        assert sorted(e.resource.id for e in events) == sorted(
+            dataset_resource_id(folders[name]) for name in ("data", "data", "other-data"))
+        assert sorted(e.payload["accepted"] for e in events) == [5, 5, 5]
 
     (version,) = Registry.of(results).versions()
     assert version.info["training_data"]["images"] == 50  # both ingests' files
