@@ -12,8 +12,12 @@ from ocr_core.errors import OcrPipelineError
 from ocr_core.layout import ResultsLayout
 
 
-def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
-    """Settings that must be in place before Prefect and TensorFlow load (user's values win)."""
+def prepare_environment(results_dir: Path, refresh: bool = False, tensorflow: bool = True) -> None:
+    """Settings that must be in place before Prefect and TensorFlow load (user's values win).
+
+    `tensorflow=False` skips loading TensorFlow, for commands that never train or read images
+    with a model (ingest).
+    """
     defaults = {
         "PREFECT_LOCAL_STORAGE_PATH": str(ResultsLayout(results_dir).prefect_results),
         "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
@@ -31,7 +35,8 @@ def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
 
     for handler in logging.getLogger().handlers:  # Prefect's console handler
         handler.addFilter(hide_expected_tracebacks)
-    import_tensorflow_quietly()
+    if tensorflow:
+        import_tensorflow_quietly()
 
 
 def hide_expected_tracebacks(record: logging.LogRecord) -> bool:
