@@ -9,7 +9,9 @@ tracing excluded (each path reads a few batches before its clock starts):
 - `one_by_one`: the reading path before issue 10 (each PNG decoded eagerly, the model called
   eagerly per batch of 64, TensorFlow's CTC decoder), on `--baseline-count` images;
 - `batched`: `ocr_core.inference.predict_files` on all images, per batch size;
-- `model_only`: the bare model on images already decoded in memory, eager and traced, per batch size;
+- `model_only`: the bare model on images already decoded in memory: eager (batch 64, as before),
+  traced with its weights as variables (batch 128), and as `predict_files` calls it (traced, weights
+  frozen into the graph), per batch size;
 - `decode_only`: the tf.data read + decode + resize pipeline alone;
 - `cli` (with `--cli`): `ocr-pipeline predict` as a user runs it, images/s after start-up =
   (count - 100) / (time for count - time for 100 images).
@@ -68,14 +70,20 @@ def predict_one_by_one(bundle: Bundle, paths: list[Path], batch_size: int = 64) 
 
 
 def rate(count: int, run, repeats: int) -> dict:
-    """Median images/s of `run()` over `repeats` timed calls."""
-    seconds = []
+    """Median images/s of `run()` over `repeats` timed calls, and the CPU time per image.
+
+    CPU microseconds per image (this process, all threads) say what a path costs even when other
+    work shares the cores; images/s is what a user waits for.
+    """
+    seconds, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     return {"images": count, "seconds": [round(s, 3) for s in seconds],
-            "images_per_second": round(count / statistics.median(seconds), 1)}
+            "images_per_second": round(count / statistics.median(seconds), 1),
+            "cpu_us_per_image": round(1e6 * statistics.median(cpu) / count)}
 
 
 def tiny_bundle(path: Path, recipe_name: str) -> Path:
@@ -170,6 +178,16 @@ def main() -> None:
 
     eager(64)
     results["model_only"]["eager_64"] = rate(len(images), lambda: eager(64), args.repeats)
+    spec = tf.TensorSpec((None, bundle.width, bundle.height, 1), tf.float32)
+    unfrozen = tf.function(lambda x: bundle.model([x], training=False), input_signature=[spec])
+
+    def call_unfrozen(batch_size: int) -> None:
+        for start in range(0, len(images), batch_size):
+            unfrozen(images[start : start + batch_size]).numpy()
+
+    call_unfrozen(128)
+    results["model_only"]["traced_unfrozen_128"] = rate(len(images), lambda: call_unfrozen(128),
+                                                        args.repeats)
     for batch_size in batch_sizes:
         call_traced(batch_size)
         results["model_only"]["traced"][batch_size] = rate(
