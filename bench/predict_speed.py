@@ -138,6 +138,7 @@ def main() -> None:
     model_path = args.model or tiny_bundle(work / f"bundle-{args.recipe}", args.recipe)
     bundle = load_bundle(model_path)
     paths = expand_inputs([folder])
+    load_at_start = round(os.getloadavg()[0], 2)  # other work on the machine, for the record
     baseline = paths[: args.baseline_count]
     warm = paths[:256]
 
@@ -193,6 +194,7 @@ def main() -> None:
         results["model_only"]["traced"][batch_size] = rate(
             len(images), lambda b=batch_size: call_traced(b), args.repeats)
 
+    results["load_average_1min"] = {"start": load_at_start, "end": round(os.getloadavg()[0], 2)}
     if args.cli:
         results["cli"] = cli_rate(model_path, folder, paths, work, args.repeats)
 

@@ -112,8 +112,8 @@ def _frozen(traced) -> Callable[[tf.Tensor], tf.Tensor] | None:
         logger.info("reading with the unfrozen model (%s)", error)
         return None
 
-    def call(images: tf.Tensor) -> tf.Tensor:
-        outputs = frozen(images)
+    def call(images) -> tf.Tensor:
+        outputs = frozen(tf.convert_to_tensor(images, tf.float32))  # numpy in, too
         return outputs[0] if isinstance(outputs, list | tuple) else outputs
 
     return call

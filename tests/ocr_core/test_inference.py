@@ -8,6 +8,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import layers, ops
 
 from ocr_core.bundle import load_bundle, save_bundle
@@ -83,6 +84,14 @@ class TestSameResultsAsOneByOne:
 
     def test_model_is_traced_once_per_model(self, bundle):
         assert compiled_model(bundle.model) is compiled_model(bundle.model)
+
+    def test_compiled_model_takes_numpy_and_tensors_of_any_batch(self, bundle):
+        images = np.random.default_rng(0).random((3, WIDTH, HEIGHT, 1), dtype="float32")
+        expected = bundle.model(images, training=False).numpy()  # (3, time, classes)
+        model = compiled_model(bundle.model)
+        np.testing.assert_allclose(model(images).numpy(), expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model(tf.constant(images[:1])).numpy(), expected[:1],
+                                   rtol=1e-4, atol=1e-4)
 
 
 class TestErrorsNameTheFile:
