@@ -47,7 +47,7 @@ def one_by_one(bundle, paths, strategy: str, beam_width: int = 16):
     """The previous path: each image decoded eagerly, the model called eagerly, TensorFlow's decoder."""
     texts, confidences = [], []
     for path in paths:
-        logits = bundle.model(load_image(path, bundle.height, bundle.width)[None], training=False)
+        logits = bundle.model([load_image(path, bundle.height, bundle.width)[None]], training=False)
         log_probs = ops.log_softmax(logits, axis=-1)
         decoded, scores = ops.ctc_decode(log_probs, ops.full((1,), STEPS, dtype="int32"),
                                          strategy=strategy, beam_width=beam_width, top_paths=1,
@@ -87,7 +87,7 @@ class TestSameResultsAsOneByOne:
 
     def test_compiled_model_takes_numpy_and_tensors_of_any_batch(self, bundle):
         images = np.random.default_rng(0).random((3, WIDTH, HEIGHT, 1), dtype="float32")
-        expected = bundle.model(images, training=False).numpy()  # (3, time, classes)
+        expected = bundle.model([images], training=False).numpy()  # (3, time, classes)
         model = compiled_model(bundle.model)
         np.testing.assert_allclose(model(images).numpy(), expected, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(model(tf.constant(images[:1])).numpy(), expected[:1],
