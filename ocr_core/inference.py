@@ -129,7 +129,7 @@ def _culprit(paths: Sequence[Path], height: int, width: int, error: tf.errors.Op
 
 
 def predict_files(
-    bundle: Bundle, paths: Sequence[Path], *, batch_size: int = 128,
+    bundle: Bundle, paths: Sequence[Path], *, batch_size: int = 64,
     strategy: str = "greedy", beam_width: int = 16,
 ) -> list[Prediction]:
     """Read every image in `paths` with `bundle`, in order.
