@@ -45,6 +45,11 @@ class Vocabulary:
         indices = indices[indices > BLANK_INDEX]
         return "".join(self.characters[i - 1] for i in indices)
 
+    def decode_batch(self, indices) -> list[str]:
+        """Texts of a (batch, time) array of class indices; blanks (0) and padding (-1) drop."""
+        table = np.array(["", *self.characters, ""])  # index -1 (padding) reads the last ""
+        return ["".join(row) for row in table[np.asarray(indices)].tolist()]
+
 
 @keras.saving.register_keras_serializable(package="ocr_core")
 class CTCLoss(keras.losses.Loss):
@@ -68,7 +73,7 @@ def ctc_decode(
 
     Args:
         logits: (batch, time, classes) model outputs.
-        strategy: "greedy" or "beam_search".
+        strategy: "greedy" (numpy, vectorised over the batch) or "beam_search" (TensorFlow's).
         beam_width: beams kept by beam search.
 
     Returns:
@@ -77,6 +82,8 @@ def ctc_decode(
     """
     if strategy not in ("greedy", "beam_search"):
         raise ValueError(f"strategy must be 'greedy' or 'beam_search', got {strategy!r}")
+    if strategy == "greedy":
+        return greedy_decode(logits)
     log_probs = ops.log_softmax(ops.convert_to_tensor(logits, "float32"), axis=-1)
     batch, steps = ops.shape(log_probs)[0], ops.shape(log_probs)[1]
     decoded, scores = ops.ctc_decode(
@@ -87,10 +94,36 @@ def ctc_decode(
         top_paths=1,
         mask_index=BLANK_INDEX,
     )
-    scores = ops.convert_to_numpy(scores)[:, 0]
-    # tf's greedy decoder reports the negated sum of the best log-probabilities.
-    path_log_probs = -scores if strategy == "greedy" else scores
-    return ops.convert_to_numpy(decoded[0]), path_log_probs
+    return ops.convert_to_numpy(decoded[0]), ops.convert_to_numpy(scores)[:, 0]
+
+
+def greedy_decode(logits) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy CTC decoding of a whole batch at once, in numpy (what `ctc_decode` returns for it).
+
+    The best class per step; repeats merge, then blanks drop. Same results as TensorFlow's
+    `ctc_greedy_decoder` (ties go to the lower class index in both), without a graph per call.
+
+    Args:
+        logits: (batch, time, classes) model outputs.
+
+    Returns:
+        indices: (batch, time) int32 class indices, left-aligned, padded with -1.
+        log_probs: (batch,) log-probability of the best alignment.
+    """
+    logits = np.asarray(logits, dtype="float32")
+    best = logits.argmax(axis=-1)  # (batch, time)
+    # log_softmax at the best class: its logit minus logsumexp over the classes.
+    peak = logits.max(axis=-1)  # (batch, time) = the best class's logit
+    log_sum = peak + np.log(np.exp(logits - peak[..., None]).sum(axis=-1))
+    log_probs = (peak - log_sum).sum(axis=-1)  # (batch,)
+    new_symbol = np.ones_like(best, dtype=bool)
+    new_symbol[:, 1:] = best[:, 1:] != best[:, :-1]
+    keep = new_symbol & (best != BLANK_INDEX)  # (batch, time)
+    # Left-align the kept steps: a stable sort puts kept (False after ~) before dropped.
+    order = np.argsort(~keep, axis=1, kind="stable")
+    indices = np.where(np.take_along_axis(keep, order, axis=1),
+                       np.take_along_axis(best, order, axis=1), -1)
+    return indices.astype("int32"), log_probs
 
 
 def decode_texts(
@@ -98,4 +131,4 @@ def decode_texts(
 ) -> tuple[list[str], np.ndarray]:
     """Decoded strings and their confidences (path probabilities in [0, 1])."""
     indices, log_probs = ctc_decode(logits, strategy=strategy, beam_width=beam_width)
-    return [vocabulary.decode(row) for row in indices], np.exp(log_probs)
+    return vocabulary.decode_batch(indices), np.exp(log_probs)

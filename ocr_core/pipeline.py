@@ -18,11 +18,24 @@ from ocr_core.dataset import ImageRecord
 
 def decode_image(png_bytes: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """PNG bytes (L, RGB or RGBA) -> (width, height, 1) float32 in [0, 1]."""
+    return to_model_layout(decode_resized(png_bytes, height, width))
+
+
+def decode_resized(png_bytes: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """PNG bytes (L, RGB or RGBA) -> (height, width, 1) float32, before `to_model_layout`."""
     image = tf.io.decode_png(png_bytes, channels=1)  # grey; alpha is dropped
     image = tf.image.convert_image_dtype(image, tf.float32)
-    image = tf.image.resize(image, [height, width])
-    image = tf.clip_by_value(image, 0.0, 1.0)
-    return tf.transpose(image, perm=[1, 0, 2])  # (height, width, 1) -> (width, height, 1)
+    return tf.image.resize(image, [height, width])
+
+
+def to_model_layout(images: tf.Tensor) -> tf.Tensor:
+    """(..., height, width, 1) resized images -> (..., width, height, 1) in [0, 1].
+
+    Works on one image or a batch: batched readers call it once per batch, not per image.
+    """
+    images = tf.clip_by_value(images, 0.0, 1.0)  # bilinear resizing can overshoot slightly
+    rank = images.shape.rank
+    return tf.transpose(images, perm=[*range(rank - 3), rank - 2, rank - 3, rank - 1])
 
 
 def load_image(path: str | Path | tf.Tensor, height: int, width: int) -> tf.Tensor:

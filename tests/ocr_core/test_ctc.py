@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+from keras import ops
 
-from ocr_core.ctc import BLANK_INDEX, CTCLoss, Vocabulary, ctc_decode, decode_texts
+from ocr_core.ctc import BLANK_INDEX, CTCLoss, Vocabulary, ctc_decode, decode_texts, greedy_decode
 
 # Classes: 0 = blank, 1 = "a", 2 = "b", 3 = "c".
 VOCABULARY = "abc"
@@ -26,6 +27,11 @@ class TestVocabulary:
         vocabulary = Vocabulary(VOCABULARY)
         assert vocabulary.char_to_num(["c", "a"]).numpy().tolist() == [3, 1]
         assert vocabulary.num_to_char([1, 0, 3]).numpy().tolist() == [b"a", b"", b"c"]
+
+    def test_decode_batch_is_decode_per_row(self):
+        vocabulary = Vocabulary(VOCABULARY)
+        rows = [[2, 0, 0, 1, -1, -1], [3, 3, -1, -1, -1, -1], [-1] * 6]
+        assert vocabulary.decode_batch(np.array(rows)) == ["ba", "cc", ""]
 
     def test_rejects_repeated_characters(self):
         with pytest.raises(ValueError, match="distinct"):
@@ -61,6 +67,23 @@ class TestGreedyDecoding:
         assert indices.shape == (2, 3)
         texts, _ = decode_texts(_log(probabilities), Vocabulary(VOCABULARY))
         assert texts == ["cc", "b"]
+
+    def test_indices_are_left_aligned_and_padded(self):
+        # - a a - b -> [1, 2, -1, -1, -1]
+        probabilities = [[[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1],
+                          [0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]]]
+        indices, log_probs = ctc_decode(_log(probabilities))
+        np.testing.assert_array_equal(indices, [[1, 2, -1, -1, -1]])
+        assert indices.dtype == np.int32
+        np.testing.assert_allclose(log_probs, [5 * np.log(0.7)], rtol=1e-5)
+
+    def test_numpy_greedy_matches_tensorflow_decoder(self):
+        logits = np.random.default_rng(0).normal(0, 3, size=(64, 16, 20)).astype("float32")
+        decoded, scores = ops.ctc_decode(ops.log_softmax(logits, axis=-1), np.full(64, 16, "int32"),
+                                         strategy="greedy", mask_index=BLANK_INDEX)
+        indices, log_probs = greedy_decode(logits)
+        np.testing.assert_array_equal(indices, ops.convert_to_numpy(decoded[0]))
+        np.testing.assert_allclose(log_probs, -ops.convert_to_numpy(scores)[:, 0], rtol=1e-5)
 
     def test_unknown_strategy(self):
         with pytest.raises(ValueError, match="greedy"):

@@ -1,0 +1,304 @@
+"""`python -m deployments.postgres_server`: Prefect's server on PostgreSQL, for teams with several workers.
+
+The embedded default (local mode, `prefect server start` without settings) keeps its SQLite file;
+SQLite serialises writers, so many Dask workers and flow-run processes reporting at once get
+"database is locked". This script starts the production shape on one machine:
+
+1. PostgreSQL: Debian's `postgresql` package (installed with apt-get when missing and we are root),
+   a cluster made with `initdb` in `--data-dir` (kept between runs unless `--ephemeral`), owned by
+   the `postgres` user when run as root, listening on 127.0.0.1 only, password authentication;
+   a `prefect` role and database (password generated once, kept in `<data-dir>/prefect.password`).
+2. `prefect server start --host 127.0.0.1` with `PREFECT_API_DATABASE_CONNECTION_URL` pointing
+   at it (asyncpg driver; Prefect runs its migrations at start).
+3. Prints `PREFECT_API_URL=...` for the workers, then waits; Ctrl-C or SIGTERM stops the server
+   and PostgreSQL (and removes the data folder with `--ephemeral`).
+
+Ports are free loopback ports unless given. `--info-file` writes the URLs (the database one with
+its password) as JSON, mode 600, for tools that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATABASE = "prefect"
+ROLE = "prefect"
+START_TIMEOUT = 180.0
+
+
+class ServerError(RuntimeError):
+    """Something the operator must fix; printed as one line."""
+
+
+class StopRequested(Exception):
+    """Ctrl-C or SIGTERM arrived."""
+
+
+def log(message: str) -> None:
+    print(f"[postgres-server] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_bindir(install: bool) -> Path:
+    """The folder with initdb and postgres; installs Debian's package when missing (as root)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    if found:
+        return Path(found[-1]).parent
+    if initdb := shutil.which("initdb"):
+        return Path(initdb).resolve().parent
+    if not install:
+        raise ServerError("PostgreSQL is not installed (no initdb found) and --no-install was given")
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ServerError("PostgreSQL is not installed and cannot be installed here (needs root and "
+                          "apt-get): install Debian's postgresql package, then run this again")
+    log("installing PostgreSQL: apt-get update && apt-get install -y postgresql")
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends",
+                                            "postgresql"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ServerError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
+    return postgres_bindir(install=False)
+
+
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster in `data_dir`, run as `user` when we are root."""
+
+    bindir: Path
+    data_dir: Path
+    port: int
+    user: str | None  # None: run as ourselves (not root)
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir / "socket"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "prefect.password"
+
+    def _run(self, *args: str, input_text: str | None = None) -> str:
+        result = subprocess.run(args, user=self.user, capture_output=True, text=True,
+                                input=input_text, cwd=self.data_dir)
+        if result.returncode != 0:
+            raise ServerError(f"{Path(args[0]).name} failed: {result.stderr.strip()[-500:]}")
+        return result.stdout
+
+    def prepare(self) -> str:
+        """Create the folder and cluster on first use; returns the prefect role's password."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if self.user is not None:
+            shutil.chown(self.data_dir, self.user, self.user)
+            shutil.chown(self.socket_dir, self.user, self.user)
+            probe = subprocess.run(["test", "-w", str(self.data_dir)], user=self.user)
+            if probe.returncode != 0:
+                raise ServerError(f"the {self.user} user cannot write {self.data_dir} (a parent "
+                                  "folder is closed to it): choose a --data-dir it can reach")
+        if not (self.pgdata / "PG_VERSION").exists():
+            password = secrets.token_urlsafe(24)
+            log(f"creating a PostgreSQL cluster in {self.pgdata}")
+            self._run(str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+                      "--auth-local=peer" if self.user else "--auth-local=trust",
+                      "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
+            self.start()
+            self.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'")
+            self.psql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
+            self.password_file.write_text(password)
+            self.password_file.chmod(0o600)
+            return password
+        if not self.password_file.is_file():
+            raise ServerError(f"{self.pgdata} exists but {self.password_file} is missing")
+        return self.password_file.read_text().strip()
+
+    def start(self) -> None:
+        if self.process is not None:
+            return
+        log(f"starting PostgreSQL on 127.0.0.1:{self.port}")
+        self.process = subprocess.Popen(
+            [str(self.bindir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.socket_dir}"],
+            user=self.user, cwd=self.data_dir, stdout=subprocess.DEVNULL,
+            stderr=open(self.data_dir / "postgres.log", "a"), start_new_session=True)  # noqa: SIM115
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"PostgreSQL exited: {tail(self.data_dir / 'postgres.log')}")
+            ready = subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", str(self.socket_dir),
+                                    "-p", str(self.port)])
+            if ready.returncode == 0:
+                return
+            time.sleep(0.3)
+        raise ServerError(f"PostgreSQL not ready after {START_TIMEOUT:.0f} s")
+
+    def psql(self, sql: str) -> str:
+        return self._run(str(self.bindir / "psql"), "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+                         "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-qAt", "-c", sql)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: roll back open transactions, then exit cleanly)."""
+        if self.process is not None and self.process.poll() is None:
+            log("stopping PostgreSQL")
+            stop_group(self.process, signal.SIGINT, grace=30)
+        self.process = None
+
+
+def tail(path: Path, chars: int = 1500) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def stop_group(process: subprocess.Popen, first: signal.Signals, grace: float) -> None:
+    """`first` to the process's group, SIGKILL if it lingers."""
+    for sig, wait in ((first, grace), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def start_prefect(database_url: str, host: str, port: int, log_path: Path) -> subprocess.Popen:
+    env = os.environ | {"PREFECT_API_DATABASE_CONNECTION_URL": database_url}
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect) if prefect.exists() else "prefect", "server", "start", "--host", host,
+               "--port", str(port)]
+    log(f"starting {' '.join(command)}")
+    return subprocess.Popen(command, env=env, stdout=open(log_path, "a"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_health(api_url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(f"prefect server exited: {tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+                if json.loads(response.read()) is True:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise ServerError(f"no {api_url}/health after {START_TIMEOUT:.0f} s: {tail(log_path)}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m deployments.postgres_server",
+                                     description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--data-dir", type=Path,
+                        help="cluster, password and logs (default: ./prefect-postgres, or a "
+                        "temporary folder with --ephemeral)")
+    parser.add_argument("--ephemeral", action="store_true",
+                        help="a fresh cluster in a new (or empty) folder, removed at stop")
+    parser.add_argument("--postgres-port", type=int, default=0, help="0: a free loopback port")
+    parser.add_argument("--host", default="127.0.0.1", help="address the Prefect API listens on")
+    parser.add_argument("--port", type=int, default=4200, help="Prefect API port; 0: a free one")
+    parser.add_argument("--postgres-user", default="postgres",
+                        help="system user that owns the cluster when run as root")
+    parser.add_argument("--no-install", action="store_true", help="never run apt-get")
+    parser.add_argument("--info-file", type=Path,
+                        help="write the API and database URLs here as JSON (mode 600)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    if args.data_dir is None:
+        data_dir = (Path(tempfile.mkdtemp(prefix="prefect-postgres-")) if args.ephemeral
+                    else Path("prefect-postgres"))
+    else:
+        data_dir = args.data_dir
+        if args.ephemeral and data_dir.exists() and any(data_dir.iterdir()):
+            # It is removed at stop: never someone's files.
+            print(f"Error: --ephemeral needs a new or empty --data-dir: {data_dir}", file=sys.stderr)
+            return 2
+    data_dir = data_dir.absolute()
+
+    def request_stop(signum, frame):
+        raise StopRequested
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = None
+    cluster = None
+    try:
+        cluster = Cluster(postgres_bindir(install=not args.no_install), data_dir,
+                          args.postgres_port or free_port(),
+                          args.postgres_user if os.geteuid() == 0 else None)
+        password = cluster.prepare()
+        cluster.start()
+        database_url = (f"postgresql+asyncpg://{ROLE}:{password}@127.0.0.1:{cluster.port}/"
+                        f"{DATABASE}")
+        port = args.port or free_port()
+        api_url = f"http://{args.host}:{port}/api"
+        server_log = data_dir / "prefect-server.log"
+        server = start_prefect(database_url, args.host, port, server_log)
+        wait_for_health(api_url, server, server_log)
+        if args.info_file:
+            args.info_file.write_text(json.dumps({
+                "api_url": api_url, "database_url": database_url, "data_dir": str(data_dir),
+                "server_pid": server.pid, "postgres_pid": cluster.process.pid}, indent=2))
+            args.info_file.chmod(0o600)
+        log(f"database: postgresql+asyncpg://{ROLE}:***@127.0.0.1:{cluster.port}/{DATABASE} "
+            f"(data in {data_dir})")
+        print(f"PREFECT_API_URL={api_url}", flush=True)
+        log("ready; Ctrl-C or SIGTERM stops the server and PostgreSQL")
+        while True:
+            if server.poll() is not None:
+                raise ServerError(f"prefect server exited: {tail(server_log)}")
+            if cluster.process.poll() is not None:
+                raise ServerError(f"PostgreSQL exited: {tail(data_dir / 'postgres.log')}")
+            time.sleep(0.5)
+    except StopRequested:
+        return 0
+    except ServerError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if server is not None and server.poll() is None:
+            log("stopping the Prefect server")
+            stop_group(server, signal.SIGTERM, grace=20)
+        if cluster is not None:
+            cluster.stop()
+        if args.ephemeral:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            log(f"removed {data_dir}")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
