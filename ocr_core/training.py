@@ -106,7 +106,7 @@ class TrainingResult:
     seconds: float
 
 
-TARGET_IMAGES_SEEN = 160_000
+TARGET_IMAGES_SEEN = 96_000
 MIN_STEPS_PER_EPOCH = 40
 MIN_BATCH_SIZE = 16
 MAX_EPOCHS = 1000
@@ -117,7 +117,7 @@ class TrainingPlan:
     """How long one training runs and in which batches, fitted to the training set's size.
 
     The defaults aim at a number of images seen (TARGET_IMAGES_SEEN), not a number of epochs:
-    10 epochs of 16,000 generated captchas and 214 epochs of 750 real ones are the same amount
+    6 epochs of 16,000 generated captchas and 128 epochs of 750 real ones are the same amount
     of learning. Early stopping may not stop in the first half of the schedule, where a high
     learning rate makes validation accuracy swing.
     """
@@ -144,7 +144,7 @@ def plan_training(
     """The training plan for `train_images` images; given values win over the derived defaults.
 
     - batch size: the recipe's, halved (down to 16) until an epoch has at least 40 steps;
-    - epochs: enough to see about 160,000 images (at most 1,000);
+    - epochs: enough to see about 96,000 images (at most 1,000);
     - patience: a tenth of the epochs, at least 4; early stopping starts halfway.
     """
     if train_images < 1:

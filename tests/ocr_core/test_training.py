@@ -13,14 +13,14 @@ from ocr_core.training import MONITOR, TrainingPlan, fit, plan_training, predict
 class TestPlanTraining:
     """Training length follows the data: the same defaults learn from 750 images and from 16,000."""
 
-    def test_main_job_keeps_its_ten_epochs_of_batch_64(self):
+    def test_main_job_gets_six_epochs_of_batch_64(self):
         plan = plan_training(16_000, get_recipe("crnn"))
-        assert plan == TrainingPlan(batch_size=64, epochs=10, patience=4, start_from_epoch=5)
+        assert plan == TrainingPlan(batch_size=64, epochs=6, patience=4, start_from_epoch=3)
 
     def test_small_real_set_gets_small_batches_and_many_epochs(self):
         plan = plan_training(748, get_recipe("crnn"))
-        assert plan == TrainingPlan(batch_size=16, epochs=214, patience=22, start_from_epoch=107)
-        assert plan.epochs * 748 >= 160_000
+        assert plan == TrainingPlan(batch_size=16, epochs=129, patience=13, start_from_epoch=64)
+        assert plan.epochs * 748 >= 96_000
 
     def test_batch_halves_until_an_epoch_has_40_steps(self):
         assert plan_training(2_000, get_recipe("crnn")).batch_size == 32
@@ -29,6 +29,7 @@ class TestPlanTraining:
 
     def test_epochs_are_capped(self):
         assert plan_training(40, get_recipe("crnn")).epochs == 1000
+        assert plan_training(96, get_recipe("crnn")).epochs == 1000
 
     def test_given_values_win(self):
         plan = plan_training(748, get_recipe("crnn"), epochs=80, patience=20, batch_size=8)
