@@ -15,16 +15,16 @@ from prefect.logging import get_run_logger
 from ocr_core import dataset as ds
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
 from tasks.records import Datasets, ImageFolder, Manifest, Split
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def generate_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
     """Generate `num_samples` seeded captchas (the embedded default data source)."""
     from ocr_core.synthetic import generate_captchas as generate
 
-    key = step_key("generate_captchas", num_samples=num_samples, seed=seed)
+    key = current_step_key()
     target = ResultsLayout(results_dir).data / "synthetic" / key
     workers = min(2, os.cpu_count() or 1)
     get_run_logger().info("generating %d captchas (seed %d) into %s", num_samples, seed, target)
@@ -41,7 +41,7 @@ def fingerprint_folder(folder: Path) -> ImageFolder:
     return ImageFolder(str(Path(folder).absolute()), digest=digest, count=len(paths))
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def split_dataset(
     manifest: Manifest, seed: int, validation_fraction: float, test_fraction: float,
     results_dir: Path,
@@ -50,8 +50,7 @@ def split_dataset(
     records, vocabulary = ds.read_manifest(manifest.path)
     splits = ds.split_records(records, validation_fraction=validation_fraction,
                               test_fraction=test_fraction, seed=seed)
-    key = step_key("split_dataset", manifest=manifest.digest, seed=seed,
-                   validation_fraction=validation_fraction, test_fraction=test_fraction)
+    key = current_step_key()
     path = ResultsLayout(results_dir).manifests / f"split-{key}.json"
     digest = ds.write_split(path, splits, vocabulary, seed=seed, source_manifest=manifest.digest)
     counts = {name: len(splits[name]) for name in ds.SPLITS}
@@ -59,7 +58,7 @@ def split_dataset(
     return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     """Decode and resize every split once for the recipe's input size; save as tf.data snapshots."""
     from ocr_core.ctc import Vocabulary
@@ -69,7 +68,7 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     spec = get_recipe(recipe)
     records, vocabulary = ds.read_split(split.path)
     max_length = max(len(r.label) for rs in records.values() for r in rs)
-    key = step_key("build_datasets", split=split.digest, height=spec.height, width=spec.width)
+    key = current_step_key()
     target = ResultsLayout(results_dir).datasets / key
     chars = Vocabulary(vocabulary)
     with atomic_path(target, is_dir=True) as tmp:

@@ -17,7 +17,7 @@ from prefect.logging import get_run_logger
 
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, content_ignoring, step_key
+from tasks.caching import cached_task, current_step_key
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
 GRID_SIZE = 6  # the seed's 6x6 grid of digits
@@ -47,14 +47,14 @@ def locate_mnist(
                        mnist_path=None if mnist_path is None else str(mnist_path))
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
     """Load MNIST from the source and save it as the canonical `.npz` the trainings read."""
     from ocr_core.mnist.data import save_arrays
     from ocr_core.mnist.sources import download_cache, fetch
 
     arrays = fetch(source.source, source.mnist_path, download_cache(results_dir))
-    key = step_key("load_mnist", source=source.digest)
+    key = current_step_key()
     path = save_arrays(arrays, ResultsLayout(results_dir).data / "mnist" / key / "mnist.npz")
     get_run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
     return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
@@ -76,7 +76,7 @@ def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
     return shapes
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     """A random 6x6 grid of training digits titled with their labels."""
     import numpy as np
@@ -87,7 +87,7 @@ def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     arrays = load_arrays(data.path)
     count = min(GRID_SIZE * GRID_SIZE, len(arrays.y_train))
     chosen = np.random.default_rng(seed).choice(len(arrays.y_train), count, replace=False)
-    key = step_key("plot_digits", data=data.digest, seed=seed)
+    key = current_step_key()
     path = plot_digit_grid(arrays.x_train[chosen], [str(label) for label in arrays.y_train[chosen]],
                            ResultsLayout(results_dir).plots / f"mnist-digits-{key}.png",
                            columns=GRID_SIZE, title="Random training digits")
@@ -108,7 +108,7 @@ class _ProgressArtifact(keras.callbacks.Callback):
         update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
-@task(cache_policy=content_ignoring("threads"), persist_result=True)
+@cached_task(ignore=("threads",))
 def train_digit_model(
     data: DigitData,
     model_name: str,
@@ -157,7 +157,7 @@ def train_digit_model(
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
-    key = step_key("train_digit_model", data=data.digest, **params)
+    key = current_step_key()
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
     save_digit_model(target, result.model, name=model_name, data_digest=data.digest,
                      params=params, history=result.history,
@@ -171,7 +171,7 @@ def train_digit_model(
                       validation=validation)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                          results_dir: Path) -> DigitEvaluationReport:
     """Score a model on the test images: loss, accuracy, error %, confusion matrix, misreads."""
@@ -189,7 +189,7 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                                  from_logits=info["output"] == "logits", batch_size=batch_size)
     metrics = {"model": model.name, "split": "test", **evaluation.as_dict()}
     wrong = np.flatnonzero(evaluation.predictions != arrays.y_test)[:MISCLASSIFIED_SHOWN]
-    key = step_key("evaluate_digit_model", model=model.digest, data=data.digest)
+    key = current_step_key()
     folder = ResultsLayout(results_dir).evaluations / f"mnist-{model.name}-{key}"
     title = f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}%"
     with atomic_path(folder, is_dir=True) as tmp:

@@ -64,7 +64,7 @@ def score_version(
     beam_width: int,
 ) -> Scores:
     """A version's scores on the evaluation set, computed once per model, set and decoding."""
-    key = step_key("score_version", model=version.digest, evaluation_set=evaluation_set.digest,
+    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.digest,
                    decoder=decoder, beam_width=beam_width)
     if (known := version.scores.get(key)) is not None:
         return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"])

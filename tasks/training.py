@@ -11,7 +11,7 @@ from prefect.logging import get_run_logger
 
 from ocr_core.files import write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 
 
@@ -28,7 +28,7 @@ class _ProgressArtifact(keras.callbacks.Callback):
         update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task(ignore=("threads",))
 def train_model(
     datasets: Datasets,
     recipe: str,
@@ -65,7 +65,7 @@ def train_model(
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    key = step_key("train_model", datasets=datasets.digest, **params)
+    key = current_step_key()
     target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
                 height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
@@ -90,7 +90,7 @@ def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
     return model
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def evaluate_model(
     model: ModelBundle, datasets: Datasets, split: str, decoder: str, beam_width: int,
     results_dir: Path,
@@ -108,8 +108,7 @@ def evaluate_model(
     metrics = {"split": split, "count": evaluation.count, "decoder": decoder,
                "sequence_accuracy": evaluation.sequence_accuracy,
                "character_error_rate": evaluation.character_error_rate}
-    key = step_key("evaluate_model", model=model.digest, datasets=datasets.digest, split=split,
-                   decoder=decoder, beam_width=beam_width)
+    key = current_step_key()
     folder = ResultsLayout(results_dir).evaluations / key
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
