@@ -80,7 +80,7 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
             checked_manifest(acquire_evaluation_images(params), params), manifest,
             describe_evaluation_set(params), root)
         model, test, _ = train_and_test(params, manifest)
-        challenger = register_model(model, describe_training_data(params, manifest),
+        challenger = register_model(model, test, describe_training_data(params, manifest),
                                     params.model_dump(mode="json"), root)
     except Exception as error:
         publish_decision(record_failed_challenger(f"{type(error).__name__}: {error}",

@@ -248,7 +248,7 @@ class Registry:
 
     def register(
         self, bundle: str | os.PathLike[str], *, training_data: dict[str, Any],
-        params: dict[str, Any],
+        params: dict[str, Any], metrics: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Copy a bundle in as the next version; the same bundle content returns its version.
 
@@ -256,6 +256,8 @@ class Registry:
             bundle: a bundle folder (or its model.keras).
             training_data: what the model was trained on (source, images, seed or folder, manifest).
             params: the run parameters that produced it.
+            metrics: its metrics (validation, test split), read from where its evaluation
+                wrote them; default: the bundle's own metrics.json (validation only).
         """
         from ocr_core.bundle import BUNDLE_FILE, bundle_dir
 
@@ -271,7 +273,7 @@ class Registry:
                         logger.info("%s is already registered as %s", source, existing.name)
                         return existing
                 name = f"v{max((v.number for v in self.versions()), default=0) + 1}"
-                metrics = staging / "metrics.json"
+                bundle_metrics = staging / "metrics.json"
                 write_json(staging / VERSION_FILE, {
                     "version": name,
                     "digest": digest,
@@ -280,7 +282,8 @@ class Registry:
                     "bundle": read_json(staging / BUNDLE_FILE),
                     "training_data": training_data,
                     "params": params,
-                    "metrics": read_json(metrics) if metrics.exists() else {},
+                    "metrics": metrics if metrics is not None else (
+                        read_json(bundle_metrics) if bundle_metrics.exists() else {}),
                 })
                 os.rename(staging, self.versions_dir / name)
             finally:

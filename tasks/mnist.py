@@ -174,10 +174,13 @@ def train_digit_model(
 @cached_task()
 def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                          results_dir: Path) -> DigitEvaluationReport:
-    """Score a model on the test images: loss, accuracy, error %, confusion matrix, misreads."""
+    """Score a model on the test images: loss, accuracy, error %, confusion matrix, misreads.
+
+    Everything goes into the evaluation's own folder; the model folder is never changed.
+    """
     import numpy as np
 
-    from ocr_core.files import atomic_path, read_json, write_json
+    from ocr_core.files import atomic_path, write_json
     from ocr_core.mnist.data import load_arrays
     from ocr_core.mnist.evaluation import evaluate_digits
     from ocr_core.mnist.models import load_digit_model
@@ -199,8 +202,6 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                            arrays.y_test[wrong], tmp / "misclassified.png",
                            title=f"{model.name}: first misread test digits")
     summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
-    model_metrics = Path(model.path) / "metrics.json"
-    write_json(model_metrics, read_json(model_metrics) | {"test": summary})
     get_run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
                           model.name, evaluation.error_percent, 100 * evaluation.accuracy,
                           evaluation.loss, evaluation.count)

@@ -20,7 +20,13 @@ from ocr_core.errors import ConfigError
 from ocr_core.files import sha256_json
 from ocr_core.registry import Decision, ModelVersion, Registry, Scores, decide
 from tasks.caching import step_key
-from tasks.records import Manifest, ModelBundle, PromotionDecision, RegisteredModel
+from tasks.records import (
+    EvaluationReport,
+    Manifest,
+    ModelBundle,
+    PromotionDecision,
+    RegisteredModel,
+)
 
 
 @task(cache_policy=NO_CACHE)
@@ -50,11 +56,14 @@ def reserve_evaluation_set(
 
 @task(cache_policy=NO_CACHE)
 def register_model(
-    model: ModelBundle, training_data: dict[str, Any], params: dict[str, Any], results_dir: Path
+    model: ModelBundle, test: EvaluationReport, training_data: dict[str, Any],
+    params: dict[str, Any], results_dir: Path,
 ) -> RegisteredModel:
-    """Add a trained bundle to the registry (once per content) as the challenger."""
-    version = Registry.of(results_dir).register(model.path, training_data=training_data,
-                                                params=params)
+    """Add a trained bundle to the registry (once per content) as the challenger, with its
+    validation metrics and its test metrics (from the evaluation's folder)."""
+    version = Registry.of(results_dir).register(
+        model.path, training_data=training_data, params=params,
+        metrics={"validation": model.validation, "test": test.metrics})
     get_run_logger().info("challenger: %s (%s)", version.name, version.path)
     return RegisteredModel(str(version.path), digest=version.digest, version=version.name)
 

@@ -95,8 +95,12 @@ def evaluate_model(
     model: ModelBundle, datasets: Datasets, split: str, decoder: str, beam_width: int,
     results_dir: Path,
 ) -> EvaluationReport:
-    """Read every image of a split; write metrics and per-image predictions as JSON."""
-    from ocr_core.bundle import load_bundle, update_metrics
+    """Read every image of a split; write metrics and per-image predictions as JSON.
+
+    They go into the evaluation's own folder: the model bundle is a cached output and is never
+    changed after training (the registry and the reports read test metrics from here).
+    """
+    from ocr_core.bundle import load_bundle
     from ocr_core.dataset import read_split
     from ocr_core.inference import predict_files, score
 
@@ -113,7 +117,6 @@ def evaluate_model(
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
     write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
-    update_metrics(model.path, {"validation": model.validation, split: metrics})
     get_run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
                           100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
                           evaluation.count)

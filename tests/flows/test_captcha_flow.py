@@ -57,10 +57,15 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     assert 0.0 <= summary.metrics["sequence_accuracy"] <= 1.0
     for path in summary.plots.values():
         assert Path(path).read_bytes().startswith(b"\x89PNG")
-    metrics = json.loads((summary.model_path / "metrics.json").read_text())
-    assert metrics["test"]["count"] == 4
+    bundle_files = {p.name: p.read_bytes() for p in summary.model_path.iterdir()}
+    assert "test" not in json.loads(bundle_files["metrics.json"])  # evaluations live beside it
     keys = asyncio.run(_artifact_keys(state.state_details.flow_run_id))
     assert {"captcha-metrics", "captcha-predictions", "captcha-run"} <= keys
+
+    again, states, _ = _run(_params(results_dir, decoder="beam_search", beam_width=4))
+    assert again.model_path == summary.model_path
+    assert {p.name: p.read_bytes() for p in summary.model_path.iterdir()} == bundle_files
+    assert states["train_model"] == "Cached" and states["evaluate_model"] == "Completed"
 
     again, states, _ = _run(_params(results_dir))
     assert again == summary

@@ -15,7 +15,7 @@ from ocr_core.dataset import index_images, list_pngs, write_manifest
 from ocr_core.errors import ConfigError
 from ocr_core.registry import Registry
 from ocr_core.synthetic import CAPTCHA_ALPHABET, generate_captchas
-from tasks.records import Manifest, ModelBundle, PromotionDecision
+from tasks.records import EvaluationReport, Manifest, ModelBundle, PromotionDecision
 from tasks.registry import (
     challenge_champion,
     decision_markdown,
@@ -65,7 +65,8 @@ def bundles(tmp_path) -> dict[str, ModelBundle]:
 
 def register(bundle: ModelBundle, results_dir: Path):
     with disable_run_logger():
-        return register_model.fn(bundle, {"source": "synthetic", "images": 40, "seed": 1},
+        test = EvaluationReport(str(results_dir / "m.json"), digest="e", metrics={"count": 4})
+        return register_model.fn(bundle, test, {"source": "synthetic", "images": 40, "seed": 1},
                                  {"seed": 1}, results_dir)
 
 
@@ -73,6 +74,11 @@ def challenge(challenger, evaluation_set: Manifest, results_dir: Path,
               margin: float = 0.0) -> PromotionDecision:
     with disable_run_logger():
         return challenge_champion.fn(challenger, evaluation_set, margin, "greedy", 16, results_dir)
+
+
+def test_a_version_keeps_the_test_metrics_of_its_evaluation(bundles, tmp_path):
+    version = Registry.of(tmp_path).version(register(bundles["two"], tmp_path).version)
+    assert version.info["metrics"]["test"] == {"count": 4}
 
 
 class TestChallengeChampion:
