@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,14 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     assert again == summary
     cached = {name for name, value in states.items() if value == "Cached"}
     assert cached == set(states) - UNCACHED, states
+
+    # A hit whose files are gone is a miss: the data steps run again, the model is reused.
+    shutil.rmtree(results_dir / "manifests")
+    shutil.rmtree(results_dir / "data")
+    again, states, _ = _run(_params(results_dir))
+    assert again == summary
+    recomputed = {name for name, value in states.items() if value == "Completed"}
+    assert recomputed == {"generate_captchas", "validate_images", "split_dataset"} | UNCACHED
 
     _, states, _ = _run(_params(results_dir, epochs=2))
     recomputed = {name for name, value in states.items() if value == "Completed"}

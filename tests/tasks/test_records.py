@@ -5,7 +5,7 @@ import pytest
 from pydantic import BaseModel
 
 from tasks.caching import content_token, step_key
-from tasks.records import ImageFolder, MissingOutputs, ModelBundle
+from tasks.records import Datasets, ImageFolder, MissingOutputs, ModelBundle
 
 
 class TestRecords:
@@ -25,6 +25,18 @@ class TestRecords:
         (tmp_path / "bundle.json").write_text("{}")
         data = pickle.dumps(ModelBundle(str(tmp_path), digest="k"))
         with pytest.raises(MissingOutputs, match="model.keras"):
+            pickle.loads(data)
+
+    def test_datasets_record_needs_its_split_manifest(self, tmp_path):
+        for name in ("train", "validation", "test"):
+            (tmp_path / name).mkdir()
+        (tmp_path / "datasets.json").write_text("{}")
+        split = tmp_path / "split.json"
+        split.write_text("{}")
+        data = pickle.dumps(Datasets(str(tmp_path), digest="d", split_manifest=str(split)))
+        pickle.loads(data)
+        split.unlink()
+        with pytest.raises(MissingOutputs, match="split.json"):
             pickle.loads(data)
 
 
