@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 
 from prefect import task
-from prefect.logging import get_run_logger
 
 from ocr_core import dataset as ds
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import Datasets, ImageFolder, Manifest, Split
 
 
@@ -27,7 +27,7 @@ def generate_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFo
     key = current_step_key()
     target = ResultsLayout(results_dir).data / "synthetic" / key
     workers = min(2, os.cpu_count() or 1)
-    get_run_logger().info("generating %d captchas (seed %d) into %s", num_samples, seed, target)
+    run_logger().info("generating %d captchas (seed %d) into %s", num_samples, seed, target)
     with atomic_path(target, is_dir=True) as tmp:
         generate(tmp, num_samples, seed, workers=workers)
     return ImageFolder(str(target), digest=key, count=num_samples)
@@ -54,7 +54,7 @@ def split_dataset(
     path = ResultsLayout(results_dir).manifests / f"split-{key}.json"
     digest = ds.write_split(path, splits, vocabulary, seed=seed, source_manifest=manifest.digest)
     counts = {name: len(splits[name]) for name in ds.SPLITS}
-    get_run_logger().info("split %s", counts)
+    run_logger().info("split %s", counts)
     return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary)
 
 
@@ -78,7 +78,7 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
         write_json(tmp / "datasets.json", {"split": split.digest, "height": spec.height,
                                            "width": spec.width, "vocabulary": vocabulary,
                                            "max_label_length": max_length})
-    get_run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
+    run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
                           spec.height, target)
     return Datasets(str(target), digest=key, height=spec.height, width=spec.width,
                     vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path)

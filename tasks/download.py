@@ -13,7 +13,6 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
-from prefect.logging import get_run_logger
 
 from ocr_core.archive import extract_zip, find_image_folder
 from ocr_core.download import DownloadSettings, describe_progress, download, file_name_of
@@ -21,6 +20,7 @@ from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
 from tasks.captcha import fingerprint_folder
+from tasks.logs import run_logger
 from tasks.records import DownloadedFile, ImageFolder
 
 
@@ -38,7 +38,7 @@ class _ProgressReporter:
         self.artifact: UUID | None = None
 
     def __call__(self, received: int, total: int | None) -> None:
-        get_run_logger().info("%s: %s", self.url, describe_progress(received, total))
+        run_logger().info("%s: %s", self.url, describe_progress(received, total))
         if not total or TaskRunContext.get() is None:  # an artifact belongs to a run
             return
         percent = min(100.0, 100 * received / total)
@@ -74,6 +74,6 @@ def extract_archive(archive: DownloadedFile, results_dir: Path) -> ImageFolder:
     key = current_step_key()
     extracted = extract_zip(archive.path, ResultsLayout(results_dir).data / "extracted" / key)
     folder = find_image_folder(extracted.path)
-    get_run_logger().info("unpacked %s: %d files; images in %s", Path(archive.path).name,
+    run_logger().info("unpacked %s: %d files; images in %s", Path(archive.path).name,
                           extracted.files, folder)
     return fingerprint_folder.fn(folder)

@@ -13,11 +13,11 @@ import keras
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
-from prefect.logging import get_run_logger
 
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
 GRID_SIZE = 6  # the seed's 6x6 grid of digits
@@ -42,7 +42,7 @@ def locate_mnist(
         # tfds and keras verify their files' checksums: the content is fixed by the name.
         dataset = sources.TFDS_NAME if source == "tfds" else sources.KERAS_MNIST_SHA256
         digest = sha256_json({"source": source, "dataset": dataset})
-    get_run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
+    run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
     return MnistSource(str(mnist_path or cache), digest=digest, source=source,
                        mnist_path=None if mnist_path is None else str(mnist_path))
 
@@ -56,7 +56,7 @@ def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
     arrays = fetch(source.source, source.mnist_path, download_cache(results_dir))
     key = current_step_key()
     path = save_arrays(arrays, ResultsLayout(results_dir).data / "mnist" / key / "mnist.npz")
-    get_run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
+    run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
     return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
 
 
@@ -69,7 +69,7 @@ def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
 
     arrays = load_arrays(data.path)
     shapes = {name: list(getattr(arrays, name).shape) for name in ARRAY_NAMES}
-    logger = get_run_logger()
+    logger = run_logger()
     logger.info("shapes: %s", ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items()))
     table = pd.DataFrame(arrays.x_train[index]).to_string(line_width=None)
     logger.info("training digit %d (label %d):\n%s", index, arrays.y_train[index], table)
@@ -134,7 +134,7 @@ def train_digit_model(
     from ocr_core.mnist.training import fit_digit_model
     from ocr_core.training import configure_threads
 
-    logger = get_run_logger()
+    logger = run_logger()
     configure_threads(threads)
     logger.info("TensorFlow threads in this process: intra-op %d, inter-op %d (0: all CPUs)",
                 tf.config.threading.get_intra_op_parallelism_threads(),
@@ -202,7 +202,7 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                            arrays.y_test[wrong], tmp / "misclassified.png",
                            title=f"{model.name}: first misread test digits")
     summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
-    get_run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
+    run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
                           model.name, evaluation.error_percent, 100 * evaluation.accuracy,
                           evaluation.loss, evaluation.count)
     return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,

@@ -12,7 +12,6 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from ocr_core.dataset import read_manifest
@@ -20,6 +19,7 @@ from ocr_core.errors import ConfigError
 from ocr_core.files import sha256_json
 from ocr_core.registry import Decision, ModelVersion, Registry, Scores, decide
 from tasks.caching import step_key
+from tasks.logs import run_logger
 from tasks.records import (
     EvaluationReport,
     Manifest,
@@ -49,7 +49,7 @@ def reserve_evaluation_set(
                                                     description)
     unknown = sorted(set(evaluation_set.vocabulary) - set(training.vocabulary))
     if unknown:
-        get_run_logger().warning("the evaluation set has characters the training data lacks: %s",
+        run_logger().warning("the evaluation set has characters the training data lacks: %s",
                                  "".join(unknown))
     return evaluation_set
 
@@ -64,7 +64,7 @@ def register_model(
     version = Registry.of(results_dir).register(
         model.path, training_data=training_data, params=params,
         metrics={"validation": model.validation, "test": test.metrics})
-    get_run_logger().info("challenger: %s (%s)", version.name, version.path)
+    run_logger().info("challenger: %s (%s)", version.name, version.path)
     return RegisteredModel(str(version.path), digest=version.digest, version=version.name)
 
 
@@ -86,7 +86,7 @@ def score_version(
     scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate, evaluation.count)
     registry.record_scores(version, key, scores.as_dict() | {
         "evaluation_set": evaluation_set.digest, "decoder": decoder, "beam_width": beam_width})
-    get_run_logger().info("%s on the evaluation set: sequence accuracy %.2f%%, CER %.4f",
+    run_logger().info("%s on the evaluation set: sequence accuracy %.2f%%, CER %.4f",
                           version.name, 100 * scores.sequence_accuracy,
                           scores.character_error_rate)
     return scores
@@ -175,7 +175,7 @@ def _decision_record(path: Path, entry: dict[str, Any], registry: Registry) -> P
 def _log_decision(entry: dict[str, Any]) -> None:
     verb = "promoted" if entry["promoted"] else "kept"
     subject = entry["challenger"] if entry["promoted"] else entry["champion_before"]
-    get_run_logger().info("%s %s: %s", verb, subject or "no champion", entry["reason"])
+    run_logger().info("%s %s: %s", verb, subject or "no champion", entry["reason"])
 
 
 @task(cache_policy=NO_CACHE)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
-from prefect.logging import get_run_logger
 
 from ocr_core import dataset as ds
 from ocr_core.files import atomic_path, read_json, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.validation import ImageSpec, Policy, enforce, report_markdown, validate_folder
 from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import ImageFolder, Manifest
 
 
@@ -56,7 +56,7 @@ def validate_images(
     if TaskRunContext.get() is not None:  # an artifact belongs to a run
         create_markdown_artifact(markdown, key="captcha-data-validation",
                                  description=report.summary())
-    get_run_logger().info("%s; report %s", report.summary(), report_path)
+    run_logger().info("%s; report %s", report.summary(), report_path)
     accepted = enforce(report, report_path)
     manifest_path = folder / "images.json"
     digest = ds.write_manifest(manifest_path, ds.index_images(accepted))
