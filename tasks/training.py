@@ -7,11 +7,12 @@ from pathlib import Path
 import keras
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.logging import get_run_logger
+from prefect.context import TaskRunContext
 
-from ocr_core.files import write_json
+from ocr_core.files import remove_path, write_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 
 
@@ -41,7 +42,11 @@ def train_model(
     results_dir: Path,
     threads: int | None = None,
 ) -> ModelBundle:
-    """Train a model of `recipe`; save the best epoch's model as a bundle, atomically."""
+    """Train a model of `recipe`; save the best epoch's model as a bundle, atomically.
+
+    The training's state is backed up after every epoch in a work folder named by the step key:
+    a killed run called again resumes from its last finished epoch (see `ocr_core.resume`).
+    """
     from ocr_core.bundle import save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.models import get_recipe
@@ -54,23 +59,27 @@ def train_model(
     params = {"recipe": recipe, "epochs": epochs, "patience": patience, "batch_size": batch,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
-    get_run_logger().info("training %s (%s) for up to %d epochs", recipe, spec.description, epochs)
+    run_logger().info("training %s (%s) for up to %d epochs", recipe, spec.description, epochs)
+    key = current_step_key()
+    work = ResultsLayout(results_dir).work / f"train_model-{key}"
+    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
+    progress = [_ProgressArtifact(epochs)] if TaskRunContext.get() else []
     result = fit(
         spec, Vocabulary(datasets.vocabulary),
         load_split(datasets.split_path("train"), batch, shuffle=True, seed=seed),
         load_split(datasets.split_path("validation"), batch),
         epochs=epochs, patience=patience, learning_rate=learning_rate, augment=augment, seed=seed,
-        callbacks=[_ProgressArtifact(epochs)],
+        callbacks=progress, backup_dir=work,
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    key = current_step_key()
     target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
                 height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
                 params=params, history=result.history, metrics={"validation": validation})
-    get_run_logger().info(
+    remove_path(work)
+    run_logger().info(
         "best epoch %d of %d: validation sequence accuracy %.1f%%; saved %s", result.best_epoch,
         len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
     return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
@@ -117,7 +126,7 @@ def evaluate_model(
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
     write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
-    get_run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
+    run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
                           100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
                           evaluation.count)
     return EvaluationReport(str(folder / "metrics.json"), digest=key,
