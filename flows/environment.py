@@ -13,7 +13,12 @@ from ocr_core.layout import ResultsLayout
 
 
 def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
-    """Settings that must be in place before Prefect and TensorFlow load (user's values win)."""
+    """Settings that must be in place before Prefect and TensorFlow load (user's values win).
+
+    `refresh` is for scripts written before runs had a `refresh` parameter: it turns Prefect's
+    process-wide refresh switch on. Prefer the parameter (`params.refresh`, CLI `--refresh`),
+    which also works for runs started from the UI or a deployment.
+    """
     defaults = {
         "PREFECT_LOCAL_STORAGE_PATH": str(ResultsLayout(results_dir).prefect_results),
         "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
