@@ -227,17 +227,29 @@ STEP = CachePolicy.from_cache_key_fn(_key_from_context)
 """Cache policy of every task that writes files under the results root: its step key."""
 
 
+def step_policy_when(cacheable: Callable[[dict[str, Any]], bool]) -> CachePolicy:
+    """STEP for the calls whose parameters are `cacheable`; the others are never served from
+    the cache (no key: the step runs every time)."""
+
+    def key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+        return _key_from_context(context, parameters) if cacheable(parameters) else None
+
+    return CachePolicy.from_cache_key_fn(key)
+
+
 def cached_task(
-    ignore: Iterable[str] = (), **options: Any
+    ignore: Iterable[str] = (), cache_policy: CachePolicy = STEP, **options: Any
 ) -> Callable[[Callable[..., Any]], Task[..., Any]]:
     """`@task` for a step whose output is cached by its step key and persisted.
 
     Args:
         ignore: parameters left out of the key (see `keyed_step`).
+        cache_policy: STEP, or a `step_policy_when(...)`.
         options: further `prefect.task` options.
     """
 
     def decorate(function: Callable[..., Any]) -> Task[..., Any]:
-        return task(cache_policy=STEP, persist_result=True, **options)(keyed_step(ignore)(function))
+        return task(cache_policy=cache_policy, persist_result=True,
+                    **options)(keyed_step(ignore)(function))
 
     return decorate

@@ -18,7 +18,7 @@ from ocr_core.archive import extract_zip, find_image_folder
 from ocr_core.download import DownloadSettings, describe_progress, download, file_name_of
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import cached_task, current_step_key
+from tasks.caching import cached_task, current_step_key, step_policy_when
 from tasks.captcha import fingerprint_folder
 from tasks.logs import run_logger
 from tasks.records import DownloadedFile, ImageFolder
@@ -48,8 +48,11 @@ class _ProgressReporter:
             update_progress_artifact(self.artifact, percent)
 
 
-# Keyed by URL, expected checksum and results root: retry settings do not change the file.
-@cached_task(ignore=("timeout", "attempts", "backoff"))
+# With a sha256 the content is pinned: cached by URL, checksum and results root (retry settings
+# do not change the file). Without one the URL may have moved on: the task runs every time and
+# revalidates the copy on disk with a conditional request (see `ocr_core.download`).
+@cached_task(ignore=("timeout", "attempts", "backoff"),
+             cache_policy=step_policy_when(lambda parameters: bool(parameters.get("sha256"))))
 def download_archive(
     url: str,
     sha256: str | None,
