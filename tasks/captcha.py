@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from ocr_core import dataset as ds
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
@@ -33,7 +34,8 @@ def generate_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFo
     return ImageFolder(str(target), digest=key, count=num_samples)
 
 
-@task
+# NO_CACHE: it reads the folder's files to make the key the later steps are cached by.
+@task(cache_policy=NO_CACHE)
 def fingerprint_folder(folder: Path) -> ImageFolder:
     """Describe a user's folder of captchas by the content of its PNGs (not cached: it is the key)."""
     paths = ds.list_pngs(folder)

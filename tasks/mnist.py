@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
 from ocr_core.files import sha256_json
@@ -24,7 +25,8 @@ GRID_SIZE = 6  # the seed's 6x6 grid of digits
 MISCLASSIFIED_SHOWN = 36
 
 
-@task
+# NO_CACHE: it checks the source is reachable now; its digest keys the loading step.
+@task(cache_policy=NO_CACHE)
 def locate_mnist(
     source: str, mnist_path: Path | None, results_dir: Path, download_host: str,
     download_port: int, connect_timeout: float,
@@ -60,7 +62,8 @@ def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
     return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
 
 
-@task
+# NO_CACHE: it only logs, and each run's log should show it.
+@task(cache_policy=NO_CACHE)
 def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
     """Log the arrays' shapes and one training digit as a 28x28 table of pixel values."""
     import pandas as pd
@@ -222,7 +225,8 @@ def comparison_rows(models: list[DigitModel],
             for model, evaluation in zip(models, evaluations, strict=True)]
 
 
-@task
+# NO_CACHE: artifacts belong to a run; every run publishes its own.
+@task(cache_policy=NO_CACHE)
 def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluationReport],
                        digits: Picture) -> list[dict[str, object]]:
     """The comparison table and a run summary with links to the plots, as Prefect artifacts."""

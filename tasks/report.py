@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from ocr_core.files import read_json
 from ocr_core.layout import ResultsLayout
@@ -79,7 +80,8 @@ def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_d
     return Picture(str(path), digest=key, title="Test predictions")
 
 
-@task
+# NO_CACHE: artifacts belong to a run; every run publishes its own.
+@task(cache_policy=NO_CACHE)
 def publish_report(
     model: ModelBundle, evaluation: EvaluationReport, pictures: list[Picture]
 ) -> None:

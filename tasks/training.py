@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
 from ocr_core.files import remove_path, write_json
@@ -87,7 +88,8 @@ def train_model(
                        validation=validation)
 
 
-@task
+# NO_CACHE: a check, not a result; a rerun with another threshold must check again.
+@task(cache_policy=NO_CACHE)
 def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
     """Fail the run if the model learned too little to be used; otherwise pass it on.
 
