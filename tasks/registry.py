@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ocr_core.dataset import read_manifest
-from ocr_core.errors import ConfigError
+from ocr_core.errors import ConfigError, RegistryError
 from ocr_core.files import sha256_json
 from ocr_core.registry import Decision, ModelVersion, Registry, Scores, decide
 from tasks.caching import step_key
@@ -27,6 +27,8 @@ from tasks.records import (
     PromotionDecision,
     RegisteredModel,
 )
+
+CHAMPION_CHANGES_TOLERATED = 10  # other runs promoting while this one scores, before giving up
 
 
 @task(cache_policy=NO_CACHE)
@@ -99,15 +101,17 @@ def challenge_champion(
 ) -> PromotionDecision:
     """Score challenger and champion on the evaluation set; promote the challenger if it is better.
 
-    The registry stays locked from reading the champion to moving the pointer, so two runs at
-    once cannot both replace the same champion, and a decision always compares with the
-    champion it replaces.
+    Scoring runs without the registry's lock (it takes minutes on a large set). The lock is
+    held from checking that the champion is still the one scored to moving the pointer, so two
+    runs at once cannot both replace the same champion, and a decision always compares with the
+    champion it replaces: if another run moved it meanwhile, the new champion is scored and the
+    check repeats.
     """
     registry = Registry.of(results_dir)
-    with registry.lock():
+    candidate = registry.version(challenger.version)
+    candidate_scores = score_version(registry, candidate, evaluation_set, decoder, beam_width)
+    for _ in range(CHAMPION_CHANGES_TOLERATED):
         champion = registry.champion()
-        candidate = registry.version(challenger.version)
-        candidate_scores = score_version(registry, candidate, evaluation_set, decoder, beam_width)
         if champion is not None and champion.digest == candidate.digest:
             champion_scores = candidate_scores
             decision = Decision(False, f"the challenger is the champion {champion.name} (the same "
@@ -117,16 +121,24 @@ def challenge_champion(
                                score_version(registry, champion, evaluation_set, decoder,
                                              beam_width))
             decision = decide(candidate_scores, champion_scores, margin)
-        if decision.promote:
-            registry.set_champion(candidate, decision.reason)
-        after = candidate if decision.promote else champion
-        record = _decision_entry(
-            decision, challenger=candidate.name, before=champion, after=after, margin=margin,
-            challenger_scores=candidate_scores, champion_scores=champion_scores,
-            evaluation_set=registry.evaluation_set())
-        path = registry.record_decision(record)
-    _log_decision(record)
-    return _decision_record(path, record, registry)
+        with registry.lock():
+            now = registry.champion()
+            if (now and now.name) != (champion and champion.name):
+                run_logger().info("the champion changed to %s while scoring; comparing again",
+                                  now and now.name)
+                continue
+            if decision.promote:
+                registry.set_champion(candidate, decision.reason)
+            after = candidate if decision.promote else champion
+            record = _decision_entry(
+                decision, challenger=candidate.name, before=champion, after=after, margin=margin,
+                challenger_scores=candidate_scores, champion_scores=champion_scores,
+                evaluation_set=registry.evaluation_set())
+            path = registry.record_decision(record)
+        _log_decision(record)
+        return _decision_record(path, record, registry)
+    raise RegistryError(f"the champion of {registry.path} changed {CHAMPION_CHANGES_TOLERATED} "
+                        "times while this challenger was compared; run the retrain again")
 
 
 @task(cache_policy=NO_CACHE)

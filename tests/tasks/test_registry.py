@@ -132,6 +132,46 @@ class TestChallengeChampion:
         assert scored == ["v2"]  # the champion's scores came from the registry
 
 
+class TestScoringWithoutTheLock:
+    def test_the_registry_is_not_locked_while_models_are_scored(
+        self, bundles, evaluation_set, tmp_path, monkeypatch
+    ):
+        from ocr_core import inference
+
+        challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        original = inference.predict_files
+        free = []
+
+        def scoring(bundle, paths, **kwargs):
+            with Registry.of(tmp_path).lock(timeout=0.5):  # another process could write now
+                free.append(bundle.path.name)
+            return original(bundle, paths, **kwargs)
+
+        monkeypatch.setattr(inference, "predict_files", scoring)
+        decision = challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        assert free == ["v2"] and not decision.promoted
+
+    def test_a_champion_moved_while_scoring_is_the_one_compared(
+        self, bundles, evaluation_set, tmp_path, monkeypatch
+    ):
+        from ocr_core import inference
+
+        registry = Registry.of(tmp_path)
+        challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)  # v1
+        strong = register(bundles["two"], tmp_path)  # v2, registered but not champion
+        third = constant_bundle(tmp_path / "models" / "three", 2)
+        original = inference.predict_files
+
+        def scoring(bundle, paths, **kwargs):
+            if registry.champion().name == "v1":  # another run promotes v2 meanwhile
+                registry.set_champion(registry.version("v2"), "another run")
+            return original(bundle, paths, **kwargs)
+
+        monkeypatch.setattr(inference, "predict_files", scoring)
+        decision = challenge(register(third, tmp_path), evaluation_set, tmp_path)
+        assert strong.version == "v2" and decision.champion_before == "v2"
+
+
 class TestFailedChallenger:
     def test_a_failed_run_is_logged_and_the_champion_stays(self, bundles, evaluation_set,
                                                           tmp_path):
