@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,4 +30,8 @@ def honour_refresh(flow_function: F) -> F:
         with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):
             return flow_function(*args, **kwargs)
 
+    # Prefect builds the run form and validates parameters from the signature: give it the
+    # annotations resolved in the flow's module (this module cannot resolve them as strings).
+    run.__signature__ = inspect.signature(flow_function, eval_str=True)  # type: ignore[attr-defined]
+    run.__annotations__ = typing.get_type_hints(flow_function)
     return run  # type: ignore[return-value]
