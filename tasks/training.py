@@ -34,8 +34,8 @@ class _ProgressArtifact(keras.callbacks.Callback):
 def train_model(
     datasets: Datasets,
     recipe: str,
-    epochs: int,
-    patience: int,
+    epochs: int | None,
+    patience: int | None,
     batch_size: int | None,
     learning_rate: float | None,
     augment: bool,
@@ -45,31 +45,38 @@ def train_model(
 ) -> ModelBundle:
     """Train a model of `recipe`; save the best epoch's model as a bundle, atomically.
 
-    The training's state is backed up after every epoch in a work folder named by the step key:
-    a killed run called again resumes from its last finished epoch (see `ocr_core.resume`).
+    Training length, batch size and patience not given are fitted to the training set's size
+    (`ocr_core.training.plan_training`). The training's state is backed up after every epoch in
+    a work folder named by the step key: a killed run called again resumes from its last
+    finished epoch (see `ocr_core.resume`).
     """
     from ocr_core.bundle import save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.models import get_recipe
-    from ocr_core.pipeline import load_split
-    from ocr_core.training import configure_threads, fit
+    from ocr_core.pipeline import count_split, load_split
+    from ocr_core.training import configure_threads, fit, plan_training
 
     configure_threads(threads)
     spec = get_recipe(recipe)
-    batch = batch_size or spec.batch_size
-    params = {"recipe": recipe, "epochs": epochs, "patience": patience, "batch_size": batch,
+    train_images = count_split(datasets.split_path("train"))
+    plan = plan_training(train_images, spec, epochs=epochs, patience=patience,
+                         batch_size=batch_size)
+    params = {"recipe": recipe, "epochs": plan.epochs, "patience": plan.patience,
+              "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
-    run_logger().info("training %s (%s) for up to %d epochs", recipe, spec.description, epochs)
+    run_logger().info("training %s (%s): %s", recipe, spec.description,
+                      plan.describe(train_images))
     key = current_step_key()
     work = ResultsLayout(results_dir).work / f"train_model-{key}"
     # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
-    progress = [_ProgressArtifact(epochs)] if TaskRunContext.get() else []
+    progress = [_ProgressArtifact(plan.epochs)] if TaskRunContext.get() else []
     result = fit(
         spec, Vocabulary(datasets.vocabulary),
-        load_split(datasets.split_path("train"), batch, shuffle=True, seed=seed),
-        load_split(datasets.split_path("validation"), batch),
-        epochs=epochs, patience=patience, learning_rate=learning_rate, augment=augment, seed=seed,
+        load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
+                   seed=seed),
+        load_split(datasets.split_path("validation"), plan.batch_size),
+        plan=plan, learning_rate=learning_rate, seed=seed,
         callbacks=progress, backup_dir=work,
     )
     best = result.best_epoch - 1

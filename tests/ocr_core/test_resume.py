@@ -10,7 +10,7 @@ from ocr_core.ctc import Vocabulary
 from ocr_core.models import get_recipe
 from ocr_core.pipeline import load_split, save_split
 from ocr_core.resume import STATE_FILE
-from ocr_core.training import MONITOR, fit
+from ocr_core.training import MONITOR, TrainingPlan, fit
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -36,8 +36,9 @@ def test_an_interrupted_fit_resumes_with_its_history_and_early_stopping(tmp_path
                    max_label_length=5)
 
     def run(*callbacks):
+        plan = TrainingPlan(batch_size=16, epochs=4, patience=4, start_from_epoch=0)
         return fit(recipe, vocabulary, load_split(tmp_path / "train", 16, shuffle=True, seed=0),
-                   load_split(tmp_path / "validation", 16), epochs=4, patience=4, seed=0,
+                   load_split(tmp_path / "validation", 16), plan=plan, seed=0,
                    callbacks=callbacks, backup_dir=tmp_path / "work")
 
     with pytest.raises(KeyboardInterrupt):
