@@ -183,37 +183,40 @@ def current_step_key() -> str:
         raise RuntimeError("current_step_key() is only known inside a @keyed_step function") from None
 
 
-def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a task function its step key: `current_step_key()` inside it, `.step_key(parameters)`
-    for the cache policy. Both come from the same call's parameters, defaults filled in.
+class KeyedStep:
+    """A task function that knows its step key: `current_step_key()` inside it,
+    `.step_key(parameters)` for the cache policy, both from the same call's parameters with
+    defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
 
     Args:
+        function: the task's function.
         ignore: parameters that change how the step runs, not what it produces (a thread count).
     """
-    ignored = frozenset(ignore)
 
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(function)
+    def __init__(self, function: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
+        functools.update_wrapper(self, function)
+        self.__prefect_task_source__ = function  # Prefect's task key: the function's own code
+        self.function = function
+        self.ignored = frozenset(ignore)
 
-        def key_of(parameters: dict[str, Any]) -> str:
-            bound = signature.bind_partial(**parameters)
-            bound.apply_defaults()
-            return step_key(function, **{name: value for name, value in bound.arguments.items()
-                                         if name not in ignored})
+    def step_key(self, parameters: dict[str, Any]) -> str:
+        bound = inspect.signature(self.function).bind_partial(**parameters)
+        bound.apply_defaults()
+        return step_key(self.function, **{name: value for name, value in bound.arguments.items()
+                                          if name not in self.ignored})
 
-        @functools.wraps(function)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            token = _CURRENT_KEY.set(key_of(dict(bound.arguments)))
-            try:
-                return function(*args, **kwargs)
-            finally:
-                _CURRENT_KEY.reset(token)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        bound = inspect.signature(self.function).bind(*args, **kwargs)
+        token = _CURRENT_KEY.set(self.step_key(dict(bound.arguments)))
+        try:
+            return self.function(*args, **kwargs)
+        finally:
+            _CURRENT_KEY.reset(token)
 
-        run.step_key = key_of  # type: ignore[attr-defined]
-        return run
 
-    return decorate
+def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], KeyedStep]:
+    """Decorator form of `KeyedStep`."""
+    return lambda function: KeyedStep(function, ignore)
 
 
 def _key_from_context(context: TaskRunContext, parameters: dict[str, Any]) -> str:

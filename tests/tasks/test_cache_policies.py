@@ -37,3 +37,15 @@ def test_each_task_is_cached_by_its_step_key_or_not_at_all(task):
     else:
         assert isinstance(policy, CacheKeyFnPolicy) and hasattr(task.fn, "step_key")
         assert task.persist_result
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_each_task_pickles_for_remote_workers(task):
+    """A Dask worker receives the task by cloudpickle; its step key must survive the trip."""
+    import pickle
+
+    import cloudpickle
+
+    copy = pickle.loads(cloudpickle.dumps(task))
+    assert copy.name == task.name and copy.task_key == task.task_key
+    assert hasattr(copy.fn, "step_key") == hasattr(task.fn, "step_key")
