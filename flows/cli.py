@@ -13,7 +13,7 @@ from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
-from ocr_core.config import CaptchaParams, MnistParams
+from ocr_core.config import CaptchaParams, IngestParams, MnistParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
 
 
@@ -110,10 +110,18 @@ def _load_model(model: Path | None, results_dir: Path | None = None):
               show_default=True, help="text: '<path>\\t<text>' lines; json: one object per image "
               "with a confidence.")
 @_decoder_options
+@click.option("--review-below", type=click.FloatRange(0, 1), default=None,
+              help="Copy each image read with a confidence below this (0-1) into --review-dir, "
+              "named <prediction>.png, for a person to correct; then `ingest` it.")
+@click.option("--review-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The review folder (created if missing); review.jsonl there logs each image.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def predict(model: Path | None, results_dir: Path | None, output_format: str, decoder: str,
-            beam_width: int, inputs: tuple[Path, ...]) -> None:
+            beam_width: int, review_below: float | None, review_dir: Path | None,
+            inputs: tuple[Path, ...]) -> None:
     """Read captcha images (files or folders of PNGs) with a trained model."""
+    if (review_below is None) != (review_dir is None):
+        raise click.UsageError("--review-below and --review-dir go together")
     import_tensorflow_quietly()
     from ocr_core.inference import expand_inputs, predict_files
 
@@ -125,6 +133,12 @@ def predict(model: Path | None, results_dir: Path | None, output_format: str, de
             click.echo(json.dumps(prediction.as_dict()))
         else:
             click.echo(f"{prediction.path}\t{prediction.text}")
+    if review_dir is not None:
+        from ocr_core.review import queue_for_review
+
+        queued = queue_for_review(predictions, review_below, review_dir)
+        click.echo(f"queued {len(queued)} of {len(predictions)} images (confidence below "
+                   f"{review_below}) for review in {review_dir}", err=True)
 
 
 @main.command()
@@ -165,6 +179,40 @@ def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_wi
     click.echo(f"character error rate: {report.character_error_rate:.4f}")
     for miss in report.misreads:
         click.echo(f"misread: {miss['path']}\ttruth {miss['truth']}\tread {miss['prediction']}")
+
+
+@main.command()
+@click.argument("source_dir", type=click.Path(file_okay=False, path_type=Path))
+@params_command(IngestParams, exclude=("source_dir",))
+def ingest(params: IngestParams) -> None:
+    """Move checked <label>.png captchas from SOURCE_DIR into --data-dir (the captcha-ingest flow).
+
+    Files pass the training checks (PNG, size, mode, label, no duplicate bytes, also against the
+    dataset) or stay where they are; a name already in the dataset is refused, never overwritten.
+    When any file moved, one `ocr-pipeline.dataset.updated` event names the dataset folder: a
+    served retrain deployment on that folder starts a retrain (see `serve`).
+    """
+    for flag, folder in (("SOURCE_DIR", params.source_dir), ("--data-dir", params.data_dir)):
+        if not folder.is_dir():  # before Prefect starts: a typo fails in a second
+            raise DataError(f"{flag} is not a folder: {folder}")
+    prepare_environment(params.results_dir, tensorflow=False)
+    from prefect.settings import get_current_settings
+
+    from flows.ingest import captcha_ingest
+
+    server = get_current_settings().api.url  # read before the flow: local mode sets its own
+    summary = captcha_ingest(params)
+    click.echo("")
+    click.echo(f"accepted: {len(summary.accepted)} (moved into {summary.data_dir}, now "
+               f"{summary.dataset_images} images)")
+    click.echo(f"refused:  {len(summary.refused)}")
+    for name, reasons in summary.refused.items():
+        click.echo(f"  {name}: {'; '.join(reasons)}")
+    click.echo(f"report:   {summary.report}")
+    click.echo(f"event:    {summary.event_id or 'none (nothing accepted)'}")
+    if summary.event_id and not server:
+        click.echo("note: no PREFECT_API_URL, so the event went to a temporary local server; "
+                   "point it at the server `serve` uses for the event to start a retrain", err=True)
 
 
 main.add_command(retrain)

@@ -42,8 +42,11 @@ def apply_process_defaults(results_dir: Path | None = None) -> None:
             _APPLIED[name] = value
 
 
-def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
+def prepare_environment(results_dir: Path, refresh: bool = False, tensorflow: bool = True) -> None:
     """Settings that must be in place before Prefect and TensorFlow load (user's values win).
+
+    `tensorflow=False` skips loading TensorFlow, for commands that never train or read images
+    with a model (ingest).
 
     `refresh` is for scripts written before runs had a `refresh` parameter: it turns Prefect's
     process-wide refresh switch on. Prefer the parameter (`params.refresh`, CLI `--refresh`),
@@ -58,7 +61,8 @@ def prepare_environment(results_dir: Path, refresh: bool = False) -> None:
 
     for handler in logging.getLogger().handlers:  # Prefect's console handler
         handler.addFilter(hide_expected_tracebacks)
-    import_tensorflow_quietly()
+    if tensorflow:
+        import_tensorflow_quietly()
 
 
 def hide_expected_tracebacks(record: logging.LogRecord) -> bool:

@@ -53,7 +53,7 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
 
 
 def _default_text(field: Any) -> str | None:
-    if field.default_factory is not None or field.default is None:
+    if field.is_required() or field.default_factory is not None or field.default is None:
         return None
     return str(field.default)
 
@@ -70,6 +70,8 @@ def model_options(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Call
             help_text = field.description or ""
             if (default := _default_text(field)) is not None:
                 help_text += f"  [default: {default}]"
+            elif field.is_required():
+                help_text += "  [required]"
             if is_flag:
                 command = click.option(f"{flag}/--no-{name.replace('_', '-')}", name,
                                        default=None, help=help_text)(command)

@@ -4,11 +4,18 @@
 the flow runs of three deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
 schedule, weekly by default) and `mnist/mnist`. The flags given to
 `serve` become the deployments' default parameters; the UI shows every field, typed and described.
+
+On a dataset folder (`--source dir --data-dir D`), the retrain deployment also carries an event
+trigger: every `ocr-pipeline.dataset.updated` event for D (sent by `ocr-pipeline ingest ... --data-dir
+D`) may start a retrain, debounced: the first event of a burst schedules one run `debounce` seconds
+later, and the events that follow within that window start nothing more; that run reads the folder
+after the window, so it trains on everything the burst brought.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,11 +23,14 @@ import click
 from flows.environment import prepare_environment
 from flows.options import params_command
 from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams
+from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
+    from prefect.events import DeploymentEventTrigger
 
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00
+DEFAULT_RETRAIN_DEBOUNCE = 60  # seconds: one retrain per burst of ingests
 TAGS = ["ocr-pipeline"]
 
 
@@ -35,8 +45,38 @@ def default_parameters(params: RetrainParams, model: type[CaptchaParams]) -> dic
     return {"params": values | {"results_dir": str(params.results_dir)}}
 
 
+def new_data_trigger(params: RetrainParams, defaults: dict[str, Any],
+                     debounce: float = DEFAULT_RETRAIN_DEBOUNCE) -> DeploymentEventTrigger:
+    """A trigger that retrains on `params.data_dir` once per burst of ingests into it.
+
+    A reactive event trigger with threshold 1 fires on the first matching event and then ignores
+    matching events until `debounce` seconds after that first one (Prefect's window, `within`).
+    Its run is scheduled `debounce` seconds after the firing (`schedule_after`), so it starts
+    when the window has closed and reads every file the burst brought. An event after the
+    window opens a new one. The run's parameters are the deployment's defaults with `data_dir`
+    taken from the event; only events naming this folder match, others start nothing.
+    """
+    from prefect.events import DeploymentEventTrigger
+
+    assert params.data_dir is not None, "a data trigger needs a dataset folder"
+    window = timedelta(seconds=debounce)
+    return DeploymentEventTrigger(
+        name=f"captcha-retrain on new data in {params.data_dir}",
+        description=f"Retrain when `ocr-pipeline ingest` adds captchas to {params.data_dir}; "
+        f"one run per {debounce:g} s burst, started when the burst is over.",
+        expect={DATASET_UPDATED_EVENT},
+        match={"prefect.resource.id": dataset_resource_id(params.data_dir)},
+        posture="Reactive",
+        threshold=1,
+        within=window,
+        schedule_after=window,
+        parameters={"params": defaults["params"] | {"data_dir": "{{ event.payload.data_dir }}"}},
+    )
+
+
 def build_deployments(
-    params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC"
+    params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC",
+    debounce: float = DEFAULT_RETRAIN_DEBOUNCE,
 ) -> list[RunnerDeployment]:
     """Deployments of the captcha, retrain and mnist flows with `params` as defaults.
 
@@ -44,6 +84,8 @@ def build_deployments(
         params: defaults for the runs; its results_dir is where every run writes.
         cron: the retrain schedule, or None for a deployment without one.
         timezone: IANA time zone of `cron`.
+        debounce: seconds that gather ingests into one retrain (dir source only: the retrain
+            deployment then triggers on new data in `params.data_dir`).
     """
     from prefect.schedules import Cron
 
@@ -55,6 +97,7 @@ def build_deployments(
     if params.source == "synthetic":
         # Same seed, same data: a scheduled run would only find last week's model in the cache.
         retrain_defaults["params"].setdefault("reseed_each_run", True)
+    on_dataset = params.source == "dir"
     deployments = [
         captcha_ocr.to_deployment(
             "captcha", parameters=default_parameters(params, CaptchaParams), tags=TAGS,
@@ -62,6 +105,9 @@ def build_deployments(
         captcha_retrain.to_deployment(
             "retrain", parameters=retrain_defaults, tags=TAGS,
             schedules=[Cron(cron, timezone=timezone)] if cron else None,
+            triggers=[new_data_trigger(params, retrain_defaults, debounce)] if on_dataset else None,
+            # One dataset, one retrain at a time: a triggered run waits for a running one.
+            concurrency_limit=1 if on_dataset else None,
             description="Train a challenger and promote it if it beats the champion on the "
             "registry's evaluation set."),
         mnist.to_deployment(
@@ -92,12 +138,18 @@ def check_schedule(cron: str, timezone: str) -> None:
 @click.option("--limit", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Flow runs this process executes at once; later ones wait (training is "
               "CPU-bound, so one at a time suits a small machine).")
-def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, limit: int) -> None:
+@click.option("--retrain-debounce", type=click.FloatRange(0, 86_400), default=DEFAULT_RETRAIN_DEBOUNCE,
+              show_default=True, help="With --source dir: seconds that gather ingests into "
+              "--data-dir into one retrain, which starts when they are over (0: one per ingest).")
+def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, limit: int,
+          retrain_debounce: float) -> None:
     """Serve the captcha, retrain and mnist flows until interrupted.
 
     Needs a Prefect server (`prefect server start`) and PREFECT_API_URL pointing at it. The
     given flags become the default parameters of the runs; on synthetic data the retrain
-    deployment draws a new seed per run unless --no-reseed-each-run is given.
+    deployment draws a new seed per run unless --no-reseed-each-run is given. With --source dir
+    it also retrains when `ocr-pipeline ingest` adds captchas to --data-dir (an event trigger,
+    debounced by --retrain-debounce), one retrain at a time.
     """
     if not no_schedule:
         check_schedule(cron, timezone)
@@ -111,5 +163,5 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
         raise click.UsageError(
             "no Prefect server to serve to: start one with `prefect server start` and set "
             "PREFECT_API_URL (e.g. prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api)")
-    serve_deployments(*build_deployments(params, None if no_schedule else cron, timezone),
-                      limit=limit)
+    serve_deployments(*build_deployments(params, None if no_schedule else cron, timezone,
+                                         retrain_debounce), limit=limit)

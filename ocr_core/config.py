@@ -334,3 +334,42 @@ class MnistParams(RunParams):
             raise ValueError("mnist_path does not apply to the keras source; use source 'local' "
                              "to read a local copy")
         return self
+
+
+class IngestParams(RunParams):
+    """Parameters of the ingest flow: move checked `<label>.png` captchas into a dataset folder."""
+
+    source_dir: Path = Field(
+        description="Folder of new <label>.png captchas (e.g. a corrected review queue); "
+        "accepted files are moved out of it, refused ones stay."
+    )
+    data_dir: Path = Field(
+        description="The dataset folder to add them to (the retrain deployment's data_dir)."
+    )
+    label_pattern: str = Field(
+        DEFAULT_LABEL_PATTERN, description="Regular expression every label must match."
+    )
+    image_size: str = Field(
+        "200x50", pattern=r"^[1-9][0-9]*x[1-9][0-9]*$",
+        description="Expected WIDTHxHEIGHT of every image, in pixels.",
+    )
+
+    @field_validator("source_dir", "data_dir")
+    @classmethod
+    def _absolute_folder(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _regular_expression(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @property
+    def image_width_height(self) -> tuple[int, int]:
+        """`image_size` as (width, height)."""
+        width, height = self.image_size.split("x")
+        return int(width), int(height)

@@ -101,3 +101,77 @@ class TestPrefectYaml:
             assert schema_errors(deployments[name], deployment["parameters"]) == []
         (schedule,) = declared["retrain"]["schedules"]
         assert schedule["cron"] == DEFAULT_RETRAIN_CRON
+
+
+def server_side(trigger):
+    """The automation Prefect's server would store for a deployment trigger."""
+    import uuid
+
+    from prefect.server.events.schemas.automations import AutomationCore
+
+    trigger.set_deployment_id(uuid.uuid4())
+    return AutomationCore.model_validate(trigger.as_automation().model_dump(mode="json"))
+
+
+def dataset_event(folder, name="ocr-pipeline.dataset.updated"):
+    import uuid
+    from datetime import UTC, datetime
+
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    from ocr_core.ingest import dataset_resource_id
+
+    return ReceivedEvent(occurred=datetime.now(UTC), event=name, id=uuid.uuid4(),
+                         resource={"prefect.resource.id": dataset_resource_id(folder)},
+                         payload={"data_dir": str(folder)})
+
+
+class TestNewDataTrigger:
+    @pytest.fixture
+    def on_dataset(self, tmp_path):
+        params = RetrainParams(source="dir", data_dir=tmp_path / "data",
+                               evaluation_dir=tmp_path / "held-out", epochs=1)
+        served = build_deployments(params, cron=None, debounce=45)
+        return {deployment.name: deployment for deployment in served}
+
+    def test_only_a_dataset_retrain_carries_the_trigger(self, deployments, on_dataset):
+        assert not deployments["retrain"].triggers  # synthetic data: nothing to watch
+        assert not on_dataset["captcha"].triggers and not on_dataset["mnist"].triggers
+        (trigger,) = on_dataset["retrain"].triggers
+        assert on_dataset["retrain"].concurrency_limit == 1
+        assert not on_dataset["retrain"].schedules  # --no-schedule keeps the trigger
+
+    def test_it_matches_ingests_into_its_folder_only(self, on_dataset, tmp_path):
+        automation = server_side(on_dataset["retrain"].triggers[0])
+        trigger = automation.trigger
+        assert trigger.covers(dataset_event(tmp_path / "data"))
+        assert not trigger.covers(dataset_event(tmp_path / "other"))
+        assert not trigger.covers(dataset_event(tmp_path / "data", "ocr-pipeline.other"))
+
+    def test_debounce_and_templated_parameters(self, on_dataset, tmp_path):
+        from datetime import timedelta
+
+        automation = server_side(on_dataset["retrain"].triggers[0])
+        assert automation.trigger.posture == "Reactive" and automation.trigger.threshold == 1
+        assert automation.trigger.within == timedelta(seconds=45)
+        (action,) = automation.actions
+        assert action.type == "run-deployment" and action.schedule_after == timedelta(seconds=45)
+        params = action.parameters["params"]
+        assert params["data_dir"] == "{{ event.payload.data_dir }}"
+        assert params["evaluation_dir"] == str(tmp_path / "held-out")
+        assert params["source"] == "dir" and params["epochs"] == 1
+        rendered = dict(params, data_dir=str(tmp_path / "data"))
+        assert schema_errors(on_dataset["retrain"], {"params": rendered}) == []
+
+    def test_prefect_yaml_retrains_each_dataset_on_its_events(self, declared):
+        from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
+        from pydantic import TypeAdapter
+
+        (spec,) = declared["retrain"]["triggers"]
+        automation = server_side(TypeAdapter(DeploymentTriggerTypes).validate_python(spec))
+        trigger = automation.trigger
+        assert trigger.covers(dataset_event(Path("/srv/a"))) and trigger.for_each == {
+            "prefect.resource.id"}  # one debounce window per folder
+        (action,) = automation.actions
+        assert action.parameters["params"]["data_dir"] == "{{ event.payload.data_dir }}"
+        assert declared["retrain"]["concurrency_limit"] == 1

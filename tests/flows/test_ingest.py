@@ -1,0 +1,89 @@
+"""The captcha-ingest flow: moves, report, and exactly one event, or none when nothing is accepted."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from flows.cli import main
+from ocr_core.config import IngestParams
+from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+
+
+@pytest.fixture
+def folders(tmp_path, captcha_dir) -> tuple[Path, Path]:
+    dataset, incoming = tmp_path / "dataset", tmp_path / "incoming"
+    dataset.mkdir()
+    incoming.mkdir()
+    paths = sorted(captcha_dir.glob("*.png"))
+    for path in paths[:6]:
+        shutil.copy(path, dataset)
+    for path in paths[6:9]:
+        shutil.copy(path, incoming)
+    return incoming, dataset
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[dict]:
+    """The events the ingest task emits, recorded instead of sent."""
+    import tasks.ingest
+
+    events: list[dict] = []
+
+    def record(**event):
+        events.append(event)
+        return None
+
+    monkeypatch.setattr(tasks.ingest, "emit_event", record)
+    return events
+
+
+@pytest.mark.slow
+def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, folders, sent):
+    from flows.ingest import captcha_ingest
+
+    incoming, dataset = folders
+    Image.new("RGB", (100, 30)).save(incoming / "44444.png")
+    summary = captcha_ingest(IngestParams(source_dir=incoming, data_dir=dataset,
+                                          results_dir=results_dir))
+    assert len(summary.accepted) == 3 and list(summary.refused) == ["44444.png"]
+    assert summary.dataset_images == 9 and len(list(dataset.glob("*.png"))) == 9
+    report = json.loads(summary.report.read_text())
+    assert report["refused"] == {"44444.png": ["size 100x30, expected 200x50"]}
+    assert (summary.report.parent / "report.md").exists()
+    (event,) = sent
+    assert event["event"] == DATASET_UPDATED_EVENT
+    assert event["resource"]["prefect.resource.id"] == dataset_resource_id(dataset)
+    assert event["payload"] | {"report": None} == {
+        "data_dir": str(dataset.resolve()), "accepted": 3, "refused": 1, "dataset_images": 9,
+        "report": None}
+
+    # Again: only the refused file is left, so nothing is accepted and no event goes out.
+    again = captcha_ingest(IngestParams(source_dir=incoming, data_dir=dataset,
+                                        results_dir=results_dir))
+    assert again.accepted == [] and again.event_id is None
+    assert len(sent) == 1
+
+
+class TestIngestCommand:
+    def test_data_dir_is_required(self, tmp_path):
+        result = CliRunner().invoke(main, ["ingest", str(tmp_path)])
+        assert result.exit_code == 2 and "--data-dir" in result.output
+
+    def test_help_names_the_event(self):
+        result = CliRunner().invoke(main, ["ingest", "--help"])
+        assert result.exit_code == 0
+        assert "SOURCE_DIR" in result.output and "--label-pattern" in result.output
+        assert "--source-dir" not in result.output
+
+    def test_missing_folders_fail_before_prefect_starts(self, tmp_path):
+        result = CliRunner().invoke(main, ["ingest", str(tmp_path / "nope"), "--data-dir",
+                                           str(tmp_path)])
+        assert result.exit_code == 3
+        assert result.output.strip() == f"Error: SOURCE_DIR is not a folder: {tmp_path / 'nope'}"
+        result = CliRunner().invoke(main, ["ingest", str(tmp_path), "--data-dir",
+                                           str(tmp_path / "nope")])
+        assert result.exit_code == 3 and "--data-dir is not a folder" in result.output

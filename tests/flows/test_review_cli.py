@@ -1,0 +1,43 @@
+"""`predict --review-below P --review-dir DIR` through click's runner, with an untrained model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from flows.cli import main
+from ocr_core.review import REVIEW_LOG
+from tests.flows.test_cli import untrained_bundle  # noqa: F401  (a fixture)
+
+
+def test_low_confidence_reads_are_queued_with_a_json_line_each(
+    untrained_bundle, captcha_dir, tmp_path  # noqa: F811
+):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted(captcha_dir.glob("*.png"))[:3]:
+        shutil.copy(path, images)
+    review = tmp_path / "review"
+    result = CliRunner().invoke(main, ["predict", "--model", str(untrained_bundle), "--format",
+                                       "json", "--review-below", "1", "--review-dir", str(review),
+                                       str(images)])
+    assert result.exit_code == 0, result.output
+    read = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in (review / REVIEW_LOG).read_text().splitlines()]
+    assert [(x["source"], x["prediction"], x["confidence"]) for x in lines] == [
+        (r["path"], r["text"], r["confidence"]) for r in read]  # an untrained model is never
+    # sure: all three are queued, with what predict printed
+    assert {p.name for p in review.glob("*.png")} == {x["file"] for x in lines}
+    assert "queued 3 of 3 images" in result.stderr
+
+    again = CliRunner().invoke(main, ["predict", "--model", str(untrained_bundle),
+                                      "--review-below", "0", "--review-dir", str(review),
+                                      str(images)])
+    assert again.exit_code == 0 and "queued 0 of 3 images" in again.stderr
+
+
+def test_review_flags_go_together(tmp_path):
+    result = CliRunner().invoke(main, ["predict", "--review-below", "0.5", str(tmp_path)])
+    assert result.exit_code == 2 and "--review-below and --review-dir go together" in result.output
