@@ -26,9 +26,14 @@ def _params(results_dir: Path, **overrides) -> CaptchaParams:
 
 
 async def _task_states(flow_run_id) -> dict[str, str]:
+    # Task run states reach the server as events, a moment after the flow run ends.
     async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        for _ in range(50):
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if all(run.state is not None and run.state.is_final() for run in runs):
+                break
+            await asyncio.sleep(0.2)
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
 
 
