@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow
 from pydantic import BaseModel
 
+from flows.refresh import honour_refresh
 from ocr_core.config import CaptchaParams
 from tasks.captcha import build_datasets, fingerprint_folder, generate_captchas, split_dataset
 from tasks.download import download_archive, extract_archive
@@ -63,6 +64,7 @@ def train_and_test(
 
 
 @flow(name="captcha-ocr")
+@honour_refresh
 def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
     """Train and evaluate a captcha reader; every step is cached by content."""
     params = params or CaptchaParams()

@@ -36,12 +36,11 @@ def main() -> None:
 
 @main.command()
 @params_command(CaptchaParams)
-@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
-def captcha(params: CaptchaParams, refresh: bool) -> None:
+def captcha(params: CaptchaParams) -> None:
     """Train and evaluate a captcha reader (the captcha-ocr flow)."""
     if params.data_dir is not None and not params.data_dir.is_dir():
         raise DataError(f"--data-dir is not a folder: {params.data_dir}")
-    prepare_environment(params.results_dir, refresh)
+    prepare_environment(params.results_dir)
     from flows.captcha_ocr import captcha_ocr
 
     summary = captcha_ocr(params)
@@ -57,8 +56,7 @@ def captcha(params: CaptchaParams, refresh: bool) -> None:
 
 @main.command(name="mnist")
 @params_command(MnistParams)
-@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
-def mnist_command(params: MnistParams, refresh: bool) -> None:
+def mnist_command(params: MnistParams) -> None:
     """Train and compare the seed's MNIST digit models (the mnist flow)."""
     from ocr_core.mnist.sources import check_available, download_cache
 
@@ -66,7 +64,7 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
     check_available(params.source, params.mnist_path, download_cache(params.results_dir),
                     host=params.download_host, port=params.download_port,
                     timeout=params.connect_timeout)
-    prepare_environment(params.results_dir, refresh)
+    prepare_environment(params.results_dir)
     from flows.mnist import mnist
 
     summary = mnist(params)

@@ -1,5 +1,11 @@
-"""Process set-up shared by the CLI, `serve` and the benchmarks: settings that must be in place
-before Prefect and TensorFlow load, and a console without their start-up noise."""
+"""Process set-up shared by the CLI, `serve`, the benchmarks and programmatic use: settings that
+must be in place before Prefect and TensorFlow load, and a console without their start-up noise.
+
+Prefect reads its settings once, when it is first imported. Importing `flows` (which any
+`from flows.captcha_ocr import captcha_ocr` does first) applies `apply_process_defaults()`, so a
+plain Python program that imports the flows before Prefect gets the CLI's settings; the CLI then
+calls `prepare_environment` with the run's results root.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,32 @@ import os
 import sys
 from pathlib import Path
 
+from ocr_core.config import default_results_dir
 from ocr_core.errors import OcrPipelineError
 from ocr_core.layout import ResultsLayout
+
+_APPLIED: dict[str, str] = {}  # values set here, which a later call may replace (a user's may not)
+
+
+def apply_process_defaults(results_dir: Path | None = None) -> None:
+    """Prefect settings of the product, as environment defaults (a user's values win).
+
+    Args:
+        results_dir: the results root whose `prefect-results` folder holds Prefect's persisted
+            results (default: $OCR_PIPELINE_RESULTS or ./ocr-results).
+    """
+    defaults = {
+        "PREFECT_LOCAL_STORAGE_PATH": str(
+            ResultsLayout(results_dir or default_results_dir()).prefect_results),
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
+        # Telemetry from the temporary local server prints "database is locked" tracebacks.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    for name, value in defaults.items():
+        if name not in os.environ or os.environ[name] == _APPLIED.get(name):
+            os.environ[name] = value
+            _APPLIED[name] = value
 
 
 def prepare_environment(results_dir: Path, refresh: bool = False, tensorflow: bool = True) -> None:
@@ -17,16 +47,12 @@ def prepare_environment(results_dir: Path, refresh: bool = False, tensorflow: bo
 
     `tensorflow=False` skips loading TensorFlow, for commands that never train or read images
     with a model (ingest).
+
+    `refresh` is for scripts written before runs had a `refresh` parameter: it turns Prefect's
+    process-wide refresh switch on. Prefer the parameter (`params.refresh`, CLI `--refresh`),
+    which also works for runs started from the UI or a deployment.
     """
-    defaults = {
-        "PREFECT_LOCAL_STORAGE_PATH": str(ResultsLayout(results_dir).prefect_results),
-        "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
-        # Telemetry from the temporary local server prints "database is locked" tracebacks.
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
-    for name, value in defaults.items():
-        os.environ.setdefault(name, value)
+    apply_process_defaults(results_dir)
     if refresh:
         os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
     logging.getLogger("ocr_core").setLevel(logging.INFO)

@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import flow
 from pydantic import BaseModel
 
+from flows.refresh import honour_refresh
 from ocr_core.config import IngestParams
 from tasks.ingest import announce_dataset_update, move_accepted, plan_ingest, write_ingest_report
 
@@ -27,6 +28,7 @@ class IngestSummary(BaseModel):
 
 
 @flow(name="captcha-ingest")
+@honour_refresh
 def captcha_ingest(params: IngestParams) -> IngestSummary:
     """Move checked `<label>.png` captchas into a dataset folder and announce the update."""
     plan = plan_ingest(params.source_dir, params.data_dir, params.label_pattern,

@@ -11,6 +11,7 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from flows.refresh import honour_refresh
 from ocr_core.config import MnistParams
 from ocr_core.mnist.training import threads_per_training
 from tasks.mnist import (
@@ -52,6 +53,7 @@ def _wait_for_a_free_worker(running: list[PrefectFuture], max_workers: int) -> N
 
 
 @flow(name="mnist")
+@honour_refresh
 def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     """Train and compare the seed's digit classifiers on MNIST; every step is cached by content."""
     params = params or MnistParams()

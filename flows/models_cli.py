@@ -25,10 +25,9 @@ def registry_at(results_dir: Path | None) -> Registry:
 
 @click.command()
 @params_command(RetrainParams)
-@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
-def retrain(params: RetrainParams, refresh: bool) -> None:
+def retrain(params: RetrainParams) -> None:
     """Train a challenger and promote it if it beats the champion (the captcha-retrain flow)."""
-    prepare_environment(params.results_dir, refresh)
+    prepare_environment(params.results_dir)
     from flows.retrain import captcha_retrain
 
     summary = captcha_retrain(params)

@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
+from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
 from tasks.captcha import fingerprint_folder, generate_captchas
 from tasks.records import ImageFolder, Manifest
@@ -70,6 +71,7 @@ def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[st
 
 
 @flow(name="captcha-retrain")
+@honour_refresh
 def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     """Train a challenger; it replaces the champion only if it reads the held-out set better."""
     params = (params or RetrainParams()).for_run(str(flow_run.id))
@@ -80,7 +82,7 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
             checked_manifest(acquire_evaluation_images(params), params), manifest,
             describe_evaluation_set(params), root)
         model, test, _ = train_and_test(params, manifest)
-        challenger = register_model(model, describe_training_data(params, manifest),
+        challenger = register_model(model, test, describe_training_data(params, manifest),
                                     params.model_dump(mode="json"), root)
     except Exception as error:
         publish_decision(record_failed_challenger(f"{type(error).__name__}: {error}",

@@ -2,7 +2,8 @@
 
     model.keras      Keras inference model, logits out (standard layers: loads in safe mode)
     bundle.json      vocabulary, input size, recipe, CTC blank index, training manifest hash, versions
-    metrics.json     evaluation metrics
+    metrics.json     validation metrics of the best epoch (test metrics live in the evaluation's
+                     folder: a bundle is never changed once written)
     params.json      the run parameters that produced it
     history.json     per-epoch training history
 """
@@ -107,7 +108,3 @@ def load_bundle(path: str | Path) -> Bundle:
     return Bundle(folder, model, Vocabulary(info["vocabulary"]), info["input"]["height"],
                   info["input"]["width"], info)
 
-
-def update_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
-    """Replace a bundle's metrics.json atomically."""
-    write_json(bundle_dir(path) / "metrics.json", metrics)

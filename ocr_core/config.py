@@ -28,7 +28,7 @@ def default_results_dir() -> Path:
 
 
 class RunParams(BaseModel):
-    """Settings every flow shares: where results go."""
+    """Settings every flow shares: where results go, and whether to use the cache."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,6 +36,12 @@ class RunParams(BaseModel):
         default_factory=default_results_dir,
         description="Root folder for everything the run writes (data, models, plots, "
         "Prefect results). Default: $OCR_PIPELINE_RESULTS or ./ocr-results.",
+    )
+
+    refresh: bool = Field(
+        False,
+        description="Recompute every cached step of this run instead of reading the cache "
+        "(the new results replace the cached ones).",
     )
 
     @field_validator("results_dir")

@@ -5,6 +5,12 @@ complete and, when a sha256 is given, verified: a failed or killed download neve
 under the target's name. Connection errors, timeouts, truncated bodies and HTTP 5xx/429 are retried
 with exponential backoff and jitter (a server's Retry-After wins); other 4xx and checksum mismatches
 fail at once. This is the only retry layer: callers must not retry on top of it.
+
+A copy on disk is reused without a request when a sha256 pins its content. Without one, the URL
+may have moved on (a branch link): the copy is revalidated with a conditional request
+(If-None-Match / If-Modified-Since, from the ETag and Last-Modified the server sent with it,
+kept beside the file); 304 reuses it, 200 replaces it. A server that sent neither is asked for
+the whole file again; a file:// source is compared by size and modification time.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import requests
 
 from ocr_core.errors import ConfigError, DownloadError
-from ocr_core.files import atomic_path, sha256_file
+from ocr_core.files import atomic_path, read_json, remove_path, sha256_file, write_json
 from ocr_core.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -113,8 +119,9 @@ def download(
 ) -> DownloadResult:
     """Fetch `url` into `target` unless a good copy is already there.
 
-    An existing `target` is reused without touching the network: it was renamed into place only
-    after it was complete, and it is re-verified when `sha256` is given.
+    An existing `target` was renamed into place only after it was complete. With `sha256` it is
+    re-verified and reused without touching the network; without, it is revalidated (see the
+    module's docstring) and reused only if the source has not changed.
 
     Args:
         url: http, https or file URL; redirects are followed.
@@ -133,20 +140,67 @@ def download(
     settings = settings or DownloadSettings()
     target = Path(target)
     expected = sha256.lower() if sha256 else None
+    is_file_url = urllib.parse.urlsplit(url).scheme.lower() == "file"
+    validators: dict[str, str] = {}
     if target.is_file():
         digest = sha256_file(target)
-        if expected is None or digest == expected:
+        if expected is not None and digest == expected:
             logger.info("using the downloaded copy of %s at %s", url, target)
             return DownloadResult(target, digest, target.stat().st_size, attempts=0)
-        logger.warning("%s does not match sha256 %s; downloading again", target, expected)
-    if urllib.parse.urlsplit(url).scheme.lower() == "file":
-        return _copy_local(url, target, expected, settings, progress)
-    return _fetch_with_retries(url, target, expected, settings, progress)
+        if expected is not None:
+            logger.warning("%s does not match sha256 %s; downloading again", target, expected)
+        else:
+            validators = _read_validators(target)
+            if is_file_url and validators and validators == _file_validators(url):
+                logger.info("%s is unchanged; using the copy at %s", url, target)
+                return DownloadResult(target, digest, target.stat().st_size, attempts=0)
+            if not validators:
+                logger.info("%s: no ETag or Last-Modified kept from the last download; "
+                            "downloading it again to check for changes", url)
+    if is_file_url:
+        result = _copy_local(url, target, expected, settings, progress)
+        _write_validators(target, _file_validators(url))
+        return result
+    return _fetch_with_retries(url, target, expected, settings, progress, validators)
+
+
+def validators_path(target: Path) -> Path:
+    """Where the validators (ETag, Last-Modified) of a downloaded file are kept."""
+    return target.with_name(f"{target.name}.validators.json")
+
+
+def _read_validators(target: Path) -> dict[str, str]:
+    path = validators_path(target)
+    return read_json(path) if path.is_file() else {}
+
+
+def _write_validators(target: Path, validators: dict[str, str]) -> None:
+    if validators:
+        write_json(validators_path(target), validators)
+    else:
+        remove_path(validators_path(target))
+
+
+def _file_validators(url: str) -> dict[str, str]:
+    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    if not source.is_file():
+        return {}
+    stat = source.stat()
+    return {"size": str(stat.st_size), "mtime_ns": str(stat.st_mtime_ns)}
+
+
+def _conditional_headers(validators: dict[str, str]) -> dict[str, str]:
+    headers = {}
+    if "etag" in validators:
+        headers["If-None-Match"] = validators["etag"]
+    if "last_modified" in validators:
+        headers["If-Modified-Since"] = validators["last_modified"]
+    return headers
 
 
 def _fetch_with_retries(
     url: str, target: Path, expected: str | None, settings: DownloadSettings,
-    progress: ProgressCallback | None,
+    progress: ProgressCallback | None, validators: dict[str, str] | None = None,
 ) -> DownloadResult:
     rng = random.Random()
     with requests.Session() as session:
@@ -156,7 +210,8 @@ def _fetch_with_retries(
         while True:
             attempt += 1
             try:
-                size, digest = _fetch_once(session, url, target, expected, settings, progress)
+                fetched = _fetch_once(session, url, target, expected, settings, progress,
+                                      validators or {})
             except _Retryable as error:
                 if attempt >= settings.attempts:
                     raise DownloadError(
@@ -166,6 +221,11 @@ def _fetch_with_retries(
                                attempt, settings.attempts, url, error, delay)
                 time.sleep(delay)
                 continue
+            if fetched is None:
+                logger.info("%s has not changed since it was downloaded (HTTP 304); using %s",
+                            url, target)
+                return DownloadResult(target, sha256_file(target), target.stat().st_size, 0)
+            size, digest = fetched
             logger.info("downloaded %s (%d bytes, sha256 %s) in %d attempt(s)",
                         url, size, digest, attempt)
             return DownloadResult(target, digest, size, attempt)
@@ -204,10 +264,17 @@ def parse_retry_after(value: str | None) -> float | None:
 def _fetch_once(
     session: requests.Session, url: str, target: Path, expected: str | None,
     settings: DownloadSettings, progress: ProgressCallback | None,
-) -> tuple[int, str]:
+    validators: dict[str, str],
+) -> tuple[int, str] | None:
+    """(size, sha256) of the body written to `target`, or None if the server answered 304."""
     timeout = (settings.connect_timeout, settings.read_timeout)
     try:
-        with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
+        with session.get(url, stream=True, timeout=timeout, allow_redirects=True,
+                         headers=_conditional_headers(validators)) as response:
+            if response.status_code == 304:
+                if validators and target.is_file():
+                    return None
+                raise DownloadError(f"{url}: HTTP 304 to a request that was not conditional")
             if response.status_code in RETRYABLE_STATUS:
                 raise _Retryable(f"HTTP {response.status_code} {response.reason}",
                                  parse_retry_after(response.headers.get("Retry-After")))
@@ -218,8 +285,11 @@ def _fetch_once(
             total = int(declared) if declared and declared.isdigit() else None
             if response.headers.get("Content-Encoding", "identity") != "identity":
                 total = None  # the declared length counts encoded bytes, the body decoded ones
-            return _write_stream(response.iter_content(_CHUNK), url, target, expected, total,
-                                 settings, progress)
+            written = _write_stream(response.iter_content(_CHUNK), url, target, expected, total,
+                                    settings, progress)
+            _write_validators(target, {name: response.headers[header] for name, header in (
+                ("etag", "ETag"), ("last_modified", "Last-Modified")) if header in response.headers})
+            return written
     except requests.exceptions.InvalidURL as error:
         raise DownloadError(f"{url}: invalid URL ({error})") from None
     except requests.exceptions.TooManyRedirects as error:

@@ -44,6 +44,11 @@ class ResultsLayout:
         return self.root / "plots"
 
     @property
+    def work(self) -> Path:
+        """Unfinished steps' state (a training's last epoch), kept so a killed run resumes."""
+        return self.root / "work"
+
+    @property
     def prefect_results(self) -> Path:
         """Prefect's persisted task results (PREFECT_LOCAL_STORAGE_PATH)."""
         return self.root / "prefect-results"

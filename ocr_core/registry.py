@@ -1,13 +1,14 @@
 """Model registry: numbered versions of model bundles, a champion pointer and the decisions that moved it.
 
     registry/
-      .lock                  flock'ed by whoever changes the registry
+      .lock                  locked (filelock) by whoever changes the registry
       evaluation-set.json    the one held-out set every champion/challenger comparison uses
       champion.json          {"version": "v3", ...}: the model `predict` uses; replaced atomically
       versions/v3/           a bundle (files hard-linked or copied) + version.json + scores.json
       decisions/000007.json  one file per promotion decision
 
-Writers hold an exclusive `fcntl.flock` on `.lock`; every file is written whole and renamed into
+Writers hold an exclusive `filelock.FileLock` on `.lock` (an OS lock, released when the process
+dies), briefly: never while a model is scored. Every file is written whole and renamed into
 place, so readers never lock and never see half a file. A version is registered once per bundle
 content: registering the same model.keras again returns the existing version.
 """
@@ -16,18 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
 import os
 import re
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 from ocr_core.errors import ConfigError, RegistryError
 from ocr_core.files import read_json, remove_path, sha256_file, sha256_json, write_json
@@ -150,15 +150,16 @@ def _now() -> str:
 
 
 class Registry:
-    """The registry folder of one results root. One instance per thread of use is cheapest, but
-    an instance is safe to share: its lock is re-entrant within a thread and exclusive across
-    threads and processes."""
+    """The registry folder of one results root. An instance is safe to share: its lock is
+    re-entrant within a thread and exclusive across threads and processes."""
 
     def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 600.0) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
-        self._thread_lock = threading.RLock()
-        self._depth = 0
+        # thread_local: each thread holds the lock on its own (exclusive across threads);
+        # preserve_lock_file: deleting a lock file others may have opened would split the lock.
+        self._file_lock = filelock.FileLock(self.path / LOCK_FILE, thread_local=True,
+                                            preserve_lock_file=True)
 
     @classmethod
     def of(cls, results_dir: str | os.PathLike[str], **kwargs: Any) -> Registry:
@@ -181,40 +182,17 @@ class Registry:
             RegistryError: another run held it for longer than `timeout` seconds.
         """
         timeout = self.lock_timeout if timeout is None else timeout
-        if not self._thread_lock.acquire(timeout=timeout):
-            raise RegistryError(f"registry {self.path} stayed locked for {timeout:.0f} s")
+        self.path.mkdir(parents=True, exist_ok=True)
         try:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self.path.mkdir(parents=True, exist_ok=True)
-            with open(self.path / LOCK_FILE, "a+") as handle:
-                self._acquire_file_lock(handle, timeout)
-                self._depth = 1
-                try:
-                    yield
-                finally:
-                    self._depth = 0
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            self._file_lock.acquire(timeout=timeout)
+        except filelock.Timeout:
+            raise RegistryError(
+                f"registry {self.path} stayed locked by another run for {timeout:.0f} s"
+            ) from None
+        try:
+            yield
         finally:
-            self._thread_lock.release()
-
-    def _acquire_file_lock(self, handle: Any, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RegistryError(
-                        f"registry {self.path} stayed locked by another run for {timeout:.0f} s"
-                    ) from None
-                time.sleep(0.05)
+            self._file_lock.release()
 
     # Versions
 
@@ -248,7 +226,7 @@ class Registry:
 
     def register(
         self, bundle: str | os.PathLike[str], *, training_data: dict[str, Any],
-        params: dict[str, Any],
+        params: dict[str, Any], metrics: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Copy a bundle in as the next version; the same bundle content returns its version.
 
@@ -256,6 +234,8 @@ class Registry:
             bundle: a bundle folder (or its model.keras).
             training_data: what the model was trained on (source, images, seed or folder, manifest).
             params: the run parameters that produced it.
+            metrics: its metrics (validation, test split), read from where its evaluation
+                wrote them; default: the bundle's own metrics.json (validation only).
         """
         from ocr_core.bundle import BUNDLE_FILE, bundle_dir
 
@@ -271,7 +251,7 @@ class Registry:
                         logger.info("%s is already registered as %s", source, existing.name)
                         return existing
                 name = f"v{max((v.number for v in self.versions()), default=0) + 1}"
-                metrics = staging / "metrics.json"
+                bundle_metrics = staging / "metrics.json"
                 write_json(staging / VERSION_FILE, {
                     "version": name,
                     "digest": digest,
@@ -280,7 +260,8 @@ class Registry:
                     "bundle": read_json(staging / BUNDLE_FILE),
                     "training_data": training_data,
                     "params": params,
-                    "metrics": read_json(metrics) if metrics.exists() else {},
+                    "metrics": metrics if metrics is not None else (
+                        read_json(bundle_metrics) if bundle_metrics.exists() else {}),
                 })
                 os.rename(staging, self.versions_dir / name)
             finally:

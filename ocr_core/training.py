@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +17,7 @@ from ocr_core.ctc import CTCLoss, Vocabulary, decode_texts
 from ocr_core.errors import TrainingError
 from ocr_core.metrics import character_error_rate, sequence_accuracy
 from ocr_core.models import Recipe
+from ocr_core.resume import ResumableTraining
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +183,15 @@ def fit(
     learning_rate: float | None = None,
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    backup_dir: Path | None = None,
 ) -> TrainingResult:
     """Train a new model of `recipe` as `plan` says; return it with the best epoch's weights.
 
     `train` must be batched with `plan.batch_size`. Early stopping watches the validation
     character error rate (it moves even while whole-label accuracy is still 0) and restores the
-    best weights, since accuracy swings at a high learning rate.
+    best weights, since accuracy swings at a high learning rate. With `backup_dir`, a killed run
+    called again resumes from its last finished epoch (see `ocr_core.resume`); the history then
+    covers every epoch, `seconds` this call's only.
     """
     keras.utils.set_random_seed(seed)
     model = recipe.build_model(vocabulary.num_classes)
@@ -197,14 +202,16 @@ def fit(
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=MONITOR, mode="min", patience=plan.patience, restore_best_weights=True,
         start_from_epoch=plan.start_from_epoch)
+    resume = [ResumableTraining(backup_dir, early_stopping)] if backup_dir is not None else []
     start = time.perf_counter()
     history = model.fit(
         train, validation_data=validation, epochs=plan.epochs, verbose=0, shuffle=False,
         callbacks=[TextMetrics(validation, vocabulary), EpochLog(plan.epochs, text_summary),
-                   early_stopping, *callbacks],
+                   early_stopping, *callbacks, *resume],
     )
     seconds = time.perf_counter() - start
-    values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    values = {k: [float(v) for v in vs] for k, vs in
+              (resume[0].history if resume else history.history).items()}
     return TrainingResult(model=model, history=values, best_epoch=early_stopping.best_epoch + 1,
                           seconds=seconds)
 

@@ -1,4 +1,5 @@
-"""Package and code versions; the code version goes into every cache key."""
+"""Package and code versions, stamped into every model bundle (cache keys hash the source of the
+modules each step uses instead: see `tasks.caching`)."""
 
 from __future__ import annotations
 

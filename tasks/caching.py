@@ -1,23 +1,55 @@
-"""Content-keyed caching for tasks: same inputs and same code give a cache hit, in any flow run.
+"""A step's identity: one key that is both its Prefect cache key and the name of its output folder.
 
-The key hashes the task's name, each input's content token (a record's digest, a parameter's
-value), the `ocr_core` code version and, through TASK_SOURCE, the task's own source. Prefect's
-TASK_SOURCE alone would miss edits in `ocr_core`, and a `Path` would be hashed as its name.
+The key of a step (a task function called with some inputs) hashes:
+
+- the step's name (module and function);
+- its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
+  the parameters a step declares as not changing its output (a thread count);
+- the source of the modules its output depends on: the task's own module and every module of the
+  project (`ocr_core`, `tasks`) it imports, transitively, found by reading their `import`
+  statements (an edit to `ocr_core/mnist/plots.py` leaves the captcha steps alone, an edit to a
+  constant in `tasks/report.py` changes the report steps);
+- the versions of the libraries that shape the bytes (`LIBRARIES`).
+
+Prefect's TASK_SOURCE is not used: it hashes the decorated function's body only, and a second
+key beside this one would let two cache entries point at one folder.
 """
 
 from __future__ import annotations
 
+import ast
+import contextvars
 import dataclasses
+import functools
+import hashlib
+import importlib.metadata
+import inspect
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from prefect.cache_policies import TASK_SOURCE, CachePolicy
+from prefect import Task, task
+from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
-from ocr_core import code_version
 from ocr_core.files import sha256_json
 from tasks.records import Output
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The folder holding the project's packages; module sources are read from here."""
+
+PROJECT_PACKAGES = ("ocr_core", "tasks")
+"""Packages whose source goes into keys; anything else imported counts as a library."""
+
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "numpy": ("numpy",),
+    "captcha": ("captcha",),
+    "pillow": ("pillow",),
+}
+"""Libraries whose version goes into every key, with the distribution names they install as."""
 
 
 def content_token(value: Any) -> Any:
@@ -39,25 +71,188 @@ def content_token(value: Any) -> Any:
     raise TypeError(f"cannot build a cache key from a {type(value).__name__}; pass a record or a path")
 
 
-def step_key(step: str, **inputs: Any) -> str:
-    """The content key of a step's inputs; also names the step's output folder."""
-    return sha256_json({"step": step, "code": code_version(),
-                        "inputs": content_token(inputs)})[:24]
+# Module sources
+
+
+def _module_path(name: str, root: Path) -> Path | None:
+    """The file of module `name` under `root` (a module or a package's __init__), if any."""
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.cache
+def _imports_of(path: Path, root: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """Names of the modules `path` imports anywhere (also inside functions), as written.
+
+    Cached per file version (path, mtime, size), so an edited file is read again.
+    """
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    package = path.parent.relative_to(root).parts
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parts = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join(parts + ([node.module] if node.module else []))
+            # `from pkg import name` may import the module pkg.name
+            names += [module] + [f"{module}.{alias.name}" for alias in node.names]
+    return tuple(names)
+
+
+def module_files(module: str, root: Path | None = None) -> list[Path]:
+    """The project source files `module`'s behaviour depends on: itself and every project module
+    it imports, transitively, with the `__init__.py` of each package on the way."""
+    root = root or PROJECT_ROOT
+    seen: dict[Path, None] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name.split(".")[0] not in PROJECT_PACKAGES:
+            continue
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # a package's __init__ runs before its modules
+            path = _module_path(".".join(parts[:depth]), root)
+            if path is None or path in seen:
+                continue
+            seen[path] = None
+            stat = path.stat()
+            pending += _imports_of(path, root, stat.st_mtime_ns, stat.st_size)
+    return sorted(seen)
+
+
+@functools.cache
+def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_digest(module: str, root: Path | None = None) -> str:
+    """Hash of the source of `module` and of every project module it depends on.
+
+    Cheap after the first call in a process: files are hashed once per version (mtime, size).
+    """
+    root = root or PROJECT_ROOT
+    digest = hashlib.sha256()
+    for path in module_files(module, root):
+        stat = path.stat()
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(_file_digest(path, stat.st_mtime_ns, stat.st_size).encode())
+    return digest.hexdigest()[:24]
+
+
+def _installed_version(names: Iterable[str]) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+@functools.cache
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of `LIBRARIES` (None where one is not installed)."""
+    return {library: _installed_version(names) for library, names in LIBRARIES.items()}
+
+
+# Keys
+
+
+def step_key(function: Callable[..., Any], /, **inputs: Any) -> str:
+    """The identity of `function` run on `inputs`: its cache key and its output folder's name."""
+    function = inspect.unwrap(function)
+    return sha256_json({
+        "step": f"{function.__module__}.{function.__qualname__}",
+        "code": source_digest(function.__module__),
+        "libraries": library_versions(),
+        "inputs": content_token(inputs),
+    })[:24]
+
+
+_CURRENT_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("step_key")
+
+
+def current_step_key() -> str:
+    """The key of the step running now (inside a function decorated with `keyed_step`)."""
+    try:
+        return _CURRENT_KEY.get()
+    except LookupError:
+        raise RuntimeError("current_step_key() is only known inside a @keyed_step function") from None
+
+
+class KeyedStep:
+    """A task function that knows its step key: `current_step_key()` inside it,
+    `.step_key(parameters)` for the cache policy, both from the same call's parameters with
+    defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
+
+    Args:
+        function: the task's function.
+        ignore: parameters that change how the step runs, not what it produces (a thread count).
+    """
+
+    def __init__(self, function: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
+        functools.update_wrapper(self, function)
+        self.__prefect_task_source__ = function  # Prefect's task key: the function's own code
+        self.function = function
+        self.ignored = frozenset(ignore)
+
+    def step_key(self, parameters: dict[str, Any]) -> str:
+        bound = inspect.signature(self.function).bind_partial(**parameters)
+        bound.apply_defaults()
+        return step_key(self.function, **{name: value for name, value in bound.arguments.items()
+                                          if name not in self.ignored})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        bound = inspect.signature(self.function).bind(*args, **kwargs)
+        token = _CURRENT_KEY.set(self.step_key(dict(bound.arguments)))
+        try:
+            return self.function(*args, **kwargs)
+        finally:
+            _CURRENT_KEY.reset(token)
+
+
+def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], KeyedStep]:
+    """Decorator form of `KeyedStep`."""
+    return lambda function: KeyedStep(function, ignore)
 
 
 def _key_from_context(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    return step_key(context.task.name, **parameters)
+    key_of = getattr(context.task.fn, "step_key", None)
+    if key_of is None:
+        raise TypeError(f"task {context.task.name} has the STEP cache policy but no @keyed_step")
+    return key_of(parameters)
 
 
-CONTENT = TASK_SOURCE + CachePolicy.from_cache_key_fn(_key_from_context)
-"""Cache policy for every task that writes files under the results root."""
+STEP = CachePolicy.from_cache_key_fn(_key_from_context)
+"""Cache policy of every task that writes files under the results root: its step key."""
 
 
-def content_ignoring(*names: str) -> CachePolicy:
-    """CONTENT, leaving out parameters that change how a step runs, not what it produces
-    (a thread count, say), so changing them is still a cache hit."""
+def step_policy_when(cacheable: Callable[[dict[str, Any]], bool]) -> CachePolicy:
+    """STEP for the calls whose parameters are `cacheable`; the others are never served from
+    the cache (no key: the step runs every time)."""
 
-    def key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-        return _key_from_context(context, {k: v for k, v in parameters.items() if k not in names})
+    def key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+        return _key_from_context(context, parameters) if cacheable(parameters) else None
 
-    return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)
+    return CachePolicy.from_cache_key_fn(key)
+
+
+def cached_task(
+    ignore: Iterable[str] = (), cache_policy: CachePolicy = STEP, **options: Any
+) -> Callable[[Callable[..., Any]], Task[..., Any]]:
+    """`@task` for a step whose output is cached by its step key and persisted.
+
+    Args:
+        ignore: parameters left out of the key (see `keyed_step`).
+        cache_policy: STEP, or a `step_policy_when(...)`.
+        options: further `prefect.task` options.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Task[..., Any]:
+        return task(cache_policy=cache_policy, persist_result=True,
+                    **options)(keyed_step(ignore)(function))
+
+    return decorate

@@ -10,30 +10,32 @@ import os
 from pathlib import Path
 
 from prefect import task
-from prefect.logging import get_run_logger
+from prefect.cache_policies import NO_CACHE
 
 from ocr_core import dataset as ds
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import Datasets, ImageFolder, Manifest, Split
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def generate_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
     """Generate `num_samples` seeded captchas (the embedded default data source)."""
     from ocr_core.synthetic import generate_captchas as generate
 
-    key = step_key("generate_captchas", num_samples=num_samples, seed=seed)
+    key = current_step_key()
     target = ResultsLayout(results_dir).data / "synthetic" / key
     workers = min(2, os.cpu_count() or 1)
-    get_run_logger().info("generating %d captchas (seed %d) into %s", num_samples, seed, target)
+    run_logger().info("generating %d captchas (seed %d) into %s", num_samples, seed, target)
     with atomic_path(target, is_dir=True) as tmp:
         generate(tmp, num_samples, seed, workers=workers)
     return ImageFolder(str(target), digest=key, count=num_samples)
 
 
-@task
+# NO_CACHE: it reads the folder's files to make the key the later steps are cached by.
+@task(cache_policy=NO_CACHE)
 def fingerprint_folder(folder: Path) -> ImageFolder:
     """Describe a user's folder of captchas by the content of its PNGs (not cached: it is the key)."""
     paths = ds.list_pngs(folder)
@@ -41,7 +43,7 @@ def fingerprint_folder(folder: Path) -> ImageFolder:
     return ImageFolder(str(Path(folder).absolute()), digest=digest, count=len(paths))
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def split_dataset(
     manifest: Manifest, seed: int, validation_fraction: float, test_fraction: float,
     results_dir: Path,
@@ -50,16 +52,15 @@ def split_dataset(
     records, vocabulary = ds.read_manifest(manifest.path)
     splits = ds.split_records(records, validation_fraction=validation_fraction,
                               test_fraction=test_fraction, seed=seed)
-    key = step_key("split_dataset", manifest=manifest.digest, seed=seed,
-                   validation_fraction=validation_fraction, test_fraction=test_fraction)
+    key = current_step_key()
     path = ResultsLayout(results_dir).manifests / f"split-{key}.json"
     digest = ds.write_split(path, splits, vocabulary, seed=seed, source_manifest=manifest.digest)
     counts = {name: len(splits[name]) for name in ds.SPLITS}
-    get_run_logger().info("split %s", counts)
+    run_logger().info("split %s", counts)
     return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     """Decode and resize every split once for the recipe's input size; save as tf.data snapshots."""
     from ocr_core.ctc import Vocabulary
@@ -69,7 +70,7 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     spec = get_recipe(recipe)
     records, vocabulary = ds.read_split(split.path)
     max_length = max(len(r.label) for rs in records.values() for r in rs)
-    key = step_key("build_datasets", split=split.digest, height=spec.height, width=spec.width)
+    key = current_step_key()
     target = ResultsLayout(results_dir).datasets / key
     chars = Vocabulary(vocabulary)
     with atomic_path(target, is_dir=True) as tmp:
@@ -79,7 +80,7 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
         write_json(tmp / "datasets.json", {"split": split.digest, "height": spec.height,
                                            "width": spec.width, "vocabulary": vocabulary,
                                            "max_label_length": max_length})
-    get_run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
+    run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
                           spec.height, target)
     return Datasets(str(target), digest=key, height=spec.height, width=spec.width,
                     vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path)

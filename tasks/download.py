@@ -9,21 +9,18 @@ the zip's sha256.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
-from prefect.logging import get_run_logger
 
 from ocr_core.archive import extract_zip, find_image_folder
 from ocr_core.download import DownloadSettings, describe_progress, download, file_name_of
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key, step_policy_when
 from tasks.captcha import fingerprint_folder
+from tasks.logs import run_logger
 from tasks.records import DownloadedFile, ImageFolder
 
 
@@ -31,17 +28,6 @@ def download_folder(url: str, sha256: str | None, results_dir: Path) -> Path:
     """The folder a download of `url` with that expected checksum lives in."""
     key = sha256_json({"url": url, "sha256": sha256.lower() if sha256 else None})[:24]
     return ResultsLayout(results_dir).data / "downloads" / key
-
-
-def _download_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    sha256 = parameters.get("sha256")
-    return step_key(context.task.name, url=parameters["url"],
-                    sha256=sha256.lower() if sha256 else None,
-                    results_dir=parameters["results_dir"])
-
-
-DOWNLOAD_CACHE = TASK_SOURCE + CachePolicy.from_cache_key_fn(_download_key)
-"""Keyed by URL, expected checksum and results root only: retry settings do not change the file."""
 
 
 class _ProgressReporter:
@@ -52,7 +38,7 @@ class _ProgressReporter:
         self.artifact: UUID | None = None
 
     def __call__(self, received: int, total: int | None) -> None:
-        get_run_logger().info("%s: %s", self.url, describe_progress(received, total))
+        run_logger().info("%s: %s", self.url, describe_progress(received, total))
         if not total or TaskRunContext.get() is None:  # an artifact belongs to a run
             return
         percent = min(100.0, 100 * received / total)
@@ -62,7 +48,11 @@ class _ProgressReporter:
             update_progress_artifact(self.artifact, percent)
 
 
-@task(cache_policy=DOWNLOAD_CACHE, persist_result=True)
+# With a sha256 the content is pinned: cached by URL, checksum and results root (retry settings
+# do not change the file). Without one the URL may have moved on: the task runs every time and
+# revalidates the copy on disk with a conditional request (see `ocr_core.download`).
+@cached_task(ignore=("timeout", "attempts", "backoff"),
+             cache_policy=step_policy_when(lambda parameters: bool(parameters.get("sha256"))))
 def download_archive(
     url: str,
     sha256: str | None,
@@ -81,12 +71,12 @@ def download_archive(
                           attempts=result.attempts)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def extract_archive(archive: DownloadedFile, results_dir: Path) -> ImageFolder:
     """Unpack the zip safely and return its folder of PNGs (the archive may wrap it in a folder)."""
-    key = step_key("extract_archive", archive=archive.digest)
+    key = current_step_key()
     extracted = extract_zip(archive.path, ResultsLayout(results_dir).data / "extracted" / key)
     folder = find_image_folder(extracted.path)
-    get_run_logger().info("unpacked %s: %d files; images in %s", Path(archive.path).name,
+    run_logger().info("unpacked %s: %d files; images in %s", Path(archive.path).name,
                           extracted.files, folder)
     return fingerprint_folder.fn(folder)

@@ -13,12 +13,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.events import emit_event
-from prefect.logging import get_run_logger
 
 from ocr_core import ingest
 from ocr_core.files import atomic_path, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.validation import ImageSpec
+from tasks.logs import run_logger
 
 
 @task(cache_policy=NO_CACHE)
@@ -28,7 +28,7 @@ def plan_ingest(source_dir: Path, data_dir: Path, label_pattern: str,
     width, height = image_size
     plan = ingest.plan_ingest(source_dir, data_dir,
                               ImageSpec(width=width, height=height, label_pattern=label_pattern))
-    get_run_logger().info("%d of %d images in %s pass; %d refused", len(plan.accepted),
+    run_logger().info("%d of %d images in %s pass; %d refused", len(plan.accepted),
                           plan.checked, plan.source_dir, len(plan.refused))
     return plan
 
@@ -37,7 +37,7 @@ def plan_ingest(source_dir: Path, data_dir: Path, label_pattern: str,
 def move_accepted(plan: ingest.IngestPlan) -> ingest.IngestOutcome:
     """Move the accepted files into the dataset folder, one atomic move each."""
     outcome = ingest.carry_out(plan)
-    get_run_logger().info(outcome.summary())
+    run_logger().info(outcome.summary())
     return outcome
 
 
@@ -52,7 +52,7 @@ def write_ingest_report(outcome: ingest.IngestOutcome, results_dir: Path) -> Pat
         (tmp / "report.md").write_text(markdown)
     if TaskRunContext.get() is not None:
         create_markdown_artifact(markdown, key="captcha-ingest", description=outcome.summary())
-    get_run_logger().info("report %s", folder / "report.json")
+    run_logger().info("report %s", folder / "report.json")
     return folder / "report.json"
 
 
@@ -66,7 +66,7 @@ def announce_dataset_update(outcome: ingest.IngestOutcome, report_path: Path) ->
                   "prefect.resource.name": folder.name},
         payload=ingest.event_payload(outcome, report_path),
     )
-    get_run_logger().info("event %s for %s: %s", ingest.DATASET_UPDATED_EVENT,
+    run_logger().info("event %s for %s: %s", ingest.DATASET_UPDATED_EVENT,
                           ingest.dataset_resource_id(folder),
                           "sent" if event is not None else "not sent (events are off)")
     return None if event is None else str(event.id)

@@ -12,19 +12,21 @@ from pathlib import Path
 import keras
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.logging import get_run_logger
 
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, content_ignoring, step_key
+from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
 GRID_SIZE = 6  # the seed's 6x6 grid of digits
 MISCLASSIFIED_SHOWN = 36
 
 
-@task
+# NO_CACHE: it checks the source is reachable now; its digest keys the loading step.
+@task(cache_policy=NO_CACHE)
 def locate_mnist(
     source: str, mnist_path: Path | None, results_dir: Path, download_host: str,
     download_port: int, connect_timeout: float,
@@ -42,25 +44,26 @@ def locate_mnist(
         # tfds and keras verify their files' checksums: the content is fixed by the name.
         dataset = sources.TFDS_NAME if source == "tfds" else sources.KERAS_MNIST_SHA256
         digest = sha256_json({"source": source, "dataset": dataset})
-    get_run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
+    run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
     return MnistSource(str(mnist_path or cache), digest=digest, source=source,
                        mnist_path=None if mnist_path is None else str(mnist_path))
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
     """Load MNIST from the source and save it as the canonical `.npz` the trainings read."""
     from ocr_core.mnist.data import save_arrays
     from ocr_core.mnist.sources import download_cache, fetch
 
     arrays = fetch(source.source, source.mnist_path, download_cache(results_dir))
-    key = step_key("load_mnist", source=source.digest)
+    key = current_step_key()
     path = save_arrays(arrays, ResultsLayout(results_dir).data / "mnist" / key / "mnist.npz")
-    get_run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
+    run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
     return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
 
 
-@task
+# NO_CACHE: it only logs, and each run's log should show it.
+@task(cache_policy=NO_CACHE)
 def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
     """Log the arrays' shapes and one training digit as a 28x28 table of pixel values."""
     import pandas as pd
@@ -69,14 +72,14 @@ def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
 
     arrays = load_arrays(data.path)
     shapes = {name: list(getattr(arrays, name).shape) for name in ARRAY_NAMES}
-    logger = get_run_logger()
+    logger = run_logger()
     logger.info("shapes: %s", ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items()))
     table = pd.DataFrame(arrays.x_train[index]).to_string(line_width=None)
     logger.info("training digit %d (label %d):\n%s", index, arrays.y_train[index], table)
     return shapes
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     """A random 6x6 grid of training digits titled with their labels."""
     import numpy as np
@@ -87,7 +90,7 @@ def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     arrays = load_arrays(data.path)
     count = min(GRID_SIZE * GRID_SIZE, len(arrays.y_train))
     chosen = np.random.default_rng(seed).choice(len(arrays.y_train), count, replace=False)
-    key = step_key("plot_digits", data=data.digest, seed=seed)
+    key = current_step_key()
     path = plot_digit_grid(arrays.x_train[chosen], [str(label) for label in arrays.y_train[chosen]],
                            ResultsLayout(results_dir).plots / f"mnist-digits-{key}.png",
                            columns=GRID_SIZE, title="Random training digits")
@@ -108,7 +111,7 @@ class _ProgressArtifact(keras.callbacks.Callback):
         update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
-@task(cache_policy=content_ignoring("threads"), persist_result=True)
+@cached_task(ignore=("threads",))
 def train_digit_model(
     data: DigitData,
     model_name: str,
@@ -134,7 +137,7 @@ def train_digit_model(
     from ocr_core.mnist.training import fit_digit_model
     from ocr_core.training import configure_threads
 
-    logger = get_run_logger()
+    logger = run_logger()
     configure_threads(threads)
     logger.info("TensorFlow threads in this process: intra-op %d, inter-op %d (0: all CPUs)",
                 tf.config.threading.get_intra_op_parallelism_threads(),
@@ -157,7 +160,7 @@ def train_digit_model(
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
-    key = step_key("train_digit_model", data=data.digest, **params)
+    key = current_step_key()
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
     save_digit_model(target, result.model, name=model_name, data_digest=data.digest,
                      params=params, history=result.history,
@@ -171,13 +174,16 @@ def train_digit_model(
                       validation=validation)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                          results_dir: Path) -> DigitEvaluationReport:
-    """Score a model on the test images: loss, accuracy, error %, confusion matrix, misreads."""
+    """Score a model on the test images: loss, accuracy, error %, confusion matrix, misreads.
+
+    Everything goes into the evaluation's own folder; the model folder is never changed.
+    """
     import numpy as np
 
-    from ocr_core.files import atomic_path, read_json, write_json
+    from ocr_core.files import atomic_path, write_json
     from ocr_core.mnist.data import load_arrays
     from ocr_core.mnist.evaluation import evaluate_digits
     from ocr_core.mnist.models import load_digit_model
@@ -189,7 +195,7 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                                  from_logits=info["output"] == "logits", batch_size=batch_size)
     metrics = {"model": model.name, "split": "test", **evaluation.as_dict()}
     wrong = np.flatnonzero(evaluation.predictions != arrays.y_test)[:MISCLASSIFIED_SHOWN]
-    key = step_key("evaluate_digit_model", model=model.digest, data=data.digest)
+    key = current_step_key()
     folder = ResultsLayout(results_dir).evaluations / f"mnist-{model.name}-{key}"
     title = f"{model.name}: test accuracy {100 * evaluation.accuracy:.2f}%"
     with atomic_path(folder, is_dir=True) as tmp:
@@ -199,9 +205,7 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                            arrays.y_test[wrong], tmp / "misclassified.png",
                            title=f"{model.name}: first misread test digits")
     summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
-    model_metrics = Path(model.path) / "metrics.json"
-    write_json(model_metrics, read_json(model_metrics) | {"test": summary})
-    get_run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
+    run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
                           model.name, evaluation.error_percent, 100 * evaluation.accuracy,
                           evaluation.loss, evaluation.count)
     return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,
@@ -221,7 +225,8 @@ def comparison_rows(models: list[DigitModel],
             for model, evaluation in zip(models, evaluations, strict=True)]
 
 
-@task
+# NO_CACHE: artifacts belong to a run; every run publishes its own.
+@task(cache_policy=NO_CACHE)
 def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluationReport],
                        digits: Picture) -> list[dict[str, object]]:
     """The comparison table and a run summary with links to the plots, as Prefect artifacts."""

@@ -74,6 +74,10 @@ class Datasets(Output):
     def split_path(self, name: str) -> str:
         return str(Path(self.path) / name)
 
+    def files(self) -> list[str]:
+        return [str(Path(self.path) / "datasets.json"), self.split_manifest,
+                *(self.split_path(name) for name in ("train", "validation", "test"))]
+
 
 @dataclass(frozen=True)
 class TrainedModel(Output):
@@ -85,7 +89,8 @@ class TrainedModel(Output):
     validation: dict[str, float] = field(default_factory=dict)
 
     def files(self) -> list[str]:
-        return [str(Path(self.path) / "model.keras"), str(Path(self.path) / "bundle.json")]
+        return [str(Path(self.path) / name) for name in
+                ("model.keras", "bundle.json", "params.json", "history.json", "metrics.json")]
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,23 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from ocr_core.dataset import read_manifest
-from ocr_core.errors import ConfigError
+from ocr_core.errors import ConfigError, RegistryError
 from ocr_core.files import sha256_json
 from ocr_core.registry import Decision, ModelVersion, Registry, Scores, decide
 from tasks.caching import step_key
-from tasks.records import Manifest, ModelBundle, PromotionDecision, RegisteredModel
+from tasks.logs import run_logger
+from tasks.records import (
+    EvaluationReport,
+    Manifest,
+    ModelBundle,
+    PromotionDecision,
+    RegisteredModel,
+)
+
+CHAMPION_CHANGES_TOLERATED = 10  # other runs promoting while this one scores, before giving up
 
 
 @task(cache_policy=NO_CACHE)
@@ -43,19 +51,22 @@ def reserve_evaluation_set(
                                                     description)
     unknown = sorted(set(evaluation_set.vocabulary) - set(training.vocabulary))
     if unknown:
-        get_run_logger().warning("the evaluation set has characters the training data lacks: %s",
+        run_logger().warning("the evaluation set has characters the training data lacks: %s",
                                  "".join(unknown))
     return evaluation_set
 
 
 @task(cache_policy=NO_CACHE)
 def register_model(
-    model: ModelBundle, training_data: dict[str, Any], params: dict[str, Any], results_dir: Path
+    model: ModelBundle, test: EvaluationReport, training_data: dict[str, Any],
+    params: dict[str, Any], results_dir: Path,
 ) -> RegisteredModel:
-    """Add a trained bundle to the registry (once per content) as the challenger."""
-    version = Registry.of(results_dir).register(model.path, training_data=training_data,
-                                                params=params)
-    get_run_logger().info("challenger: %s (%s)", version.name, version.path)
+    """Add a trained bundle to the registry (once per content) as the challenger, with its
+    validation metrics and its test metrics (from the evaluation's folder)."""
+    version = Registry.of(results_dir).register(
+        model.path, training_data=training_data, params=params,
+        metrics={"validation": model.validation, "test": test.metrics})
+    run_logger().info("challenger: %s (%s)", version.name, version.path)
     return RegisteredModel(str(version.path), digest=version.digest, version=version.name)
 
 
@@ -64,7 +75,7 @@ def score_version(
     beam_width: int,
 ) -> Scores:
     """A version's scores on the evaluation set, computed once per model, set and decoding."""
-    key = step_key("score_version", model=version.digest, evaluation_set=evaluation_set.digest,
+    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.digest,
                    decoder=decoder, beam_width=beam_width)
     if (known := version.scores.get(key)) is not None:
         return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"])
@@ -77,7 +88,7 @@ def score_version(
     scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate, evaluation.count)
     registry.record_scores(version, key, scores.as_dict() | {
         "evaluation_set": evaluation_set.digest, "decoder": decoder, "beam_width": beam_width})
-    get_run_logger().info("%s on the evaluation set: sequence accuracy %.2f%%, CER %.4f",
+    run_logger().info("%s on the evaluation set: sequence accuracy %.2f%%, CER %.4f",
                           version.name, 100 * scores.sequence_accuracy,
                           scores.character_error_rate)
     return scores
@@ -90,15 +101,17 @@ def challenge_champion(
 ) -> PromotionDecision:
     """Score challenger and champion on the evaluation set; promote the challenger if it is better.
 
-    The registry stays locked from reading the champion to moving the pointer, so two runs at
-    once cannot both replace the same champion, and a decision always compares with the
-    champion it replaces.
+    Scoring runs without the registry's lock (it takes minutes on a large set). The lock is
+    held from checking that the champion is still the one scored to moving the pointer, so two
+    runs at once cannot both replace the same champion, and a decision always compares with the
+    champion it replaces: if another run moved it meanwhile, the new champion is scored and the
+    check repeats.
     """
     registry = Registry.of(results_dir)
-    with registry.lock():
+    candidate = registry.version(challenger.version)
+    candidate_scores = score_version(registry, candidate, evaluation_set, decoder, beam_width)
+    for _ in range(CHAMPION_CHANGES_TOLERATED):
         champion = registry.champion()
-        candidate = registry.version(challenger.version)
-        candidate_scores = score_version(registry, candidate, evaluation_set, decoder, beam_width)
         if champion is not None and champion.digest == candidate.digest:
             champion_scores = candidate_scores
             decision = Decision(False, f"the challenger is the champion {champion.name} (the same "
@@ -108,16 +121,24 @@ def challenge_champion(
                                score_version(registry, champion, evaluation_set, decoder,
                                              beam_width))
             decision = decide(candidate_scores, champion_scores, margin)
-        if decision.promote:
-            registry.set_champion(candidate, decision.reason)
-        after = candidate if decision.promote else champion
-        record = _decision_entry(
-            decision, challenger=candidate.name, before=champion, after=after, margin=margin,
-            challenger_scores=candidate_scores, champion_scores=champion_scores,
-            evaluation_set=registry.evaluation_set())
-        path = registry.record_decision(record)
-    _log_decision(record)
-    return _decision_record(path, record, registry)
+        with registry.lock():
+            now = registry.champion()
+            if (now and now.name) != (champion and champion.name):
+                run_logger().info("the champion changed to %s while scoring; comparing again",
+                                  now and now.name)
+                continue
+            if decision.promote:
+                registry.set_champion(candidate, decision.reason)
+            after = candidate if decision.promote else champion
+            record = _decision_entry(
+                decision, challenger=candidate.name, before=champion, after=after, margin=margin,
+                challenger_scores=candidate_scores, champion_scores=champion_scores,
+                evaluation_set=registry.evaluation_set())
+            path = registry.record_decision(record)
+        _log_decision(record)
+        return _decision_record(path, record, registry)
+    raise RegistryError(f"the champion of {registry.path} changed {CHAMPION_CHANGES_TOLERATED} "
+                        "times while this challenger was compared; run the retrain again")
 
 
 @task(cache_policy=NO_CACHE)
@@ -166,7 +187,7 @@ def _decision_record(path: Path, entry: dict[str, Any], registry: Registry) -> P
 def _log_decision(entry: dict[str, Any]) -> None:
     verb = "promoted" if entry["promoted"] else "kept"
     subject = entry["challenger"] if entry["promoted"] else entry["champion_before"]
-    get_run_logger().info("%s %s: %s", verb, subject or "no champion", entry["reason"])
+    run_logger().info("%s %s: %s", verb, subject or "no champion", entry["reason"])
 
 
 @task(cache_policy=NO_CACHE)

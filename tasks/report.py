@@ -9,10 +9,11 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from ocr_core.files import read_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
 from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
 
 SAMPLE_COUNT = 16
@@ -39,7 +40,7 @@ def prediction_sample(predictions: list[dict], count: int = SAMPLE_COUNT) -> lis
     return sorted(wrong + right[: count - len(wrong)])
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
     """A 4x4 grid of training images (as the model sees them) with their labels."""
     from ocr_core.ctc import Vocabulary
@@ -47,24 +48,24 @@ def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
 
     vocabulary = Vocabulary(datasets.vocabulary)
     images, labels = _images_at(datasets, "train", list(range(SAMPLE_COUNT)))
-    key = step_key("plot_samples", datasets=datasets.digest)
+    key = current_step_key()
     path = plot(images, [vocabulary.decode(row) for row in labels],
                 ResultsLayout(results_dir).plots / f"samples-{key}.png")
     return Picture(str(path), digest=key, title="Training samples")
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
     """Loss curves (train and validation) and validation accuracy per epoch."""
     from ocr_core.plots import plot_history as plot
 
     history = read_json(Path(model.path) / "history.json")
-    key = step_key("plot_history", model=model.digest)
+    key = current_step_key()
     path = plot(history, ResultsLayout(results_dir).plots / f"history-{key}.png")
     return Picture(str(path), digest=key, title="Loss curves")
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_dir: Path) -> Picture:
     """A 4x4 grid of test images with predicted and true labels; misreads shown first, in red."""
     from ocr_core.plots import plot_predictions as plot
@@ -73,13 +74,14 @@ def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_d
     indices = prediction_sample(predictions)
     images, _ = _images_at(datasets, evaluation.metrics["split"], indices)
     rows = [predictions[i] for i in indices]
-    key = step_key("plot_predictions", evaluation=evaluation.digest)
+    key = current_step_key()
     path = plot(images, [r["text"] for r in rows], [r["truth"] for r in rows],
                 ResultsLayout(results_dir).plots / f"predictions-{key}.png")
     return Picture(str(path), digest=key, title="Test predictions")
 
 
-@task
+# NO_CACHE: artifacts belong to a run; every run publishes its own.
+@task(cache_policy=NO_CACHE)
 def publish_report(
     model: ModelBundle, evaluation: EvaluationReport, pictures: list[Picture]
 ) -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 import keras
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.logging import get_run_logger
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
-from ocr_core.files import write_json
+from ocr_core.files import remove_path, write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 
 
@@ -28,7 +30,7 @@ class _ProgressArtifact(keras.callbacks.Callback):
         update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task(ignore=("threads",))
 def train_model(
     datasets: Datasets,
     recipe: str,
@@ -44,7 +46,9 @@ def train_model(
     """Train a model of `recipe`; save the best epoch's model as a bundle, atomically.
 
     Training length, batch size and patience not given are fitted to the training set's size
-    (`ocr_core.training.plan_training`).
+    (`ocr_core.training.plan_training`). The training's state is backed up after every epoch in
+    a work folder named by the step key: a killed run called again resumes from its last
+    finished epoch (see `ocr_core.resume`).
     """
     from ocr_core.bundle import save_bundle
     from ocr_core.ctc import Vocabulary
@@ -61,25 +65,29 @@ def train_model(
               "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
-    get_run_logger().info("training %s (%s): %s", recipe, spec.description,
-                          plan.describe(train_images))
+    run_logger().info("training %s (%s): %s", recipe, spec.description,
+                      plan.describe(train_images))
+    key = current_step_key()
+    work = ResultsLayout(results_dir).work / f"train_model-{key}"
+    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
+    progress = [_ProgressArtifact(plan.epochs)] if TaskRunContext.get() else []
     result = fit(
         spec, Vocabulary(datasets.vocabulary),
         load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
                    seed=seed),
         load_split(datasets.split_path("validation"), plan.batch_size),
         plan=plan, learning_rate=learning_rate, seed=seed,
-        callbacks=[_ProgressArtifact(plan.epochs)],
+        callbacks=progress, backup_dir=work,
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    key = step_key("train_model", datasets=datasets.digest, **params)
     target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
                 height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
                 params=params, history=result.history, metrics={"validation": validation})
-    get_run_logger().info(
+    remove_path(work)
+    run_logger().info(
         "best epoch %d of %d: validation sequence accuracy %.1f%%; saved %s", result.best_epoch,
         len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
     return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
@@ -87,7 +95,8 @@ def train_model(
                        validation=validation)
 
 
-@task
+# NO_CACHE: a check, not a result; a rerun with another threshold must check again.
+@task(cache_policy=NO_CACHE)
 def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
     """Fail the run if the model learned too little to be used; otherwise pass it on.
 
@@ -99,13 +108,17 @@ def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
     return model
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def evaluate_model(
     model: ModelBundle, datasets: Datasets, split: str, decoder: str, beam_width: int,
     results_dir: Path,
 ) -> EvaluationReport:
-    """Read every image of a split; write metrics and per-image predictions as JSON."""
-    from ocr_core.bundle import load_bundle, update_metrics
+    """Read every image of a split; write metrics and per-image predictions as JSON.
+
+    They go into the evaluation's own folder: the model bundle is a cached output and is never
+    changed after training (the registry and the reports read test metrics from here).
+    """
+    from ocr_core.bundle import load_bundle
     from ocr_core.dataset import read_split
     from ocr_core.inference import predict_files, score
 
@@ -117,14 +130,12 @@ def evaluate_model(
     metrics = {"split": split, "count": evaluation.count, "decoder": decoder,
                "sequence_accuracy": evaluation.sequence_accuracy,
                "character_error_rate": evaluation.character_error_rate}
-    key = step_key("evaluate_model", model=model.digest, datasets=datasets.digest, split=split,
-                   decoder=decoder, beam_width=beam_width)
+    key = current_step_key()
     folder = ResultsLayout(results_dir).evaluations / key
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
     write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
-    update_metrics(model.path, {"validation": model.validation, split: metrics})
-    get_run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
+    run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
                           100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
                           evaluation.count)
     return EvaluationReport(str(folder / "metrics.json"), digest=key,

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
-from prefect.logging import get_run_logger
 
 from ocr_core import dataset as ds
 from ocr_core.files import atomic_path, read_json, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.validation import ImageSpec, Policy, enforce, report_markdown, validate_folder
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
+from tasks.logs import run_logger
 from tasks.records import ImageFolder, Manifest
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def validate_images(
     images: ImageFolder,
     results_dir: Path,
@@ -47,7 +46,7 @@ def validate_images(
     spec = ImageSpec(width=width, height=height,
                      label_pattern=label_pattern or defaults.label_pattern)
     report = validate_folder(images.path, spec, policy)
-    key = step_key("validate_images", images=images.digest, policy=policy, spec=spec)
+    key = current_step_key()
     folder = ResultsLayout(results_dir).manifests / f"validation-{key}"
     markdown = report_markdown(report)
     with atomic_path(folder, is_dir=True) as tmp:
@@ -57,7 +56,7 @@ def validate_images(
     if TaskRunContext.get() is not None:  # an artifact belongs to a run
         create_markdown_artifact(markdown, key="captcha-data-validation",
                                  description=report.summary())
-    get_run_logger().info("%s; report %s", report.summary(), report_path)
+    run_logger().info("%s; report %s", report.summary(), report_path)
     accepted = enforce(report, report_path)
     manifest_path = folder / "images.json"
     digest = ds.write_manifest(manifest_path, ds.index_images(accepted))

@@ -4,6 +4,10 @@
 requests with 503 and every later one with the payload (the last reply repeats). Each request's
 arrival time is recorded (by path, query ignored), so tests can count attempts and measure the
 waits between them.
+
+A reply with an ETag or Last-Modified header answers a conditional request that matches it
+(If-None-Match, If-Modified-Since) with 304 Not Modified, as a real server would; each
+request's headers are kept (`request_headers`).
 """
 
 from __future__ import annotations
@@ -43,8 +47,16 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        reply = self.server.owner.next_reply(urlsplit(self.path).path)
+        reply = self.server.owner.next_reply(urlsplit(self.path).path, dict(self.headers))
         time.sleep(reply.delay)
+        if _not_modified(reply, self.headers):
+            self.send_response(304)
+            for name in ("ETag", "Last-Modified"):
+                if name in reply.headers:
+                    self.send_header(name, reply.headers[name])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -68,6 +80,15 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: tests read the request log instead."""
 
 
+def _not_modified(reply: Reply, request: object) -> bool:
+    if reply.status != 200:
+        return False
+    etag, modified = reply.headers.get("ETag"), reply.headers.get("Last-Modified")
+    if etag and request.get("If-None-Match"):
+        return request.get("If-None-Match") == etag
+    return bool(modified) and request.get("If-Modified-Since") == modified
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: FaultServer
@@ -84,6 +105,7 @@ class FaultServer:
         self._server.owner = self
         self._scripts: dict[str, list[Reply]] = {}
         self._requests: dict[str, list[float]] = {}
+        self._headers: dict[str, list[dict[str, str]]] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -104,15 +126,22 @@ class FaultServer:
         with self._lock:
             self._scripts[path] = list(replies)
             self._requests[path] = []
+            self._headers[path] = []
         return self.url(path)
 
-    def next_reply(self, path: str) -> Reply:
+    def next_reply(self, path: str, headers: dict[str, str] | None = None) -> Reply:
         with self._lock:
             self._requests.setdefault(path, []).append(time.monotonic())
+            self._headers.setdefault(path, []).append(headers or {})
             script = self._scripts.get(path)
             if not script:
                 return Reply(404, b"not found")
             return script.pop(0) if len(script) > 1 else script[0]
+
+    def request_headers(self, path: str) -> list[dict[str, str]]:
+        """The headers of each request for `path`, in order."""
+        with self._lock:
+            return list(self._headers.get(path, []))
 
     def hits(self, path: str) -> list[float]:
         """Arrival times (time.monotonic) of the requests for `path`."""

@@ -78,8 +78,12 @@ def test_flow_trains_compares_and_caches(prefect_server, results_dir, mnist_dir)
     assert all(end <= next_start
                for (_, end), (next_start, _) in itertools.pairwise(intervals))
 
-    again = mnist(params)  # from the cache: the recorded training times come back unchanged
+    shutil.rmtree(results_dir / "data")  # the data step runs again, the trainings are reused
+    again_state = mnist(params, return_state=True)
+    again = again_state.result()  # the recorded training times come back unchanged
     assert again.rows == summary.rows and again.models == summary.models
+    assert (results_dir / "data").is_dir()
+    assert _training_states(again_state.state_details.flow_run_id) == ["Cached"] * 3
 
     shutil.rmtree(summary.models["dense"])  # a cache hit whose files are gone is a miss
     rebuilt_state = mnist(params, return_state=True)

@@ -1,6 +1,7 @@
 """The retrain flow end to end on tiny data: promotion, cache-hit reruns, a failed challenger."""
 
 import json
+import shutil
 from pathlib import Path
 from uuid import UUID
 
@@ -49,8 +50,11 @@ def test_retraining_promotes_keeps_and_survives_a_failed_challenger(
     link = artifacts["captcha-history-plot"].data  # "[Loss curves](file:///.../history-....png)"
     assert Path(link.split("(file://", 1)[1].rstrip(")")).is_file()
 
-    # Same data, parameters and code: a cache hit, and the champion meets itself.
+    # Same data, parameters and code: a cache hit, and the champion meets itself, also when
+    # the manifests are gone (they are written again, and the model is found in the cache).
+    shutil.rmtree(results_dir / "manifests")
     again = captcha_retrain(tiny(results_dir))
+    assert (results_dir / "manifests").is_dir()
     assert not again.promoted and "the challenger is the champion v1" in again.reason
     assert [v.name for v in registry.versions()] == ["v1"]
 

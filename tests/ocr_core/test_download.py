@@ -167,6 +167,15 @@ class TestCache:
         assert again.attempts == 0 and again.sha256 == PAYLOAD_SHA256
         assert len(file_server.hits("/data.zip")) == 1
 
+    def test_a_local_source_is_copied_again_only_when_it_changed(self, tmp_path):
+        source = tmp_path / "source.zip"
+        source.write_bytes(PAYLOAD)
+        download(source.as_uri(), tmp_path / "out" / "data.zip")
+        assert download(source.as_uri(), tmp_path / "out" / "data.zip").attempts == 0
+        source.write_bytes(PAYLOAD + b"more")
+        again = download(source.as_uri(), tmp_path / "out" / "data.zip")
+        assert again.attempts == 1 and again.path.read_bytes() == PAYLOAD + b"more"
+
     def test_a_copy_that_fails_its_checksum_is_fetched_again(self, file_server, tmp_path):
         url = file_server.script("/data.zip", Reply(body=PAYLOAD))
         (tmp_path / "data.zip").write_bytes(b"stale")

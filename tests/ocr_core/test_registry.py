@@ -212,6 +212,27 @@ class TestLock:
         with waiter.lock():  # free again
             pass
 
+    def test_threads_sharing_one_instance_take_turns(self, tmp_path):
+        import threading
+
+        registry = Registry(tmp_path / "registry", lock_timeout=0.2)
+        errors = []
+
+        def other_thread():
+            try:
+                with registry.lock():
+                    pass
+            except RegistryError as error:
+                errors.append(error)
+
+        with registry.lock():
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            thread.join()
+        assert len(errors) == 1
+        other_thread()
+        assert len(errors) == 1  # free again
+
     def test_the_lock_is_reentrant_for_its_holder(self, tmp_path):
         registry = Registry(tmp_path / "registry", lock_timeout=0.5)
         version = register(registry, make_bundle(tmp_path / "a", "a"))

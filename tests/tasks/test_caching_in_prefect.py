@@ -1,22 +1,22 @@
-"""The CONTENT policy inside real Prefect runs: hits across flow runs, misses when files vanish."""
+"""The STEP policy inside real Prefect runs: hits across flow runs, misses when files vanish."""
 
 from pathlib import Path
 
 import pytest
-from prefect import flow, task
+from prefect import flow
 
 from ocr_core.files import atomic_path
-from tasks.caching import CONTENT, step_key
+from tasks.caching import cached_task, current_step_key
 from tasks.records import Output
 
 pytestmark = pytest.mark.slow
 CALLS: list[str] = []
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@cached_task()
 def write_text(text: str, results_dir: Path) -> Output:
     CALLS.append(text)
-    key = step_key("write_text", text=text)
+    key = current_step_key()
     with atomic_path(results_dir / f"{key}.txt") as tmp:
         tmp.write_text(text)
     return Output(str(results_dir / f"{key}.txt"), digest=key)

@@ -33,12 +33,47 @@ class TestDownloadArchive:
         assert Path(record.path).read_bytes() == captcha_zip
         assert record.size == len(captcha_zip) and record.url == url
 
-    def test_the_copy_on_disk_is_reused(self, file_server, results_dir, captcha_zip):
+    def test_the_copy_on_disk_is_reused_with_a_checksum(self, file_server, results_dir,
+                                                        captcha_zip):
+        url = file_server.script(ZIP_PATH, Reply(body=captcha_zip))
+        digest = hashlib.sha256(captcha_zip).hexdigest()
+        download_archive.fn(url, digest, results_dir, timeout=2)
+        again = download_archive.fn(url, digest, results_dir, timeout=2)
+        assert again.attempts == 0
+        assert len(file_server.hits(ZIP_PATH)) == 1
+
+
+class TestRevalidation:
+    """Without a sha256 the URL may have moved on: every run asks the server."""
+
+    @pytest.mark.parametrize("validator", [{"ETag": '"v1"'},
+                                           {"Last-Modified": "Wed, 25 Nov 2026 10:00:00 GMT"}])
+    def test_an_unchanged_file_is_revalidated_not_downloaded(self, file_server, results_dir,
+                                                             captcha_zip, validator):
+        url = file_server.script(ZIP_PATH, Reply(body=captcha_zip, headers=validator))
+        first = download_archive.fn(url, None, results_dir, timeout=2)
+        again = download_archive.fn(url, None, results_dir, timeout=2)
+        assert first.attempts == 1 and again.attempts == 0 and again.digest == first.digest
+        conditional = file_server.request_headers(ZIP_PATH)[1]
+        assert (conditional.get("If-None-Match") == validator.get("ETag")
+                or conditional.get("If-Modified-Since") == validator.get("Last-Modified"))
+
+    def test_a_changed_file_is_downloaded_again(self, file_server, results_dir, captcha_zip):
+        url = file_server.script(ZIP_PATH, Reply(body=captcha_zip, headers={"ETag": '"v1"'}))
+        first = download_archive.fn(url, None, results_dir, timeout=2)
+        newer = captcha_zip + b"\0"  # zip readers ignore trailing bytes; the digest changes
+        file_server.script(ZIP_PATH, Reply(body=newer, headers={"ETag": '"v2"'}))
+        again = download_archive.fn(url, None, results_dir, timeout=2)
+        assert again.attempts == 1 and again.digest == hashlib.sha256(newer).hexdigest()
+        assert Path(again.path) == Path(first.path) and Path(again.path).read_bytes() == newer
+        assert file_server.request_headers(ZIP_PATH)[0]["If-None-Match"] == '"v1"'
+
+    def test_without_validators_the_file_is_fetched_again(self, file_server, results_dir,
+                                                          captcha_zip):
         url = file_server.script(ZIP_PATH, Reply(body=captcha_zip))
         download_archive.fn(url, None, results_dir, timeout=2)
         again = download_archive.fn(url, None, results_dir, timeout=2)
-        assert again.attempts == 0
-        assert len(file_server.hits(ZIP_PATH)) == 1
+        assert again.attempts == 1 and len(file_server.hits(ZIP_PATH)) == 2
 
     def test_failure_is_a_download_error(self, file_server, results_dir):
         url = file_server.script(ZIP_PATH, Reply(404))
@@ -78,11 +113,20 @@ class TestDownloadCache:
 
     def test_a_hit_whose_file_is_gone_downloads_again(self, file_server, results_dir, captcha_zip):
         url = file_server.script(ZIP_PATH, Reply(body=captcha_zip))
-        first = fetch(url, None, results_dir, attempts=3)
+        digest = hashlib.sha256(captcha_zip).hexdigest()
+        first = fetch(url, digest, results_dir, attempts=3)
         Path(first.path).unlink()
-        second = fetch(url, None, results_dir, attempts=3)
+        second = fetch(url, digest, results_dir, attempts=3)
         assert second.attempts == 1 and Path(second.path).read_bytes() == captcha_zip
         assert len(file_server.hits(ZIP_PATH)) == 2
+
+    def test_without_a_checksum_each_run_revalidates(self, file_server, results_dir, captcha_zip):
+        url = file_server.script(ZIP_PATH, Reply(body=captcha_zip, headers={"ETag": '"v1"'}))
+        first = fetch(url, None, results_dir, attempts=3)
+        second = fetch(url, None, results_dir, attempts=3)  # not served by Prefect's cache
+        assert (first.attempts, second.attempts) == (1, 0)
+        assert [h.get("If-None-Match") for h in file_server.request_headers(ZIP_PATH)] == [
+            None, '"v1"']
 
 
 def test_real_captchas_served_as_a_zip(file_server, results_dir, real_captcha_dir, tmp_path):

@@ -15,7 +15,7 @@ from ocr_core.dataset import index_images, list_pngs, write_manifest
 from ocr_core.errors import ConfigError
 from ocr_core.registry import Registry
 from ocr_core.synthetic import CAPTCHA_ALPHABET, generate_captchas
-from tasks.records import Manifest, ModelBundle, PromotionDecision
+from tasks.records import EvaluationReport, Manifest, ModelBundle, PromotionDecision
 from tasks.registry import (
     challenge_champion,
     decision_markdown,
@@ -65,7 +65,8 @@ def bundles(tmp_path) -> dict[str, ModelBundle]:
 
 def register(bundle: ModelBundle, results_dir: Path):
     with disable_run_logger():
-        return register_model.fn(bundle, {"source": "synthetic", "images": 40, "seed": 1},
+        test = EvaluationReport(str(results_dir / "m.json"), digest="e", metrics={"count": 4})
+        return register_model.fn(bundle, test, {"source": "synthetic", "images": 40, "seed": 1},
                                  {"seed": 1}, results_dir)
 
 
@@ -73,6 +74,11 @@ def challenge(challenger, evaluation_set: Manifest, results_dir: Path,
               margin: float = 0.0) -> PromotionDecision:
     with disable_run_logger():
         return challenge_champion.fn(challenger, evaluation_set, margin, "greedy", 16, results_dir)
+
+
+def test_a_version_keeps_the_test_metrics_of_its_evaluation(bundles, tmp_path):
+    version = Registry.of(tmp_path).version(register(bundles["two"], tmp_path).version)
+    assert version.info["metrics"]["test"] == {"count": 4}
 
 
 class TestChallengeChampion:
@@ -124,6 +130,46 @@ class TestChallengeChampion:
         monkeypatch.setattr(inference, "predict_files", spy)
         challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
         assert scored == ["v2"]  # the champion's scores came from the registry
+
+
+class TestScoringWithoutTheLock:
+    def test_the_registry_is_not_locked_while_models_are_scored(
+        self, bundles, evaluation_set, tmp_path, monkeypatch
+    ):
+        from ocr_core import inference
+
+        challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
+        original = inference.predict_files
+        free = []
+
+        def scoring(bundle, paths, **kwargs):
+            with Registry.of(tmp_path).lock(timeout=0.5):  # another process could write now
+                free.append(bundle.path.name)
+            return original(bundle, paths, **kwargs)
+
+        monkeypatch.setattr(inference, "predict_files", scoring)
+        decision = challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        assert free == ["v2"] and not decision.promoted
+
+    def test_a_champion_moved_while_scoring_is_the_one_compared(
+        self, bundles, evaluation_set, tmp_path, monkeypatch
+    ):
+        from ocr_core import inference
+
+        registry = Registry.of(tmp_path)
+        challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)  # v1
+        strong = register(bundles["two"], tmp_path)  # v2, registered but not champion
+        third = constant_bundle(tmp_path / "models" / "three", 2)
+        original = inference.predict_files
+
+        def scoring(bundle, paths, **kwargs):
+            if registry.champion().name == "v1":  # another run promotes v2 meanwhile
+                registry.set_champion(registry.version("v2"), "another run")
+            return original(bundle, paths, **kwargs)
+
+        monkeypatch.setattr(inference, "predict_files", scoring)
+        decision = challenge(register(third, tmp_path), evaluation_set, tmp_path)
+        assert strong.version == "v2" and decision.champion_before == "v2"
 
 
 class TestFailedChallenger:

@@ -1,0 +1,123 @@
+"""Resumable training: a killed `fit` continues from its last finished epoch.
+
+Keras' `BackupAndRestore` saves the weights, the optimizer's variables (its step count, so a
+learning-rate schedule goes on where it was) and the epoch number after every epoch. It does not
+save what other callbacks hold, so `ResumableTraining` adds, beside it in the same work folder:
+
+    work folder/
+      checkpoint/           BackupAndRestore's files (latest weights + previous, epoch number)
+      state.json            the epochs' history and early stopping's counters (best, wait, epoch)
+      best.weights.npz      early stopping's best weights, when it restores them
+
+`state.json` is written before the checkpoint each epoch, so after a kill it is never behind the
+checkpoint. A resumed run sees its data in another shuffled order than an uninterrupted one
+would (tf.data reshuffles per pass of the dataset), so results agree within noise, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from ocr_core.files import atomic_path, read_json, remove_path, write_json
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+BEST_WEIGHTS_FILE = "best.weights.npz"
+
+
+def _number(value: Any) -> float | None:
+    """A JSON-safe float (inf and nan as strings) for early stopping's `best`."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+class ResumableTraining(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore plus the training state other callbacks keep in memory.
+
+    Place it after `early_stopping` in the callback list: it restores early stopping's counters
+    after that callback resets them, and saves them after it updates them.
+
+    Args:
+        folder: the training's work folder (one per training; keep it when a run is killed).
+        early_stopping: the run's EarlyStopping callback, or None.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str],
+                 early_stopping: keras.callbacks.EarlyStopping | None = None) -> None:
+        self.folder = Path(folder)
+        super().__init__(str(self.folder / "checkpoint"), double_checkpoint=True)
+        self.early_stopping = early_stopping
+        self.history: dict[str, list[float]] = {}
+        self.resumed_from = 0  # epochs restored (0: a fresh start)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)  # restores weights, optimizer and the epoch number
+        done = self.model._initial_epoch or 0
+        state_path = self.folder / STATE_FILE
+        state = read_json(state_path) if done and state_path.exists() else None
+        if not done:
+            self.history = {}
+            return
+        if state is None or state["epochs"] < done:
+            raise RuntimeError(f"{self.folder}: a checkpoint of epoch {done} without its training "
+                               "state; delete the folder to start over")
+        self.history = {name: values[:done] for name, values in state["history"].items()}
+        self._restore_early_stopping(state["early_stopping"][done - 1])
+        self.resumed_from = done
+        logger.info("resuming from epoch %d: epochs 1-%d restored from %s", done + 1, done,
+                    self.folder)
+
+    def _restore_early_stopping(self, saved: dict[str, Any]) -> None:
+        stopping = self.early_stopping
+        if stopping is None:
+            return
+        stopping.wait = saved["wait"]
+        stopping.best = None if saved["best"] is None else float(saved["best"])
+        stopping.best_epoch = saved["best_epoch"]
+        best = self.folder / BEST_WEIGHTS_FILE
+        if stopping.restore_best_weights and best.exists():
+            with np.load(best) as stored:
+                if int(stored["epoch"]) == saved["best_epoch"]:
+                    stopping.best_weights = [stored[f"w{i}"] for i in range(len(stored) - 1)]
+            if stopping.best_weights is None:
+                logger.warning("best weights of epoch %d not found; early stopping restores the "
+                               "best epoch seen from now on", saved["best_epoch"] + 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self._save_state(epoch)
+        super().on_epoch_end(epoch, logs)  # the checkpoint, after the state it belongs with
+
+    def _save_state(self, epoch: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        previous = self.folder / STATE_FILE
+        snapshots = read_json(previous)["early_stopping"][:epoch] if previous.exists() else []
+        stopping = self.early_stopping
+        if stopping is not None:
+            snapshots.append({"wait": stopping.wait, "best": _number(stopping.best),
+                              "best_epoch": stopping.best_epoch})
+            if stopping.best_epoch == epoch and stopping.best_weights is not None:
+                with atomic_path(self.folder / BEST_WEIGHTS_FILE) as tmp:
+                    with open(tmp, "wb") as handle:
+                        np.savez(handle, epoch=epoch, **{f"w{i}": w for i, w in
+                                                         enumerate(stopping.best_weights)})
+        else:
+            snapshots.append({})
+        write_json(previous, {"epochs": epoch + 1, "history": self.history,
+                              "early_stopping": snapshots})
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        super().on_train_end(logs)  # deletes the checkpoint
+        for name in (STATE_FILE, BEST_WEIGHTS_FILE):
+            remove_path(self.folder / name)

@@ -1,0 +1,66 @@
+"""A training interrupted after some epochs, fitted again, resumes where it stopped."""
+
+import json
+
+import keras
+import pytest
+
+from ocr_core import dataset as ds
+from ocr_core.ctc import Vocabulary
+from ocr_core.models import get_recipe
+from ocr_core.pipeline import load_split, save_split
+from ocr_core.resume import STATE_FILE
+from ocr_core.training import MONITOR, TrainingPlan, fit
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops the process's training at the start of an epoch, as a kill would."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_an_interrupted_fit_resumes_with_its_history_and_early_stopping(tmp_path, captcha_dir,
+                                                                      caplog):
+    records = ds.index_images(ds.list_pngs(captcha_dir))
+    vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in records]))
+    recipe = get_recipe("crnn")
+    for name, part in (("train", records[:32]), ("validation", records[32:])):
+        save_split(part, vocabulary, tmp_path / name, height=recipe.height, width=recipe.width,
+                   max_label_length=5)
+
+    def run(*callbacks):
+        plan = TrainingPlan(batch_size=16, epochs=4, patience=4, start_from_epoch=0)
+        return fit(recipe, vocabulary, load_split(tmp_path / "train", 16, shuffle=True, seed=0),
+                   load_split(tmp_path / "validation", 16), plan=plan, seed=0,
+                   callbacks=callbacks, backup_dir=tmp_path / "work")
+
+    with pytest.raises(KeyboardInterrupt):
+        run(Interrupt(2))
+    state = json.loads((tmp_path / "work" / STATE_FILE).read_text())
+    assert state["epochs"] == 2 and len(state["history"]["loss"]) == 2
+    saved = state["early_stopping"][1]
+
+    restored = {}
+
+    class Peek(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            restored.setdefault("epoch", epoch)
+            restored.setdefault("iterations", int(self.model.optimizer.iterations.numpy()))
+
+    with caplog.at_level("INFO", logger="ocr_core.resume"):
+        result = run(Peek())
+    assert "resuming from epoch 3" in caplog.text
+    assert restored == {"epoch": 2, "iterations": 2 * 2}  # 2 epochs of 2 batches: the LR schedule
+    assert len(result.history["loss"]) == 4
+    assert result.history["loss"][:2] == state["history"]["loss"]
+    assert result.history[MONITOR][result.best_epoch - 1] == min(result.history[MONITOR])
+    first_two_best = min(state["history"][MONITOR])
+    assert saved["best"] == pytest.approx(first_two_best)
+    assert not (tmp_path / "work" / STATE_FILE).exists()  # a finished training leaves no state
