@@ -37,9 +37,14 @@ def _training_runs(flow_run_id):
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    # Task run states reach the server as events, a moment after the flow run ends.
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        for _ in range(50):
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if all(run.state is not None and run.state.is_final() for run in runs):
+                break
+            time.sleep(0.2)
     return [run for run in runs if run.name.startswith("train_digit_model")]
 
 
