@@ -12,8 +12,9 @@ import click
 from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
+from flows.runners import api_for_local_workers
 from flows.serving import serve
-from ocr_core.config import CaptchaParams, MnistParams
+from ocr_core.config import CaptchaParams, MnistParams, RunnerParams, SweepParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
 
 
@@ -67,9 +68,11 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
                     host=params.download_host, port=params.download_port,
                     timeout=params.connect_timeout)
     prepare_environment(params.results_dir, refresh)
+    runner = _chosen_runner(params)
     from flows.mnist import mnist
 
-    summary = mnist(params)
+    with api_for_local_workers(params):
+        summary = mnist.with_options(task_runner=runner)(params)
     click.echo("")
     columns = list(summary.rows[0])
     widths = {c: max(len(c), *(len(str(row[c])) for row in summary.rows)) for c in columns}
@@ -80,6 +83,60 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
         click.echo(f"model ({name}): {path}")
     for name, path in summary.plots.items():
         click.echo(f"plot ({name}): {path}")
+
+
+def _chosen_runner(params: RunnerParams):
+    """The task runner `params` asks for; says where tasks run and what to know before a Dask run."""
+    import logging
+
+    from flows.runners import describe_runner, start_up_warnings, task_runner_for
+
+    given = click.get_current_context().params.get("results_dir")
+    click.echo(describe_runner(params), err=True)
+    for warning in start_up_warnings(params, params.results_dir, given):
+        click.echo(f"Warning: {warning}", err=True)
+    runner = task_runner_for(params)  # imports distributed, which sets its loggers' levels
+    # The scheduler and nannies of a local cluster log every connection at INFO.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    return runner
+
+
+def _echo_table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    text = [[("-" if row[c] is None else str(row[c])) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(cells[i]) for cells in text)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for cells in text:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)))
+
+
+@main.command()
+@params_command(SweepParams)
+@click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
+def sweep(params: SweepParams, refresh: bool) -> None:
+    """Train seeds x learning rates x recipes on the same data; the best challenges the champion.
+
+    Each configuration is its own task run: on threads by default, or spread over Dask
+    workers (--dask-workers N starts a local cluster; --dask-address uses an existing one).
+    """
+    if params.data_dir is not None and not params.data_dir.is_dir():
+        raise DataError(f"--data-dir is not a folder: {params.data_dir}")
+    prepare_environment(params.results_dir, refresh)
+    runner = _chosen_runner(params)
+    from flows.sweep import captcha_sweep
+
+    with api_for_local_workers(params):
+        summary = captcha_sweep.with_options(task_runner=runner)(params)
+    click.echo("")
+    _echo_table([{k: v for k, v in row.items() if k not in ("model", "error")}
+                 for row in summary.rows])
+    for row in summary.rows:
+        if row["error"]:
+            click.echo(f"failed: {row['configuration']}: {row['error']}")
+    click.echo(f"best: {summary.best} (registered as {summary.challenger})")
+    verb = "promoted to champion" if summary.promoted else "not promoted"
+    click.echo(f"{summary.challenger} {verb}: {summary.reason}")
+    click.echo(f"champion: {summary.champion or 'none'}; decision log: {summary.decision_path}")
 
 
 def _decoder_options(command):

@@ -11,8 +11,9 @@ from prefect.logging import get_run_logger
 
 from ocr_core.files import write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import CONTENT, step_key
+from tasks.caching import CONTENT, content_ignoring, step_key
 from tasks.records import Datasets, EvaluationReport, ModelBundle
+from tasks.workers import current_worker
 
 
 class _ProgressArtifact(keras.callbacks.Callback):
@@ -28,7 +29,7 @@ class _ProgressArtifact(keras.callbacks.Callback):
         update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
-@task(cache_policy=CONTENT, persist_result=True)
+@task(cache_policy=content_ignoring("threads"), persist_result=True)
 def train_model(
     datasets: Datasets,
     recipe: str,
@@ -54,7 +55,8 @@ def train_model(
     params = {"recipe": recipe, "epochs": epochs, "patience": patience, "batch_size": batch,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
-    get_run_logger().info("training %s (%s) for up to %d epochs", recipe, spec.description, epochs)
+    get_run_logger().info("training %s (%s) for up to %d epochs on %s", recipe, spec.description,
+                          epochs, current_worker())
     result = fit(
         spec, Vocabulary(datasets.vocabulary),
         load_split(datasets.split_path("train"), batch, shuffle=True, seed=seed),
@@ -75,7 +77,7 @@ def train_model(
         len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
     return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
                        epochs_run=len(result.history["loss"]), train_seconds=result.seconds,
-                       validation=validation)
+                       validation=validation, worker=current_worker())
 
 
 @task
