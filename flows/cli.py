@@ -68,7 +68,7 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
                     host=params.download_host, port=params.download_port,
                     timeout=params.connect_timeout)
     prepare_environment(params.results_dir, refresh)
-    runner = _chosen_runner(params)
+    runner = _chosen_runner(params, params.results_dir, "results_dir")
     from flows.mnist import mnist
 
     with api_for_local_workers(params):
@@ -85,15 +85,20 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
         click.echo(f"plot ({name}): {path}")
 
 
-def _chosen_runner(params: RunnerParams):
-    """The task runner `params` asks for; says where tasks run and what to know before a Dask run."""
+def _chosen_runner(params: RunnerParams, folder: Path, given_as: str):
+    """The task runner `params` asks for; says where tasks run and what to know before a Dask run.
+
+    Args:
+        folder: the (absolute) folder the run writes to.
+        given_as: the name of the option or argument that names it.
+    """
     import logging
 
     from flows.runners import describe_runner, start_up_warnings, task_runner_for
 
-    given = click.get_current_context().params.get("results_dir")
+    given = click.get_current_context().params.get(given_as)
     click.echo(describe_runner(params), err=True)
-    for warning in start_up_warnings(params, params.results_dir, given):
+    for warning in start_up_warnings(params, folder, given, check_env=given_as == "results_dir"):
         click.echo(f"Warning: {warning}", err=True)
     runner = task_runner_for(params)  # imports distributed, which sets its loggers' levels
     # The scheduler and nannies of a local cluster log every connection at INFO.
@@ -122,7 +127,7 @@ def sweep(params: SweepParams, refresh: bool) -> None:
     if params.data_dir is not None and not params.data_dir.is_dir():
         raise DataError(f"--data-dir is not a folder: {params.data_dir}")
     prepare_environment(params.results_dir, refresh)
-    runner = _chosen_runner(params)
+    runner = _chosen_runner(params, params.results_dir, "results_dir")
     from flows.sweep import captcha_sweep
 
     with api_for_local_workers(params):
@@ -192,12 +197,30 @@ def predict(model: Path | None, results_dir: Path | None, output_format: str, de
 @click.option("--seed", type=click.IntRange(0), default=2024, show_default=True,
               help="Generator seed; use one never used in training for a fair evaluation.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-def generate(count: int, seed: int, out_dir: Path) -> None:
-    """Write COUNT generated captchas (<label>.png, 200x50) into OUT_DIR."""
-    from ocr_core.synthetic import generate_captchas
+@params_command(RunnerParams, exclude=("max_workers",))
+def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None:
+    """Write COUNT generated captchas (<label>.png, 200x50) into OUT_DIR.
 
-    paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
-    click.echo(f"wrote {len(paths)} captchas to {out_dir}")
+    With --dask-workers or --dask-address the images are rendered in shards by Dask workers
+    (the same bytes as here); OUT_DIR must then be on storage the workers see.
+    """
+    if params.runner_kind == "threads":
+        from ocr_core.synthetic import generate_captchas
+
+        paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
+        click.echo(f"wrote {len(paths)} captchas to {out_dir}")
+        return
+    from ocr_core.config import RunParams
+
+    out_dir = out_dir.expanduser().absolute()
+    prepare_environment(RunParams().results_dir)
+    runner = _chosen_runner(params, out_dir, "out_dir")
+    from flows.generation import GenerateParams, generate_captcha_folder
+
+    values = params.model_dump() | {"count": count, "seed": seed, "out_dir": out_dir}
+    with api_for_local_workers(params):
+        written = generate_captcha_folder.with_options(task_runner=runner)(GenerateParams(**values))
+    click.echo(f"wrote {written} captchas to {out_dir}")
 
 
 @main.command()

@@ -16,8 +16,9 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
+from flows.generation import generate_captchas
 from ocr_core.config import RetrainParams
-from tasks.captcha import fingerprint_folder, generate_captchas
+from tasks.captcha import fingerprint_folder
 from tasks.records import ImageFolder, Manifest
 from tasks.registry import (
     challenge_champion,

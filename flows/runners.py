@@ -41,7 +41,7 @@ def task_runner_for(params: RunnerParams) -> TaskRunner:
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1,
                         "processes": True, "memory_limit": params.dask_memory_limit,
-                        "dashboard_address": None},
+                        "dashboard_address": None, "preload": ["flows.environment"]},
     )
 
 
@@ -56,27 +56,28 @@ def describe_runner(params: RunnerParams) -> str:
 
 
 def start_up_warnings(
-    params: RunnerParams, results_dir: Path, results_dir_given: str | os.PathLike | None,
-    environ: dict[str, str] | os._Environ = os.environ,
+    params: RunnerParams, folder: Path, folder_given: str | os.PathLike | None,
+    environ: dict[str, str] | os._Environ = os.environ, check_env: bool = True,
 ) -> list[str]:
     """What a user should know before a Dask run starts.
 
     Args:
         params: the run's runner choice.
-        results_dir: the (absolute) results root the run writes to.
-        results_dir_given: the --results-dir text as typed, None when not given (then
-            $OCR_PIPELINE_RESULTS or ./ocr-results decides).
+        folder: the (absolute) folder the run writes to: the results root, or generate's OUT_DIR.
+        folder_given: that folder as typed, None when not given (then $OCR_PIPELINE_RESULTS or
+            ./ocr-results decides, when `check_env`).
         environ: the environment the run (and a local cluster's workers) sees.
+        check_env: the folder defaults to $OCR_PIPELINE_RESULTS (the results root).
     """
     from ocr_core.config import RESULTS_ENV
 
     warnings = []
-    typed = results_dir_given if results_dir_given is not None else environ.get(RESULTS_ENV)
+    typed = folder_given if folder_given is not None or not check_env else environ.get(RESULTS_ENV)
     if params.runner_kind == "dask" and (typed is None or not Path(typed).expanduser().is_absolute()):
         warnings.append(
-            f"the results root {results_dir} was resolved against this machine's current folder; "
-            f"the workers of {params.dask_address} read and write it at that same path, so it must "
-            "be on storage they all mount there (give --results-dir an absolute shared path)")
+            f"{folder} was resolved against this machine's current folder; the workers of "
+            f"{params.dask_address} read and write it at that same path, so it must be on storage "
+            "they all mount there (give an absolute path on shared storage)")
     if params.runner_kind == "dask" and not environ.get("PREFECT_API_URL"):
         warnings.append(
             "PREFECT_API_URL is not set: every Dask worker without it starts its own temporary "
@@ -138,6 +139,15 @@ def _dask_client() -> Any | None:
     if runner is None or type(runner).__name__ != "DaskTaskRunner":
         return None
     return runner.client
+
+
+def worker_slots() -> int | None:
+    """Tasks the current flow run's Dask cluster runs at once (its worker threads); None on threads."""
+    client = _dask_client()
+    if client is None:
+        return None
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return max(1, sum(int(info.get("nthreads", 1)) for info in workers.values()))
 
 
 def training_threads() -> int | None:
