@@ -109,3 +109,22 @@ def test_both_dask_flags_are_a_usage_error():
     result = CliRunner().invoke(main, ["sweep", "--dask-workers", "2", "--dask-address",
                                        "tcp://127.0.0.1:1"])
     assert result.exit_code == 2 and "not both" in result.output
+
+
+@pytest.mark.slow
+def test_a_run_on_another_runner_hands_itself_over_once(prefect_server):
+    # A deployment run starts on the flow's default runner; its parameters may ask for another.
+    from prefect import flow
+    from prefect.context import FlowRunContext
+
+    from flows.runners import run_on_chosen_runner
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def probe(params: RunnerParams) -> tuple[int, bool]:
+        if (handover := run_on_chosen_runner(probe, params)) is not None:
+            return handover()
+        context = FlowRunContext.get()
+        return context.task_runner._max_workers, context.flow_run.parent_task_run_id is not None
+
+    assert probe(RunnerParams(max_workers=2)) == (2, False)  # already right: no subflow
+    assert probe(RunnerParams(max_workers=3)) == (3, True)  # ran again as a subflow
