@@ -12,7 +12,6 @@ import click
 from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
-from flows.runners import api_for_local_workers
 from flows.serving import serve
 from ocr_core.config import CaptchaParams, MnistParams, RunnerParams, SweepParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
@@ -70,6 +69,7 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
     prepare_environment(params.results_dir, refresh)
     runner = _chosen_runner(params, params.results_dir, "results_dir")
     from flows.mnist import mnist
+    from flows.runners import api_for_local_workers
 
     with api_for_local_workers(params):
         summary = mnist.with_options(task_runner=runner)(params)
@@ -128,6 +128,7 @@ def sweep(params: SweepParams, refresh: bool) -> None:
         raise DataError(f"--data-dir is not a folder: {params.data_dir}")
     prepare_environment(params.results_dir, refresh)
     runner = _chosen_runner(params, params.results_dir, "results_dir")
+    from flows.runners import api_for_local_workers
     from flows.sweep import captcha_sweep
 
     with api_for_local_workers(params):
@@ -218,6 +219,8 @@ def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None
     from flows.generation import GenerateParams, generate_captcha_folder
 
     values = params.model_dump() | {"count": count, "seed": seed, "out_dir": out_dir}
+    from flows.runners import api_for_local_workers
+
     with api_for_local_workers(params):
         written = generate_captcha_folder.with_options(task_runner=runner)(GenerateParams(**values))
     click.echo(f"wrote {written} captchas to {out_dir}")
