@@ -85,12 +85,13 @@ def mnist_command(params: MnistParams, refresh: bool) -> None:
         click.echo(f"plot ({name}): {path}")
 
 
-def _chosen_runner(params: RunnerParams, folder: Path, given_as: str):
+def _chosen_runner(params: RunnerParams, folder: Path, given_as: str, trains: bool = True):
     """The task runner `params` asks for; says where tasks run and what to know before a Dask run.
 
     Args:
         folder: the (absolute) folder the run writes to.
         given_as: the name of the option or argument that names it.
+        trains: the run trains models (local Dask workers then load TensorFlow at start).
     """
     import logging
 
@@ -100,8 +101,9 @@ def _chosen_runner(params: RunnerParams, folder: Path, given_as: str):
     click.echo(describe_runner(params), err=True)
     for warning in start_up_warnings(params, folder, given, check_env=given_as == "results_dir"):
         click.echo(f"Warning: {warning}", err=True)
-    runner = task_runner_for(params)  # imports distributed, which sets its loggers' levels
-    # The scheduler and nannies of a local cluster log every connection at INFO.
+    runner = task_runner_for(params, load_tensorflow=trains)
+    # Importing distributed (above) set its loggers' levels; its scheduler and nannies log
+    # every connection at INFO.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     return runner
 
@@ -215,7 +217,7 @@ def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None
 
     out_dir = out_dir.expanduser().absolute()
     prepare_environment(RunParams().results_dir)
-    runner = _chosen_runner(params, out_dir, "out_dir")
+    runner = _chosen_runner(params, out_dir, "out_dir", trains=False)
     from flows.generation import GenerateParams, generate_captcha_folder
 
     values = params.model_dump() | {"count": count, "seed": seed, "out_dir": out_dir}

@@ -29,8 +29,13 @@ from ocr_core.mnist.training import available_cpus
 R = TypeVar("R")
 
 
-def task_runner_for(params: RunnerParams) -> TaskRunner:
-    """The task runner `params` asks for (nothing is started until a flow enters it)."""
+def task_runner_for(params: RunnerParams, load_tensorflow: bool = True) -> TaskRunner:
+    """The task runner `params` asks for (nothing is started until a flow enters it).
+
+    Args:
+        load_tensorflow: local Dask workers import TensorFlow quietly when they start
+            (`flows.environment.dask_setup`), before a training task would, noisily.
+    """
     if params.runner_kind == "threads":
         return ThreadPoolTaskRunner(max_workers=params.max_workers)
     from prefect_dask import DaskTaskRunner
@@ -41,7 +46,8 @@ def task_runner_for(params: RunnerParams) -> TaskRunner:
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1,
                         "processes": True, "memory_limit": params.dask_memory_limit,
-                        "dashboard_address": None, "preload": ["flows.environment"]},
+                        "dashboard_address": None,
+                        "preload": ["flows.environment"] if load_tensorflow else []},
     )
 
 
