@@ -26,7 +26,7 @@ from ocr_core.ctc import Vocabulary  # noqa: E402
 from ocr_core.models import get_recipe  # noqa: E402
 from ocr_core.pipeline import load_split, save_split  # noqa: E402
 from ocr_core.synthetic import generate_captchas  # noqa: E402
-from ocr_core.training import fit  # noqa: E402
+from ocr_core.training import TrainingPlan, fit  # noqa: E402
 
 THRESHOLDS = (0.5, 0.9, 0.95)
 
@@ -64,7 +64,8 @@ def run(recipe_name: str, epochs: int, minutes: float, work: Path, records, voca
     result = fit(recipe, vocabulary,
                  load_split(folder / "train", recipe.batch_size, shuffle=True, seed=seed),
                  load_split(folder / "validation", recipe.batch_size),
-                 epochs=epochs, patience=epochs, seed=seed, callbacks=[TimeBudget(minutes * 60)])
+                 plan=TrainingPlan(recipe.batch_size, epochs, patience=epochs, start_from_epoch=0),
+                 seed=seed, callbacks=[TimeBudget(minutes * 60)])
     history = result.history
     return {
         "recipe": recipe_name,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ocr_core.augment import augment_batch
 from ocr_core.ctc import BLANK_INDEX, Vocabulary
 from ocr_core.dataset import ImageRecord
 
@@ -62,17 +63,36 @@ def save_split(
     return len(records)
 
 
+def count_split(path: str | Path) -> int:
+    """Number of images in a saved split."""
+    return int(tf.data.Dataset.load(str(path)).cardinality())
+
+
 def _to_float(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.image.convert_image_dtype(image, tf.float32), label
 
 
 def load_split(
-    path: str | Path, batch_size: int, *, shuffle: bool = False, seed: int | None = None
+    path: str | Path, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+    seed: int = 0,
 ) -> tf.data.Dataset:
-    """A saved split as batches of ((batch, width, height, 1) float32, (batch, max_len) int32)."""
+    """A saved split as batches of ((batch, width, height, 1) float32, (batch, max_len) int32).
+
+    `shuffle` reshuffles every epoch; `augment` distorts every training batch anew
+    (`ocr_core.augment`). Both are seeded by `seed`.
+    """
     dataset = tf.data.Dataset.load(str(path)).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.cache()
     if shuffle:
         size = int(dataset.cardinality())
         dataset = dataset.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if augment:
+        # One random number per batch, a new seeded sequence each epoch: every epoch draws new
+        # distortions, and the run stays reproducible.
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(draws, dataset).map(
+            lambda draw, batch: (augment_batch(batch[0], tf.stack([tf.cast(seed, tf.int64), draw])),
+                                 batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

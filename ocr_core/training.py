@@ -106,6 +106,61 @@ class TrainingResult:
     seconds: float
 
 
+TARGET_IMAGES_SEEN = 160_000
+MIN_STEPS_PER_EPOCH = 40
+MIN_BATCH_SIZE = 16
+MAX_EPOCHS = 1000
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How long one training runs and in which batches, fitted to the training set's size.
+
+    The defaults aim at a number of images seen (TARGET_IMAGES_SEEN), not a number of epochs:
+    10 epochs of 16,000 generated captchas and 214 epochs of 750 real ones are the same amount
+    of learning. Early stopping may not stop in the first half of the schedule, where a high
+    learning rate makes validation accuracy swing.
+    """
+
+    batch_size: int
+    epochs: int
+    patience: int
+    start_from_epoch: int
+
+    def describe(self, train_images: int) -> str:
+        return (f"{self.epochs} epochs of {train_images} images in batches of {self.batch_size} "
+                f"(about {self.epochs * train_images:,} images seen); early stopping after "
+                f"epoch {self.start_from_epoch} with patience {self.patience}")
+
+
+def plan_training(
+    train_images: int,
+    recipe: Recipe,
+    *,
+    epochs: int | None = None,
+    patience: int | None = None,
+    batch_size: int | None = None,
+) -> TrainingPlan:
+    """The training plan for `train_images` images; given values win over the derived defaults.
+
+    - batch size: the recipe's, halved (down to 16) until an epoch has at least 40 steps;
+    - epochs: enough to see about 160,000 images (at most 1,000);
+    - patience: a tenth of the epochs, at least 4; early stopping starts halfway.
+    """
+    if train_images < 1:
+        raise ValueError(f"train_images must be positive, got {train_images}")
+    if batch_size is None:
+        batch_size = recipe.batch_size
+        while batch_size > MIN_BATCH_SIZE and train_images / batch_size < MIN_STEPS_PER_EPOCH:
+            batch_size //= 2
+    if epochs is None:
+        epochs = min(MAX_EPOCHS, max(1, math.ceil(TARGET_IMAGES_SEEN / train_images)))
+    if patience is None:
+        patience = max(4, math.ceil(epochs / 10))
+    return TrainingPlan(batch_size=batch_size, epochs=epochs, patience=patience,
+                        start_from_epoch=epochs // 2)
+
+
 def learning_rate_schedule(recipe: Recipe, peak: float, total_steps: int):
     """Constant, or linear warm-up over ~5% of the steps then cosine decay to ~0."""
     if not recipe.warmup_cosine:
@@ -122,36 +177,36 @@ def fit(
     train: tf.data.Dataset,
     validation: tf.data.Dataset,
     *,
-    epochs: int,
-    patience: int,
+    plan: TrainingPlan,
     learning_rate: float | None = None,
-    augment: bool = False,
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainingResult:
-    """Train a new model of `recipe` and return it with the best epoch's weights.
+    """Train a new model of `recipe` as `plan` says; return it with the best epoch's weights.
 
-    Early stopping watches the validation character error rate (it moves even while whole-label
-    accuracy is still 0) and restores the best weights, since accuracy swings at a high rate.
+    `train` must be batched with `plan.batch_size`. Early stopping watches the validation
+    character error rate (it moves even while whole-label accuracy is still 0) and restores the
+    best weights, since accuracy swings at a high learning rate.
     """
     keras.utils.set_random_seed(seed)
-    model = recipe.build_model(vocabulary.num_classes, augment=augment, seed=seed)
+    model = recipe.build_model(vocabulary.num_classes)
     steps_per_epoch = int(train.cardinality())
     schedule = learning_rate_schedule(
-        recipe, learning_rate or recipe.learning_rate, epochs * max(steps_per_epoch, 1))
+        recipe, learning_rate or recipe.learning_rate, plan.epochs * max(steps_per_epoch, 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=CTCLoss())
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor=MONITOR, mode="min", patience=patience, restore_best_weights=True)
+        monitor=MONITOR, mode="min", patience=plan.patience, restore_best_weights=True,
+        start_from_epoch=plan.start_from_epoch)
     start = time.perf_counter()
     history = model.fit(
-        train, validation_data=validation, epochs=epochs, verbose=0, shuffle=False,
-        callbacks=[TextMetrics(validation, vocabulary), EpochLog(epochs, text_summary), early_stopping,
-                   *callbacks],
+        train, validation_data=validation, epochs=plan.epochs, verbose=0, shuffle=False,
+        callbacks=[TextMetrics(validation, vocabulary), EpochLog(plan.epochs, text_summary),
+                   early_stopping, *callbacks],
     )
     seconds = time.perf_counter() - start
     values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    best_epoch = int(np.argmin(values[MONITOR])) + 1
-    return TrainingResult(model=model, history=values, best_epoch=best_epoch, seconds=seconds)
+    return TrainingResult(model=model, history=values, best_epoch=early_stopping.best_epoch + 1,
+                          seconds=seconds)
 
 
 def require_learning(best_accuracy: float, min_accuracy: float, model_path: str) -> None:

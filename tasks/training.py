@@ -33,8 +33,8 @@ class _ProgressArtifact(keras.callbacks.Callback):
 def train_model(
     datasets: Datasets,
     recipe: str,
-    epochs: int,
-    patience: int,
+    epochs: int | None,
+    patience: int | None,
     batch_size: int | None,
     learning_rate: float | None,
     augment: bool,
@@ -42,27 +42,35 @@ def train_model(
     results_dir: Path,
     threads: int | None = None,
 ) -> ModelBundle:
-    """Train a model of `recipe`; save the best epoch's model as a bundle, atomically."""
+    """Train a model of `recipe`; save the best epoch's model as a bundle, atomically.
+
+    Training length, batch size and patience not given are fitted to the training set's size
+    (`ocr_core.training.plan_training`).
+    """
     from ocr_core.bundle import save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.models import get_recipe
-    from ocr_core.pipeline import load_split
-    from ocr_core.training import configure_threads, fit
+    from ocr_core.pipeline import count_split, load_split
+    from ocr_core.training import configure_threads, fit, plan_training
 
     configure_threads(threads)
     spec = get_recipe(recipe)
-    batch = batch_size or spec.batch_size
-    params = {"recipe": recipe, "epochs": epochs, "patience": patience, "batch_size": batch,
+    train_images = count_split(datasets.split_path("train"))
+    plan = plan_training(train_images, spec, epochs=epochs, patience=patience,
+                         batch_size=batch_size)
+    params = {"recipe": recipe, "epochs": plan.epochs, "patience": plan.patience,
+              "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
-    get_run_logger().info("training %s (%s) for up to %d epochs on %s", recipe, spec.description,
-                          epochs, current_worker())
+    get_run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
+                          current_worker(), plan.describe(train_images))
     result = fit(
         spec, Vocabulary(datasets.vocabulary),
-        load_split(datasets.split_path("train"), batch, shuffle=True, seed=seed),
-        load_split(datasets.split_path("validation"), batch),
-        epochs=epochs, patience=patience, learning_rate=learning_rate, augment=augment, seed=seed,
-        callbacks=[_ProgressArtifact(epochs)],
+        load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
+                   seed=seed),
+        load_split(datasets.split_path("validation"), plan.batch_size),
+        plan=plan, learning_rate=learning_rate, seed=seed,
+        callbacks=[_ProgressArtifact(plan.epochs)],
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in

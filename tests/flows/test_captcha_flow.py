@@ -64,12 +64,12 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     again, states, _ = _run(_params(results_dir))
     assert again == summary
     cached = {name for name, value in states.items() if value == "Cached"}
-    assert cached == set(states) - {"publish_report"}, states
+    assert cached == set(states) - {"check_learned", "publish_report"}, states
 
     _, states, _ = _run(_params(results_dir, epochs=2))
     recomputed = {name for name, value in states.items() if value == "Completed"}
-    assert recomputed == {"train_model", "evaluate_model", "plot_history", "plot_predictions",
-                          "publish_report"}, states
+    assert recomputed == {"train_model", "check_learned", "evaluate_model", "plot_history",
+                          "plot_predictions", "publish_report"}, states
 
 
 def test_dir_source_reads_a_users_folder(prefect_server, results_dir, captcha_dir):
@@ -79,3 +79,21 @@ def test_dir_source_reads_a_users_folder(prefect_server, results_dir, captcha_di
     assert states["fingerprint_folder"] == "Completed"
     params_used = json.loads((summary.model_path / "params.json").read_text())
     assert params_used["augment"] is True  # real-data sources train with augmentation by default
+
+
+def test_a_model_that_learned_nothing_fails_the_run(prefect_server, results_dir):
+    from click.testing import CliRunner
+
+    from flows.cli import main
+
+    result = CliRunner().invoke(main, [
+        "captcha", "--num-samples", "40", "--epochs", "1", "--batch-size", "8",
+        "--results-dir", str(results_dir)])
+    assert result.exit_code == 6, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: the model did not learn: best validation sequence accuracy "
+                           "0.0% is below min_val_accuracy 50.0%"), last
+    assert "Traceback" not in result.output
+    model_path = last.split("model kept for inspection at ", 1)[1].split(",")[0]
+    assert (Path(model_path) / "model.keras").is_file()  # kept on disk for inspection
+    assert not list((results_dir / "evaluations").glob("*"))  # but never evaluated or reported

@@ -73,3 +73,12 @@ def test_retraining_promotes_keeps_and_survives_a_failed_challenger(
     assert not last["promoted"] and "DataError" in last["reason"]
     assert "stays champion" in artifacts_of(failed.state_details.flow_run_id)[
         "captcha-promotion"].data
+
+    # A challenger that learned nothing (the guard at its default, 0.5) is never registered.
+    hopeless = captcha_retrain(tiny(results_dir, seed=11, min_val_accuracy=0.5),
+                               return_state=True)
+    assert hopeless.is_failed()
+    assert registry.champion().name == champion
+    assert len(registry.versions()) == (2 if duel.challenger == "v2" else 1)
+    last = registry.decisions()[-1]
+    assert not last["promoted"] and "TrainingError: the model did not learn" in last["reason"]
