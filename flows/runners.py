@@ -128,14 +128,19 @@ def run_on_chosen_runner(flow: Any, params: RunnerParams) -> Callable[[], R] | N
     context = FlowRunContext.get()
     current = context.task_runner if context else None
     wanted = task_runner_for(params)
-    if isinstance(wanted, ThreadPoolTaskRunner):
-        same = (isinstance(current, ThreadPoolTaskRunner)
-                and getattr(current, "_max_workers", None) == params.max_workers)
-    else:
-        same = wanted == current
-    if same:
+    if current is not None and runner_key(current) == runner_key(wanted):
         return None
     return lambda: flow.with_options(task_runner=wanted)(params)
+
+
+def runner_key(runner: TaskRunner) -> tuple:
+    """What makes two task runners run tasks in the same place (worker preloads aside)."""
+    if isinstance(runner, ThreadPoolTaskRunner):
+        return ("threads", getattr(runner, "_max_workers", None))
+    if type(runner).__name__ == "DaskTaskRunner":
+        cluster = {k: v for k, v in runner.cluster_kwargs.items() if k != "preload"}
+        return ("dask", runner.address, str(runner.cluster_class), sorted(cluster.items()))
+    return (type(runner).__name__,)
 
 
 def _dask_client() -> Any | None:

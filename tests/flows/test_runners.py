@@ -128,3 +128,15 @@ def test_a_run_on_another_runner_hands_itself_over_once(prefect_server):
 
     assert probe(RunnerParams(max_workers=2)) == (2, False)  # already right: no subflow
     assert probe(RunnerParams(max_workers=3)) == (3, True)  # ran again as a subflow
+
+
+def test_runner_key_ignores_only_the_worker_preload():
+    from flows.runners import runner_key
+
+    local = RunnerParams(dask_workers=2)
+    assert runner_key(task_runner_for(local)) == runner_key(task_runner_for(local, False))
+    assert runner_key(task_runner_for(local)) != runner_key(
+        task_runner_for(RunnerParams(dask_workers=3)))
+    assert runner_key(task_runner_for(RunnerParams())) == ("threads", 2)
+    assert runner_key(task_runner_for(RunnerParams(dask_address="tcp://h:1")))[:2] == (
+        "dask", "tcp://h:1")
