@@ -118,7 +118,7 @@ def _echo_table(rows: list[dict]) -> None:
 
 
 @main.command()
-@params_command(SweepParams)
+@params_command(SweepParams, exclude=("reseed_each_run",))
 @click.option("--refresh", is_flag=True, help="Recompute every step instead of using the cache.")
 def sweep(params: SweepParams, refresh: bool) -> None:
     """Train seeds x learning rates x recipes on the same data; the best challenges the champion.
