@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from prefect.futures import PrefectFuture, as_completed, wait
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from flows.runners import run_on_chosen_runner, training_threads
+from flows.runners import run_on_chosen_runner, training_limit, training_threads, wait_for_a_free_slot
 from ocr_core.config import MnistParams
 from tasks.mnist import (
     describe_digits,
@@ -32,11 +32,6 @@ class MnistRunSummary(BaseModel):
     results_dir: Path
 
 
-def _wait_for_a_free_worker(running: list[PrefectFuture], max_workers: int) -> None:
-    while len(running) >= max_workers:
-        running.remove(next(as_completed(running)))
-
-
 @flow(name="mnist", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     """Train and compare the seed's digit classifiers on MNIST; every step is cached by content."""
@@ -50,11 +45,10 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     describe_digits(data)
     digits = plot_digits(data, params.seed, root)
     threads = training_threads()  # None on threads: one process shares TF's thread pools
-    # On threads at most max_workers trainings at once; Dask queues them for its free workers.
-    limit = params.max_workers if params.runner_kind == "threads" else len(params.models)
+    limit = training_limit(params, len(params.models))
     trainings, evaluations, running = [], [], []
     for name in params.models:
-        _wait_for_a_free_worker(running, limit)
+        wait_for_a_free_slot(running, limit)
         training = train_digit_model.submit(
             data, name, params.epochs, params.patience, params.batch_size,
             params.validation_fraction, params.seed, root, threads)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ocr_core.config import RunnerParams
@@ -124,13 +125,33 @@ def api_for_local_workers(params: RunnerParams) -> Iterator[str | None]:
 
 def run_on_chosen_runner(flow: Any, params: RunnerParams) -> Callable[[], R] | None:
     """None when the current flow run already runs on the runner `params` asks for; otherwise a
-    call that runs `flow` again, as a subflow, on that runner (a deployment run from the UI)."""
+    call that runs `flow` again, as a subflow, on that runner (a deployment run from the UI).
+
+    Any thread pool of at least `max_workers` threads will do: the flows themselves keep at most
+    `max_workers` trainings running on threads (`wait_for_a_free_slot`).
+    """
     context = FlowRunContext.get()
     current = context.task_runner if context else None
     wanted = task_runner_for(params)
-    if current is not None and runner_key(current) == runner_key(wanted):
+    if isinstance(wanted, ThreadPoolTaskRunner) and isinstance(current, ThreadPoolTaskRunner):
+        if (getattr(current, "_max_workers", None) or 0) >= params.max_workers:
+            return None
+    elif current is not None and runner_key(current) == runner_key(wanted):
         return None
     return lambda: flow.with_options(task_runner=wanted)(params)
+
+
+def training_limit(params: RunnerParams, submitted: int) -> int:
+    """Trainings to keep running at once: max_workers on threads; on Dask all of them (the
+    scheduler queues them for its free workers)."""
+    return params.max_workers if params.runner_kind == "threads" else max(1, submitted)
+
+
+def wait_for_a_free_slot(running: list[PrefectFuture], limit: int) -> None:
+    """Block until fewer than `limit` of the `running` futures are unfinished (removes the
+    finished ones from the list)."""
+    while len(running) >= limit:
+        running.remove(next(as_completed(running)))
 
 
 def runner_key(runner: TaskRunner) -> tuple:

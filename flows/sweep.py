@@ -21,7 +21,13 @@ from pydantic import BaseModel
 
 from flows.captcha_ocr import acquire_images, checked_manifest
 from flows.retrain import acquire_evaluation_images, describe_evaluation_set, describe_training_data
-from flows.runners import check_workers_see, run_on_chosen_runner, training_threads
+from flows.runners import (
+    check_workers_see,
+    run_on_chosen_runner,
+    training_limit,
+    training_threads,
+    wait_for_a_free_slot,
+)
 from ocr_core.config import SweepConfiguration, SweepParams
 from ocr_core.errors import TrainingError
 from tasks.captcha import build_datasets, split_dataset
@@ -129,7 +135,11 @@ def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     threads = training_threads()
     get_run_logger().info("%d configurations; TensorFlow threads per training: %s", len(configs),
                           threads or "TensorFlow's default")
-    submitted = [submit_configuration(c, datasets[c.recipe], params, threads) for c in configs]
+    limit, running, submitted = training_limit(params, len(configs)), [], []
+    for config in configs:
+        wait_for_a_free_slot(running, limit)  # on threads, at most max_workers trainings at once
+        submitted.append(submit_configuration(config, datasets[config.recipe], params, threads))
+        running.append(submitted[-1][0])
     wait([future for futures in submitted for future in futures])
     results = [resolve_configuration(c, f) for c, f in zip(configs, submitted, strict=True)]
     rows = publish_sweep(results)
