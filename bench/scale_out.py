@@ -10,7 +10,9 @@ timed from start to exit, so it includes Prefect's temporary server and the impo
   worker processes, one thread each, TensorFlow capped to 1 thread per training);
 - generate: N captchas with --dask-workers 1 and 2 (sharded task runs), and the plain command
   (no Prefect: one task's process pool of 2) for reference; the folders' digests must agree.
-Prints a Markdown table and writes the numbers as JSON beside this file.
+For the sharded runs, `render_seconds` is the span from the first shard's start to the last
+shard's end (log time stamps): the rendering itself, without the Prefect server's and the
+cluster's start-up. Writes the numbers as JSON beside this file.
 """
 
 from __future__ import annotations
@@ -33,13 +35,24 @@ CLI = str(Path(sys.executable).parent / "ocr-pipeline")
 from bench.mnist_full import machine  # noqa: E402
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+def run(args: list[str], env: dict[str, str]) -> tuple[float, str, str]:
     start = time.perf_counter()
     result = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return seconds, result.stdout
+    return seconds, result.stdout, result.stderr
+
+
+def render_seconds(log: str) -> float | None:
+    """From the first shard's start to the last shard's end, by the log's time stamps."""
+    stamps = [line.split(" |", 1)[0] for line in log.splitlines()
+              if "render_captcha_shard" in line and ("rendering" in line or "Finished" in line)]
+    if not stamps:
+        return None
+    seconds = [int(h) * 3600 + int(m) * 60 + float(s)
+               for h, m, s in (stamp.strip().split(":") for stamp in stamps)]
+    return round(max(seconds) - min(seconds), 1)
 
 
 def folder_digest(folder: Path) -> str:
@@ -83,7 +96,7 @@ def main() -> int:
             for name, flags in {"threads": ["--max-workers", "2"],
                                 "dask-workers-2": ["--dask-workers", "2"]}.items():
                 home = root / f"prefect-{name}"
-                seconds, output = run([*sweep, *flags, "--results-dir", str(root / name)],
+                seconds, output, _ = run([*sweep, *flags, "--results-dir", str(root / name)],
                                       env | {"PREFECT_HOME": str(home)})
                 report["sweep"][name] = {"seconds": round(seconds, 1), "rows": sweep_rows(output)}
                 print(f"sweep {name}: {seconds:.1f} s", flush=True)
@@ -92,12 +105,13 @@ def main() -> int:
                                 "dask-workers-1": ["--dask-workers", "1"],
                                 "dask-workers-2": ["--dask-workers", "2"]}.items():
                 folder = root / f"generated-{name.split(' ')[0]}"
-                seconds, _ = run(["generate", "--count", str(args.generate), "--seed", "9",
+                seconds, _, log = run(["generate", "--count", str(args.generate), "--seed", "9",
                                   *flags, str(folder)],
                                  env | {"PREFECT_HOME": str(root / f"prefect-gen-{len(flags)}"),
                                         "OCR_PIPELINE_RESULTS": str(root / "gen-results")})
                 report["generate"][name] = {"seconds": round(seconds, 1),
                                             "images_per_second": round(args.generate / seconds, 1),
+                                            "render_seconds": render_seconds(log),
                                             "digest": folder_digest(folder)}
                 print(f"generate {name}: {seconds:.1f} s", flush=True)
     report["generate_count"] = args.generate
