@@ -7,9 +7,10 @@ from pathlib import Path
 from prefect import flow
 from pydantic import BaseModel
 
+from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import CaptchaParams
-from tasks.captcha import build_datasets, fingerprint_folder, generate_captchas, split_dataset
+from tasks.captcha import build_datasets, fingerprint_folder, split_dataset
 from tasks.download import download_archive, extract_archive
 from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report

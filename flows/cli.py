@@ -13,7 +13,7 @@ from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
-from ocr_core.config import CaptchaParams, IngestParams, MnistParams
+from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
 
 
@@ -65,9 +65,12 @@ def mnist_command(params: MnistParams) -> None:
                     host=params.download_host, port=params.download_port,
                     timeout=params.connect_timeout)
     prepare_environment(params.results_dir)
+    runner = _chosen_runner(params, params.results_dir, "results_dir")
     from flows.mnist import mnist
+    from flows.runners import api_for_local_workers
 
-    summary = mnist(params)
+    with api_for_local_workers(params):
+        summary = mnist.with_options(task_runner=runner)(params)
     click.echo("")
     columns = list(summary.rows[0])
     widths = {c: max(len(c), *(len(str(row[c])) for row in summary.rows)) for c in columns}
@@ -78,6 +81,67 @@ def mnist_command(params: MnistParams) -> None:
         click.echo(f"model ({name}): {path}")
     for name, path in summary.plots.items():
         click.echo(f"plot ({name}): {path}")
+
+
+def _chosen_runner(params: RunnerParams, folder: Path, given_as: str, trains: bool = True):
+    """The task runner `params` asks for; says where tasks run and what to know before a Dask run.
+
+    Args:
+        folder: the (absolute) folder the run writes to.
+        given_as: the name of the option or argument that names it.
+        trains: the run trains models (local Dask workers then load TensorFlow at start).
+    """
+    import logging
+
+    from flows.runners import describe_runner, start_up_warnings, task_runner_for
+
+    given = click.get_current_context().params.get(given_as)
+    click.echo(describe_runner(params), err=True)
+    for warning in start_up_warnings(params, folder, given, check_env=given_as == "results_dir"):
+        click.echo(f"Warning: {warning}", err=True)
+    runner = task_runner_for(params, load_tensorflow=trains)
+    # Importing distributed (above) set its loggers' levels; its scheduler and nannies log
+    # every connection at INFO.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    return runner
+
+
+def _echo_table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    text = [[("-" if row[c] is None else str(row[c])) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(cells[i]) for cells in text)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for cells in text:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)))
+
+
+@main.command()
+@params_command(SweepParams, exclude=("reseed_each_run",))
+def sweep(params: SweepParams) -> None:
+    """Train seeds x learning rates x recipes on the same data; the best challenges the champion.
+
+    Each configuration is its own task run: on threads by default, or spread over Dask
+    workers (--dask-workers N starts a local cluster; --dask-address uses an existing one).
+    """
+    if params.data_dir is not None and not params.data_dir.is_dir():
+        raise DataError(f"--data-dir is not a folder: {params.data_dir}")
+    prepare_environment(params.results_dir)
+    runner = _chosen_runner(params, params.results_dir, "results_dir")
+    from flows.runners import api_for_local_workers
+    from flows.sweep import captcha_sweep
+
+    with api_for_local_workers(params):
+        summary = captcha_sweep.with_options(task_runner=runner)(params)
+    click.echo("")
+    _echo_table([{k: v for k, v in row.items() if k not in ("model", "error")}
+                 for row in summary.rows])
+    for row in summary.rows:
+        if row["error"]:
+            click.echo(f"failed: {row['configuration']}: {row['error']}")
+    click.echo(f"best: {summary.best} (registered as {summary.challenger})")
+    verb = "promoted to champion" if summary.promoted else "not promoted"
+    click.echo(f"{summary.challenger} {verb}: {summary.reason}")
+    click.echo(f"champion: {summary.champion or 'none'}; decision log: {summary.decision_path}")
 
 
 def _decoder_options(command):
@@ -147,12 +211,32 @@ def predict(model: Path | None, results_dir: Path | None, output_format: str, de
 @click.option("--seed", type=click.IntRange(0), default=2024, show_default=True,
               help="Generator seed; use one never used in training for a fair evaluation.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-def generate(count: int, seed: int, out_dir: Path) -> None:
-    """Write COUNT generated captchas (<label>.png, 200x50) into OUT_DIR."""
-    from ocr_core.synthetic import generate_captchas
+@params_command(RunnerParams, exclude=("max_workers",))
+def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None:
+    """Write COUNT generated captchas (<label>.png, 200x50) into OUT_DIR.
 
-    paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
-    click.echo(f"wrote {len(paths)} captchas to {out_dir}")
+    With --dask-workers or --dask-address the images are rendered in shards by Dask workers
+    (the same bytes as here); OUT_DIR must then be on storage the workers see.
+    """
+    if params.runner_kind == "threads":
+        from ocr_core.synthetic import generate_captchas
+
+        paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
+        click.echo(f"wrote {len(paths)} captchas to {out_dir}")
+        return
+    from ocr_core.config import RunParams
+
+    out_dir = out_dir.expanduser().absolute()
+    prepare_environment(RunParams().results_dir)
+    runner = _chosen_runner(params, out_dir, "out_dir", trains=False)
+    from flows.generation import GenerateParams, generate_captcha_folder
+
+    values = params.model_dump() | {"count": count, "seed": seed, "out_dir": out_dir}
+    from flows.runners import api_for_local_workers
+
+    with api_for_local_workers(params):
+        written = generate_captcha_folder.with_options(task_runner=runner)(GenerateParams(**values))
+    click.echo(f"wrote {written} captchas to {out_dir}")
 
 
 @main.command()

@@ -92,3 +92,10 @@ def import_tensorflow_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def dask_setup(worker: object) -> None:
+    """Dask worker preload (`dask worker --preload flows.environment`, and every local cluster of
+    `--dask-workers`): TensorFlow loads once per worker, quietly, before the first task."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    import_tensorflow_quietly()

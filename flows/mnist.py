@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture, as_completed, wait
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from flows.refresh import honour_refresh
+from flows.runners import run_on_chosen_runner, training_limit, training_threads, wait_for_a_free_slot
 from ocr_core.config import MnistParams
-from ocr_core.mnist.training import threads_per_training
 from tasks.mnist import (
     describe_digits,
     evaluate_digit_model,
@@ -34,39 +33,24 @@ class MnistRunSummary(BaseModel):
     results_dir: Path
 
 
-def training_threads(params: MnistParams) -> int | None:
-    """TensorFlow threads for each training, or None to leave TF's defaults.
-
-    Tasks on the thread pool share this process's TF thread pools, which TF sizes to all CPUs
-    and which concurrent trainings share without oversubscribing; capping each training would
-    only idle cores. A runner with worker processes (Dask) gives each its share of the CPUs.
-    """
-    context = FlowRunContext.get()
-    if context is None or isinstance(context.task_runner, ThreadPoolTaskRunner):
-        return None
-    return threads_per_training(min(params.max_workers, len(params.models)))
-
-
-def _wait_for_a_free_worker(running: list[PrefectFuture], max_workers: int) -> None:
-    while len(running) >= max_workers:
-        running.remove(next(as_completed(running)))
-
-
-@flow(name="mnist")
+@flow(name="mnist", task_runner=ThreadPoolTaskRunner(max_workers=2))
 @honour_refresh
 def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     """Train and compare the seed's digit classifiers on MNIST; every step is cached by content."""
     params = params or MnistParams()
+    if (handover := run_on_chosen_runner(mnist, params)) is not None:
+        return handover()
     root = params.results_dir
     source = locate_mnist(params.source, params.mnist_path, root, params.download_host,
                           params.download_port, params.connect_timeout)
     data = load_mnist(source, root)
     describe_digits(data)
     digits = plot_digits(data, params.seed, root)
-    threads = training_threads(params)
+    threads = training_threads()  # None on threads: one process shares TF's thread pools
+    limit = training_limit(params, len(params.models))
     trainings, evaluations, running = [], [], []
     for name in params.models:
-        _wait_for_a_free_worker(running, params.max_workers)
+        wait_for_a_free_slot(running, limit)
         training = train_digit_model.submit(
             data, name, params.epochs, params.patience, params.batch_size,
             params.validation_fraction, params.seed, root, threads)

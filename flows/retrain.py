@@ -16,9 +16,10 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
+from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
-from tasks.captcha import fingerprint_folder, generate_captchas
+from tasks.captcha import fingerprint_folder
 from tasks.records import ImageFolder, Manifest
 from tasks.registry import (
     challenge_champion,

@@ -1,8 +1,8 @@
 """Serve the flows as Prefect deployments: runs start from the UI's form, the API or a schedule.
 
 `ocr-pipeline serve` (or `python -m deployments.serve`) keeps one process running that executes
-the flow runs of three deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
-schedule, weekly by default) and `mnist/mnist`. The flags given to
+the flow runs of four deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
+schedule, weekly by default), `captcha-sweep/sweep` and `mnist/mnist`. The flags given to
 `serve` become the deployments' default parameters; the UI shows every field, typed and described.
 
 On a dataset folder (`--source dir --data-dir D`), the retrain deployment also carries an event
@@ -22,7 +22,7 @@ import click
 
 from flows.environment import prepare_environment
 from flows.options import params_command
-from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams
+from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams, SweepParams
 from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def build_deployments(
     params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC",
     debounce: float = DEFAULT_RETRAIN_DEBOUNCE,
 ) -> list[RunnerDeployment]:
-    """Deployments of the captcha, retrain and mnist flows with `params` as defaults.
+    """Deployments of the captcha, retrain, sweep and mnist flows with `params` as defaults.
 
     Args:
         params: defaults for the runs; its results_dir is where every run writes.
@@ -92,12 +92,15 @@ def build_deployments(
     from flows.captcha_ocr import captcha_ocr
     from flows.mnist import mnist
     from flows.retrain import captcha_retrain
+    from flows.sweep import captcha_sweep
 
     retrain_defaults = default_parameters(params, RetrainParams)
     if params.source == "synthetic":
         # Same seed, same data: a scheduled run would only find last week's model in the cache.
         retrain_defaults["params"].setdefault("reseed_each_run", True)
     on_dataset = params.source == "dir"
+    sweep_defaults = default_parameters(params, SweepParams)
+    sweep_defaults["params"].pop("reseed_each_run", None)  # a sweep keeps its data seed
     deployments = [
         captcha_ocr.to_deployment(
             "captcha", parameters=default_parameters(params, CaptchaParams), tags=TAGS,
@@ -110,6 +113,11 @@ def build_deployments(
             concurrency_limit=1 if on_dataset else None,
             description="Train a challenger and promote it if it beats the champion on the "
             "registry's evaluation set."),
+        captcha_sweep.to_deployment(
+            "sweep", parameters=sweep_defaults, tags=TAGS,
+            description="Train seeds x learning rates x recipes on the same data, each as its own "
+            "task run (threads, a local Dask cluster or dask_address); the best challenges the "
+            "champion."),
         mnist.to_deployment(
             "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
             description="Train and compare the seed's MNIST digit models."),

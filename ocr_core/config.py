@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,50 @@ class RunParams(BaseModel):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+
+DASK_ADDRESS_PATTERN = r"^(tcp|tls|ucx)://[^\s/:]+(:[0-9]{1,5})?$"
+
+
+class RunnerParams(BaseModel):
+    """Where the tasks of a fanning-out flow run: threads here, a local Dask cluster, or an
+    existing Dask cluster. Neither dask_workers nor dask_address: a capped thread pool."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_workers: int = Field(
+        2, ge=1, le=64,
+        description="Tasks (trainings) run at the same time on the default thread runner.",
+    )
+    dask_workers: int | None = Field(
+        None, ge=1, le=256,
+        description="Start a local Dask cluster of this many worker processes (one thread "
+        "each, memory_limit each, no dashboard) for this run, and stop it afterwards.",
+    )
+    dask_address: str | None = Field(
+        None, pattern=DASK_ADDRESS_PATTERN,
+        description="Scheduler of an existing Dask cluster (tcp://HOST:PORT); nothing is started "
+        "or stopped. Its workers need this package, PREFECT_API_URL and the results root.",
+    )
+    dask_memory_limit: str = Field(
+        "auto", pattern=r"^(auto|[0-9]+(\.[0-9]+)?\s*[KMGT]i?B)$",
+        description="Memory limit of each local Dask worker (e.g. 4GiB; auto: the machine's "
+        "memory divided between the workers).",
+    )
+
+    @model_validator(mode="after")
+    def _one_runner(self) -> RunnerParams:
+        if self.dask_workers is not None and self.dask_address is not None:
+            raise ValueError("give dask_workers (a local cluster) or dask_address (an existing "
+                             "cluster), not both")
+        return self
+
+    @property
+    def runner_kind(self) -> Literal["threads", "local-dask", "dask"]:
+        """threads, local-dask (a LocalCluster of dask_workers) or dask (dask_address)."""
+        if self.dask_address is not None:
+            return "dask"
+        return "local-dask" if self.dask_workers is not None else "threads"
 
 
 class CaptchaParams(RunParams):
@@ -271,7 +316,7 @@ MnistModelName = Literal["dense", "simple_cnn", "larger_cnn"]
 MNIST_MODELS: tuple[MnistModelName, ...] = ("dense", "simple_cnn", "larger_cnn")
 
 
-class MnistParams(RunParams):
+class MnistParams(RunParams, RunnerParams):
     """Parameters of the MNIST flow: which of the seed's digit models to train, on which copy."""
 
     models: list[MnistModelName] = Field(
@@ -300,10 +345,6 @@ class MnistParams(RunParams):
         description="Share of the training images held out for early stopping (never the test set).",
     )
     seed: int = Field(42, ge=0, description="Drives the validation split, shuffling and weight init.")
-    max_workers: int = Field(
-        2, ge=1, le=64,
-        description="Trainings run at the same time; the CPUs are divided between them.",
-    )
     download_host: str = Field(
         "storage.googleapis.com",
         min_length=1,
@@ -373,3 +414,79 @@ class IngestParams(RunParams):
         """`image_size` as (width, height)."""
         width, height = self.image_size.split("x")
         return int(width), int(height)
+
+
+RecipeName = Literal["crnn", "seed"]
+
+
+@dataclass(frozen=True)
+class SweepConfiguration:
+    """One training of a sweep: a training seed, a peak learning rate (None: the recipe's), a recipe."""
+
+    seed: int
+    learning_rate: float | None
+    recipe: str
+
+    @property
+    def name(self) -> str:
+        rate = "default" if self.learning_rate is None else f"{self.learning_rate:g}"
+        return f"{self.recipe} lr={rate} seed={self.seed}"
+
+
+class SweepParams(RetrainParams, RunnerParams):
+    """Parameters of the sweep flow: data prepared once, one training per configuration of
+    `seeds` x `learning_rates` x `recipes`, the best handed to the registry's gate.
+
+    `seed` drives the data (generation and split), shared by every configuration; `seeds` drive
+    weight initialisation and shuffling. An empty list stands for the single value of `seed`,
+    `learning_rate` or `recipe`.
+    """
+
+    seeds: list[int] = Field(
+        default_factory=list,
+        description="Training seeds (weight init, shuffling), crossed with the other lists. "
+        "Default: seed.",
+    )
+    learning_rates: list[float] = Field(
+        default_factory=list,
+        description="Peak learning rates, crossed with the other lists. Default: learning_rate "
+        "(or the recipe's).",
+    )
+    recipes: list[RecipeName] = Field(
+        default_factory=list,
+        description="Model recipes, crossed with the other lists. Default: recipe.",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if any(seed < 0 for seed in value):
+            raise ValueError(f"seeds must be >= 0, got {value}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _learning_rates(cls, value: list[float]) -> list[float]:
+        if any(not 0 < rate < 1 for rate in value):
+            raise ValueError(f"learning rates must be between 0 and 1 (exclusive), got {value}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("recipes")
+    @classmethod
+    def _recipes(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _check_sweep(self) -> SweepParams:
+        if self.reseed_each_run:
+            raise ValueError("reseed_each_run does not apply to a sweep; give the data seed")
+        if len(self.configurations()) > 256:
+            raise ValueError(f"{len(self.configurations())} configurations; at most 256 per sweep")
+        return self
+
+    def configurations(self) -> list[SweepConfiguration]:
+        """seeds x learning_rates x recipes, in that nesting order (recipe varies slowest)."""
+        return [SweepConfiguration(seed, rate, recipe)
+                for recipe in self.recipes or [self.recipe]
+                for rate in self.learning_rates or [self.learning_rate]
+                for seed in self.seeds or [self.seed]]

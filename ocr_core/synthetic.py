@@ -14,6 +14,7 @@ import multiprocessing
 import random
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -25,7 +26,7 @@ CAPTCHA_ALPHABET = "2345678bcdefgmnpwxy"
 LABEL_LENGTH = 5
 IMAGE_WIDTH = 200
 IMAGE_HEIGHT = 50
-_CHUNK_SIZE = 250
+CHUNK_SIZE = 250  # images per render seed: fixed, or the bytes would change
 
 
 class _SeededSecrets:
@@ -84,24 +85,59 @@ def draw_labels(count: int, seed: int, alphabet: str = CAPTCHA_ALPHABET,
     return list(labels)
 
 
+@dataclass(frozen=True)
+class CaptchaShard:
+    """A run of consecutive chunks of a generation: labels from chunk `first_chunk` on.
+
+    Chunk `i` of a generation with seed `s` is always rendered from the seed `render:s:i`, so
+    the bytes of an image depend on the seed and its position, never on how the chunks were
+    grouped into shards or on which process rendered them.
+    """
+
+    seed: int
+    first_chunk: int
+    labels: tuple[str, ...]
+
+    def chunks(self) -> list[tuple[list[str], str]]:
+        """(labels, render seed) of each chunk of this shard."""
+        return [(list(self.labels[i : i + CHUNK_SIZE]),
+                 f"render:{self.seed}:{self.first_chunk + i // CHUNK_SIZE}")
+                for i in range(0, len(self.labels), CHUNK_SIZE)]
+
+
+def plan_shards(count: int, seed: int, shards: int = 1) -> list[CaptchaShard]:
+    """Split a generation of `count` captchas into at most `shards` shards of whole chunks.
+
+    Raises:
+        ConfigError: `count` out of range (see `draw_labels`), or `shards` < 1.
+    """
+    if shards < 1:
+        raise ConfigError(f"shards must be at least 1, got {shards}")
+    labels = draw_labels(count, seed)
+    chunks = -(-len(labels) // CHUNK_SIZE)
+    per_shard = -(-chunks // min(shards, chunks))  # chunks per shard, rounded up
+    return [CaptchaShard(seed, first, tuple(labels[first * CHUNK_SIZE : (first + per_shard) * CHUNK_SIZE]))
+            for first in range(0, chunks, per_shard)]
+
+
 def _render_chunk(out_dir: Path, labels: list[str], seed: str) -> None:
     generator = CaptchaGenerator(seed)
     for label in labels:
         (out_dir / f"{label}.png").write_bytes(generator.png_bytes(label))
 
 
-def generate_captchas(out_dir: str | Path, count: int, seed: int, workers: int = 1) -> list[Path]:
-    """Write `count` distinct captchas into `out_dir` as `<label>.png`; return their paths.
+def render_shard(out_dir: str | Path, shard: CaptchaShard, workers: int = 1) -> list[Path]:
+    """Write the shard's captchas into `out_dir` as `<label>.png`; return their paths.
 
-    Images are rendered in fixed chunks, each from its own seed, so the bytes do not depend on
-    `workers` (processes used to render).
+    Args:
+        workers: processes to render with; 1 renders here (the only choice inside a daemonic
+            process, such as a Dask worker, which may not start children).
     """
-    labels = draw_labels(count, seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    chunks = [labels[i : i + _CHUNK_SIZE] for i in range(0, len(labels), _CHUNK_SIZE)]
-    jobs = [(out_dir, chunk, f"render:{seed}:{index}") for index, chunk in enumerate(chunks)]
-    if workers > 1 and len(chunks) > 1:
+    jobs = [(out_dir, labels, seed) for labels, seed in shard.chunks()]
+    count = len(shard.labels)
+    if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=_spawn_context()) as pool:
             for done, _ in enumerate(pool.map(_render_chunk, *zip(*jobs, strict=True)), 1):
                 _log_progress(done, len(jobs), count)
@@ -109,12 +145,22 @@ def generate_captchas(out_dir: str | Path, count: int, seed: int, workers: int =
         for done, job in enumerate(jobs, 1):
             _render_chunk(*job)
             _log_progress(done, len(jobs), count)
-    return [out_dir / f"{label}.png" for label in labels]
+    return [out_dir / f"{label}.png" for label in shard.labels]
+
+
+def generate_captchas(out_dir: str | Path, count: int, seed: int, workers: int = 1) -> list[Path]:
+    """Write `count` distinct captchas into `out_dir` as `<label>.png`; return their paths.
+
+    Images are rendered in fixed chunks, each from its own seed, so the bytes do not depend on
+    `workers` (processes used to render) nor on how a caller shards the work (`plan_shards`).
+    """
+    (shard,) = plan_shards(count, seed, shards=1)
+    return render_shard(out_dir, shard, workers)
 
 
 def _log_progress(done: int, total: int, count: int) -> None:
     if done == total or done % max(1, total // 5) == 0:
-        logger.info("generated %d/%d captchas", min(done * _CHUNK_SIZE, count), count)
+        logger.info("generated %d/%d captchas", min(done * CHUNK_SIZE, count), count)
 
 
 def _spawn_context() -> multiprocessing.context.BaseContext:

@@ -6,32 +6,60 @@ returns a small record. Retried network steps live in `tasks.download`.
 
 from __future__ import annotations
 
-import os
+import multiprocessing
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from ocr_core import dataset as ds
+from ocr_core.errors import DataError
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.synthetic import CaptchaShard
 from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
 from tasks.records import Datasets, ImageFolder, Manifest, Split
+from tasks.workers import current_worker
+
+
+def generated_folder(num_samples: int, seed: int, results_dir: Path) -> Path:
+    """Where the generation of `num_samples` captchas from `seed` lives: named by the step key
+    of `collect_captchas`, which records it."""
+    key = collect_captchas.fn.step_key(
+        {"num_samples": num_samples, "seed": seed, "results_dir": results_dir})
+    return ResultsLayout(results_dir).data / "synthetic" / key
+
+
+@task(cache_policy=NO_CACHE, retries=1)
+def render_captcha_shard(folder: Path, shard: CaptchaShard, processes: int = 1) -> int:
+    """Render one shard of a generation into `folder` (the generation's temporary folder).
+
+    Args:
+        processes: render processes; 1 inside a daemonic process (a Dask worker), which may
+            not start children.
+    """
+    from ocr_core.synthetic import render_shard
+
+    if multiprocessing.current_process().daemon:
+        processes = 1
+    run_logger().info("rendering %d captchas (chunks from %d, seed %d) on %s",
+                      len(shard.labels), shard.first_chunk, shard.seed, current_worker())
+    return len(render_shard(folder, shard, workers=processes))
 
 
 @cached_task()
-def generate_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
-    """Generate `num_samples` seeded captchas (the embedded default data source)."""
-    from ocr_core.synthetic import generate_captchas as generate
+def collect_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
+    """The record of a complete generation (rendered shard by shard, then renamed into place).
 
-    key = current_step_key()
-    target = ResultsLayout(results_dir).data / "synthetic" / key
-    workers = min(2, os.cpu_count() or 1)
-    run_logger().info("generating %d captchas (seed %d) into %s", num_samples, seed, target)
-    with atomic_path(target, is_dir=True) as tmp:
-        generate(tmp, num_samples, seed, workers=workers)
-    return ImageFolder(str(target), digest=key, count=num_samples)
+    Raises:
+        DataError: the folder is missing or holds another number of images.
+    """
+    target = generated_folder(num_samples, seed, results_dir)
+    found = len(ds.list_pngs(target)) if target.is_dir() else 0
+    if found != num_samples:
+        raise DataError(f"{target} holds {found} generated captchas, expected {num_samples}")
+    return ImageFolder(str(target), digest=current_step_key(), count=num_samples)
 
 
 # NO_CACHE: it reads the folder's files to make the key the later steps are cached by.

@@ -18,6 +18,7 @@ from prefect.context import TaskRunContext
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
+from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
@@ -236,13 +237,13 @@ def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluati
     create_table_artifact(key="mnist-comparison", table=rows,
                           description="MNIST models side by side (test set)")
     lines = ["# MNIST run", f"- random training digits: [{Path(digits.path).name}]"
-             f"({Path(digits.path).as_uri()})"]
+             f"({artifact_link(digits.path)})"]
     for model, evaluation in zip(models, evaluations, strict=True):
         lines.append(
             f"- **{model.name}**: test accuracy {100 * evaluation.metrics['accuracy']:.2f}%, "
             f"error {evaluation.metrics['error_percent']:.2f}%; model `{model.path}`; "
-            f"[confusion matrix]({Path(evaluation.confusion_plot).as_uri()}), "
-            f"[misread digits]({Path(evaluation.misclassified_plot).as_uri()})")
+            f"[confusion matrix]({artifact_link(evaluation.confusion_plot)}), "
+            f"[misread digits]({artifact_link(evaluation.misclassified_plot)})")
     create_markdown_artifact(key="mnist-run", markdown="\n".join(lines),
                              description="MNIST models, metrics and plots")
     return rows

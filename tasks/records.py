@@ -87,6 +87,7 @@ class TrainedModel(Output):
     epochs_run: int = 0
     train_seconds: float = 0.0
     validation: dict[str, float] = field(default_factory=dict)
+    worker: str = ""  # where it was trained (tasks.workers.current_worker)
 
     def files(self) -> list[str]:
         return [str(Path(self.path) / name) for name in

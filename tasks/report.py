@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from ocr_core.files import read_json
 from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
+from tasks.links import artifact_link
 from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
 
 SAMPLE_COUNT = 16
@@ -112,7 +113,7 @@ def publish_report(
     )
     for picture in pictures:
         create_link_artifact(key=f"captcha-{Path(picture.path).stem.split('-')[0]}-plot",
-                             link=Path(picture.path).as_uri(), link_text=picture.title)
+                             link=artifact_link(picture.path), link_text=picture.title)
     create_markdown_artifact(
         key="captcha-run",
         markdown="\n".join([

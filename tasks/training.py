@@ -15,6 +15,7 @@ from ocr_core.layout import ResultsLayout
 from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
 from tasks.records import Datasets, EvaluationReport, ModelBundle
+from tasks.workers import current_worker
 
 
 class _ProgressArtifact(keras.callbacks.Callback):
@@ -65,8 +66,8 @@ def train_model(
               "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
-    run_logger().info("training %s (%s): %s", recipe, spec.description,
-                      plan.describe(train_images))
+    run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
+                      current_worker(), plan.describe(train_images))
     key = current_step_key()
     work = ResultsLayout(results_dir).work / f"train_model-{key}"
     # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
@@ -92,7 +93,7 @@ def train_model(
         len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
     return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
                        epochs_run=len(result.history["loss"]), train_seconds=result.seconds,
-                       validation=validation)
+                       validation=validation, worker=current_worker())
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.

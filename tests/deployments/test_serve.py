@@ -28,7 +28,8 @@ def deployments():
 
 class TestServedDeployments:
     def test_captcha_and_retrain_are_served(self, deployments):
-        assert set(deployments) == {"captcha", "retrain", "mnist"}
+        assert set(deployments) == {"captcha", "retrain", "sweep", "mnist"}
+        assert deployments["sweep"].entrypoint.endswith("sweep.py:captcha_sweep")
         assert deployments["captcha"].entrypoint.endswith("captcha_ocr.py:captcha_ocr")
         assert deployments["retrain"].entrypoint.endswith("retrain.py:captcha_retrain")
 
@@ -57,6 +58,15 @@ class TestServedDeployments:
         assert schema_errors(deployments["retrain"], {"params": {"epochs": 0}}) != []
         assert schema_errors(deployments["retrain"], {"params": {"source": "ftp"}}) != []
         assert schema_errors(deployments["retrain"], {"params": {"epochs": 3}}) == []
+
+    def test_the_sweep_form_has_the_lists_and_the_runner(self, deployments):
+        sweep = deployments["sweep"]
+        assert "reseed_each_run" not in sweep.parameters["params"]
+        assert schema_errors(sweep, sweep.parameters) == []
+        good = {"params": {"seeds": [1, 2], "learning_rates": [0.001], "dask_workers": 2}}
+        assert schema_errors(sweep, good) == []
+        assert schema_errors(sweep, {"params": {"dask_address": "localhost"}}) != []
+        assert schema_errors(sweep, {"params": {"recipes": ["resnet"]}}) != []
 
     def test_the_mnist_flow_is_served_with_the_results_root(self, deployments):
         mnist = deployments["mnist"]
@@ -93,7 +103,8 @@ class TestPrefectYaml:
         for name, deployment in declared.items():
             path, function = deployment["entrypoint"].split(":")
             names[name] = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{function}").name
-        assert names == {"captcha": "captcha-ocr", "retrain": "captcha-retrain", "mnist": "mnist"}
+        assert names == {"captcha": "captcha-ocr", "retrain": "captcha-retrain",
+                         "sweep": "captcha-sweep", "mnist": "mnist"}
 
     def test_parameters_fit_the_flows_and_retrain_is_weekly(self, declared, deployments):
         for name, deployment in declared.items():

@@ -58,3 +58,33 @@ class TestDrawLabels:
     def test_impossible_counts_are_refused(self, count):
         with pytest.raises(ConfigError, match="count must be between"):
             draw_labels(count, seed=0)
+
+
+class TestShards:
+    def test_shards_cover_the_labels_in_whole_chunks(self, monkeypatch):
+        from ocr_core import synthetic
+
+        monkeypatch.setattr(synthetic, "CHUNK_SIZE", 4)
+        shards = synthetic.plan_shards(14, seed=2, shards=3)
+        assert [len(s.labels) for s in shards] == [8, 6]  # 4 chunks in 2 shards of 2 chunks
+        assert [s.first_chunk for s in shards] == [0, 2]
+        assert [label for s in shards for label in s.labels] == draw_labels(14, 2)
+        assert [seed for _, seed in shards[1].chunks()] == ["render:2:2", "render:2:3"]
+
+    def test_bytes_do_not_depend_on_the_sharding(self, tmp_path, monkeypatch):
+        from ocr_core import synthetic
+
+        monkeypatch.setattr(synthetic, "CHUNK_SIZE", 4)
+        whole = generate_captchas(tmp_path / "whole", 12, seed=5)
+        sharded = [path for shard in synthetic.plan_shards(12, seed=5, shards=3)
+                   for path in synthetic.render_shard(tmp_path / "sharded", shard)]
+        assert [p.name for p in sharded] == [p.name for p in whole]
+        assert _digest(sharded) == _digest(whole)
+        other = synthetic.plan_shards(12, seed=5, shards=1)[0].chunks()
+        assert len(other) == 3  # three chunks, each with its own render seed
+
+    def test_no_shards_is_an_error(self):
+        from ocr_core.synthetic import plan_shards
+
+        with pytest.raises(ConfigError, match="shards must be at least 1, got 0"):
+            plan_shards(10, seed=1, shards=0)

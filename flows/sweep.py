@@ -1,0 +1,157 @@
+"""The sweep flow: prepare the data once, train every configuration as its own task run on
+whichever worker is free, compare them, and hand the best to the registry's gate.
+
+Configurations are `seeds x learning_rates x recipes` (SweepParams). The data (generation or
+download, validation, split, preprocessing per recipe) is shared; every training, its
+learned-nothing check and its test evaluation are separate task runs, so a Dask cluster spreads
+them over its workers. Every configuration is resolved: a failed one is a row of the table with
+its error, never dropped; the run fails only when none succeeded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.futures import PrefectFuture, wait
+from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+from flows.captcha_ocr import acquire_images, checked_manifest
+from flows.refresh import honour_refresh
+from flows.retrain import acquire_evaluation_images, describe_evaluation_set, describe_training_data
+from flows.runners import (
+    check_workers_see,
+    run_on_chosen_runner,
+    training_limit,
+    training_threads,
+    wait_for_a_free_slot,
+)
+from ocr_core.config import SweepConfiguration, SweepParams
+from ocr_core.errors import TrainingError
+from tasks.captcha import build_datasets, split_dataset
+from tasks.records import Datasets, Manifest
+from tasks.registry import (
+    challenge_champion,
+    publish_decision,
+    record_failed_challenger,
+    register_model,
+    reserve_evaluation_set,
+)
+from tasks.sweep import SweepResult, best_result, publish_sweep
+from tasks.training import check_learned, evaluate_model, train_model
+
+
+class SweepSummary(BaseModel):
+    """What a sweep found and what the registry decided about its best configuration."""
+
+    rows: list[dict[str, Any]]
+    best: str
+    failed: list[str]
+    promoted: bool
+    reason: str
+    challenger: str
+    champion: str | None
+    decision_path: Path
+    results_dir: Path
+
+
+def submit_configuration(
+    config: SweepConfiguration, datasets: Datasets, params: SweepParams, threads: int | None
+) -> list[PrefectFuture]:
+    """Train, check and test one configuration: [training, check, evaluation] futures."""
+    training = train_model.submit(
+        datasets=datasets, recipe=config.recipe, epochs=params.epochs, patience=params.patience,
+        batch_size=params.batch_size, learning_rate=config.learning_rate,
+        augment=params.use_augmentation, seed=config.seed, results_dir=params.results_dir,
+        threads=threads)
+    checked = check_learned.submit(training, params.min_val_accuracy)
+    evaluation = evaluate_model.submit(checked, datasets, "test", params.decoder,
+                                       params.beam_width, params.results_dir)
+    return [training, checked, evaluation]
+
+
+def resolve_configuration(config: SweepConfiguration, futures: list[PrefectFuture]) -> SweepResult:
+    """The outcome of one configuration; the first failed step's error when it failed."""
+    training, _, evaluation = futures
+    fields = {"configuration": config.name, "recipe": config.recipe,
+              "learning_rate": config.learning_rate, "seed": config.seed}
+    for future in futures:
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            model = training.result(raise_on_failure=False)
+            return SweepResult(**fields, error=f"{type(outcome).__name__}: {outcome}",
+                               model=None if isinstance(model, BaseException) else model)
+    return SweepResult(**fields, model=training.result(), evaluation=evaluation.result(),
+                       cached=training.state.name == "Cached")
+
+
+def configuration_params(params: SweepParams, config: SweepConfiguration) -> dict[str, Any]:
+    """The parameters of one configuration's training, as the registry records them."""
+    values = params.model_dump(mode="json", exclude={"seeds", "learning_rates", "recipes"})
+    return values | {"recipe": config.recipe, "learning_rate": config.learning_rate,
+                     "training_seed": config.seed}
+
+
+def gate_best(
+    params: SweepParams, results: list[SweepResult], manifest: Manifest, evaluation_set: Manifest
+):
+    """Register the best configuration's model and let it challenge the champion."""
+    root = params.results_dir
+    best = best_result(results)
+    if best is None:
+        errors = "; ".join(f"{r.configuration}: {r.error}" for r in results)
+        publish_decision(record_failed_challenger(f"no configuration succeeded ({errors})",
+                                                  params.promotion_margin, root))
+        raise TrainingError(f"all {len(results)} configurations of the sweep failed: {errors}")
+    config = SweepConfiguration(best.seed, best.learning_rate, best.recipe)
+    training_data = describe_training_data(params, manifest) | {"training_seed": best.seed}
+    challenger = register_model(best.model, training_data, configuration_params(params, config),
+                                root)
+    decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
+                                  params.decoder, params.beam_width, root)
+    publish_decision(decision)
+    return best, challenger, decision
+
+
+@flow(name="captcha-sweep", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@honour_refresh
+def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
+    """Train every configuration on the same data, compare them, gate the best."""
+    params = params or SweepParams()
+    if (handover := run_on_chosen_runner(captcha_sweep, params)) is not None:
+        return handover()
+    root = params.results_dir
+    check_workers_see(root)
+    manifest = checked_manifest(acquire_images(params), params)
+    evaluation_set = reserve_evaluation_set(
+        checked_manifest(acquire_evaluation_images(params), params), manifest,
+        describe_evaluation_set(params), root)
+    split = split_dataset(manifest, params.seed, params.validation_fraction,
+                          params.test_fraction, root)
+    configs = params.configurations()
+    datasets = {recipe: build_datasets(split, recipe, root)
+                for recipe in dict.fromkeys(c.recipe for c in configs)}
+    threads = training_threads()
+    get_run_logger().info("%d configurations; TensorFlow threads per training: %s", len(configs),
+                          threads or "TensorFlow's default")
+    limit, running, submitted = training_limit(params, len(configs)), [], []
+    for config in configs:
+        wait_for_a_free_slot(running, limit)  # on threads, at most max_workers trainings at once
+        submitted.append(submit_configuration(config, datasets[config.recipe], params, threads))
+        running.append(submitted[-1][0])
+    wait([future for futures in submitted for future in futures])
+    results = [resolve_configuration(c, f) for c, f in zip(configs, submitted, strict=True)]
+    rows = publish_sweep(results)
+    for result in results:
+        if not result.succeeded:
+            get_run_logger().warning("configuration %s failed: %s", result.configuration,
+                                     result.error)
+    best, challenger, decision = gate_best(params, results, manifest, evaluation_set)
+    return SweepSummary(
+        rows=rows, best=best.configuration,
+        failed=[r.configuration for r in results if not r.succeeded],
+        promoted=decision.promoted, reason=decision.reason, challenger=challenger.version,
+        champion=decision.champion_after, decision_path=Path(decision.path), results_dir=root)

@@ -1,0 +1,103 @@
+"""The sweep on an existing Dask cluster: a real Prefect server, a real `dask scheduler` and two
+`dask worker` processes started as separate commands, then `ocr-pipeline sweep --dask-address`;
+and the same sweep with `--dask-workers 2` once the cluster is gone.
+
+The server fixture (tests/deployments/test_server.py) starts every process in its own session
+with a marker in its environment and fails the test if any marked process is left behind: the
+scheduler, the workers, the CLI runs and the local cluster they start all carry it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ocr_core.registry import Registry
+from tests.deployments.test_server import BIN, free_port, server  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+SWEEP = ["--seeds", "1,2", "--learning-rates", "0.001,0.003", "--num-samples", "40",
+         "--epochs", "1", "--batch-size", "8", "--evaluation-samples", "20",
+         "--min-val-accuracy", "0"]
+
+
+def sweep_run(url: str, results: Path):
+    """The sweep flow run whose results root is `results`, its training task runs and artifacts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        runs = [run for run in client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["captcha-sweep"])))
+                if run.parameters["params"]["results_dir"] == str(results)]
+        assert len(runs) == 1, runs
+        (run,) = runs
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        artifacts = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))}
+    trainings = [t for t in tasks if t.name.startswith("train_model")]
+    return run, trainings, artifacts
+
+
+def check_sweep(url: str, results: Path, output: str) -> set[str]:
+    """The four trainings completed, the table and the decision exist; returns the workers used."""
+    run, trainings, artifacts = sweep_run(url, results)
+    assert run.state.name == "Completed"
+    assert sorted(t.state.name for t in trainings) == ["Completed"] * 4
+    table = json.loads(artifacts["captcha-sweep"].data)
+    assert len(table) == 4 and all(row["status"] in ("ok", "best") for row in table)
+    assert "captcha-promotion" in artifacts
+    (decision,) = Registry.of(results).decisions()
+    assert decision["promoted"] and decision["challenger"] == "v1"
+    assert "v1 promoted to champion" in output
+    return {row["worker"] for row in table}
+
+
+def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path):  # noqa: F811
+    from distributed import Client
+
+    url, processes = server
+    results = tmp_path / "cluster-results"
+    # What each worker needs: the server's URL (in the fixture's environment), the results root
+    # at the same path (one machine here) and Prefect's result storage inside it.
+    processes.env["PREFECT_LOCAL_STORAGE_PATH"] = str(results / "prefect-results")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = processes.start("scheduler", str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
+                                "--port", str(port), "--no-dashboard")
+    workers = [processes.start(f"worker-{name}", str(BIN / "dask"), "worker", address,
+                               "--name", f"worker-{name}", "--nworkers", "1", "--nthreads", "1",
+                               "--memory-limit", "3GiB", "--no-dashboard",
+                               "--preload", "flows.environment")
+               for name in ("a", "b")]
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=180)
+
+    output = processes.run(str(BIN / "ocr-pipeline"), "sweep", "--dask-address", address,
+                           "--results-dir", str(results), *SWEEP, timeout=900)
+    used = check_sweep(url, results, output)
+    # Work done on both workers: each trained at least one configuration.
+    assert {worker.split(" ")[0] for worker in used} == {"dask:worker-a", "dask:worker-b"}
+
+    for process in [*workers, scheduler]:  # the cluster goes; nothing of ours is left running
+        processes.stop(process)
+        assert process.poll() is not None
+
+    local = tmp_path / "local-results"
+    processes.env["PREFECT_LOCAL_STORAGE_PATH"] = str(local / "prefect-results")
+    output = processes.run(str(BIN / "ocr-pipeline"), "sweep", "--dask-workers", "2",
+                           "--results-dir", str(local), *SWEEP, timeout=900)
+    used = check_sweep(url, local, output)
+    assert len({worker.split(" ")[0] for worker in used}) == 2  # both local workers trained
