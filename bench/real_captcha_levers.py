@@ -71,7 +71,8 @@ def main() -> int:
     for name in ("train", "validation"):
         save_split(splits[name], chars, work / name, height=recipe.height, width=recipe.width,
                    max_label_length=5)
-    plan = plan_training(len(splits["train"]), recipe, **variant.get("plan", {}))
+    plan = plan_training(len(splits["train"]), recipe, augment=variant.get("augment", True),
+                         **variant.get("plan", {}))
     logging.info("%s: %s", args.variant, plan.describe(len(splits["train"])))
     started = time.perf_counter()
     result = fit(recipe, chars,

@@ -158,15 +158,16 @@ class CaptchaParams(RunParams):
     )
     epochs: int | None = Field(
         None, ge=1, le=1000,
-        description="Maximum training epochs. Default: enough to see about 96,000 images, so "
-        "the same command learns from any data size: 6 epochs of 16,000 training images (the "
-        "main job), 129 of 748 (936 real captchas split 80/10/10).",
+        description="Maximum training epochs. Default: enough to see about 96,000 images "
+        "(160,000 with augmentation), so the same command learns from any data size: 6 epochs "
+        "of 16,000 generated training images (the main job), 214 of 748 augmented real ones "
+        "(936 real captchas split 80/10/10).",
     )
     patience: int | None = Field(
         None, ge=1,
         description="Epochs without a lower validation character error rate before stopping; "
         "early stopping never stops in the first half of the epochs. Default: a tenth of the "
-        "epochs, at least 4 (4 for the main job, 13 for 748 images).",
+        "epochs, at least 4 (4 for the main job, 22 for 748 augmented images).",
     )
     batch_size: int | None = Field(
         None, ge=1, le=4096,

@@ -60,7 +60,7 @@ def train_model(
     configure_threads(threads)
     spec = get_recipe(recipe)
     train_images = count_split(datasets.split_path("train"))
-    plan = plan_training(train_images, spec, epochs=epochs, patience=patience,
+    plan = plan_training(train_images, spec, augment=augment, epochs=epochs, patience=patience,
                          batch_size=batch_size)
     params = {"recipe": recipe, "epochs": plan.epochs, "patience": plan.patience,
               "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,

@@ -84,7 +84,8 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     again, states, _ = _run(_params(results_dir))
     assert again == summary
     recomputed = {name for name, value in states.items() if value == "Completed"}
-    assert recomputed == {"generate_captchas", "validate_images", "split_dataset"} | UNCACHED
+    assert recomputed == {"render_captcha_shard", "collect_captchas", "validate_images",
+                          "split_dataset"} | UNCACHED
 
     _, states, _ = _run(_params(results_dir, epochs=2))
     recomputed = {name for name, value in states.items() if value == "Completed"}

@@ -22,6 +22,12 @@ class TestPlanTraining:
         assert plan == TrainingPlan(batch_size=16, epochs=129, patience=13, start_from_epoch=64)
         assert plan.epochs * 748 >= 96_000
 
+    def test_augmented_training_sees_more_images(self):
+        plan = plan_training(748, get_recipe("crnn"), augment=True)
+        assert plan == TrainingPlan(batch_size=16, epochs=214, patience=22, start_from_epoch=107)
+        assert plan_training(640, get_recipe("crnn"), augment=True).epochs == 250
+        assert plan_training(16_000, get_recipe("crnn"), augment=True).epochs == 10
+
     def test_batch_halves_until_an_epoch_has_40_steps(self):
         assert plan_training(2_000, get_recipe("crnn")).batch_size == 32
         assert plan_training(2_560, get_recipe("crnn")).batch_size == 64
@@ -78,8 +84,8 @@ def overfitted(tmp_path_factory, captcha_dir):
 class TestFit:
     def test_a_few_dozen_images_are_learned(self, overfitted):
         result, _, _ = overfitted
-        assert min(result.history[MONITOR]) < 0.05, result.history[MONITOR]
-        assert result.history["val_sequence_accuracy"][result.best_epoch - 1] > 0.8
+        assert min(result.history[MONITOR]) < 0.1, result.history[MONITOR]
+        assert result.history["val_sequence_accuracy"][result.best_epoch - 1] > 0.6
 
     def test_early_stopping_restores_the_best_epochs_weights(self, overfitted):
         result, validation, vocabulary = overfitted

@@ -24,7 +24,7 @@ TASKS = _all_tasks()
 
 
 def test_the_project_has_tasks():
-    assert {"generate_captchas", "train_model", "publish_report", "fingerprint_folder"} <= {
+    assert {"collect_captchas", "train_model", "publish_report", "fingerprint_folder"} <= {
         t.name for t in TASKS}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tasks import caching
 from tasks.caching import PROJECT_ROOT, current_step_key, keyed_step, module_files, source_digest
-from tasks.captcha import build_datasets, generate_captchas, split_dataset
+from tasks.captcha import build_datasets, collect_captchas, split_dataset
 from tasks.mnist import plot_digits, train_digit_model
 from tasks.records import Datasets, DigitData, EvaluationReport, Manifest, ModelBundle, Split
 from tasks.report import plot_history, plot_predictions, plot_samples
@@ -20,7 +20,7 @@ ROOT = Path("/results")
 DATASETS = Datasets("/r/d", digest="d1")
 MODEL = ModelBundle("/r/m", digest="m1")
 CAPTCHA_STEPS = {
-    "generate_captchas": (generate_captchas, {"num_samples": 40, "seed": 1, "results_dir": ROOT}),
+    "collect_captchas": (collect_captchas, {"num_samples": 40, "seed": 1, "results_dir": ROOT}),
     "validate_images": (validate_images, {"images": DATASETS, "results_dir": ROOT}),
     "split_dataset": (split_dataset, {"manifest": Manifest("/r/x", digest="x"), "seed": 1,
                                       "validation_fraction": 0.1, "test_fraction": 0.1,
@@ -93,7 +93,7 @@ class TestCodeInTheKey:
         after = _keys(CAPTCHA_STEPS)
         changed = {name for name in before if before[name] != after[name]}
         assert {"train_model", "evaluate_model"} <= changed
-        assert not changed & {"generate_captchas", "validate_images", "split_dataset",
+        assert not changed & {"collect_captchas", "validate_images", "split_dataset",
                               "build_datasets", "plot_samples"}
 
     def test_a_module_covers_what_it_imports_inside_functions_too(self):
