@@ -108,8 +108,8 @@ def gate_best(
         raise TrainingError(f"all {len(results)} configurations of the sweep failed: {errors}")
     config = SweepConfiguration(best.seed, best.learning_rate, best.recipe)
     training_data = describe_training_data(params, manifest) | {"training_seed": best.seed}
-    challenger = register_model(best.model, training_data, configuration_params(params, config),
-                                root)
+    challenger = register_model(best.model, best.evaluation, training_data,
+                                configuration_params(params, config), root)
     decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
                                   params.decoder, params.beam_width, root)
     publish_decision(decision)

@@ -84,8 +84,8 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     again, states, _ = _run(_params(results_dir))
     assert again == summary
     recomputed = {name for name, value in states.items() if value == "Completed"}
-    assert recomputed == {"render_captcha_shard", "collect_captchas", "validate_images",
-                          "split_dataset"} | UNCACHED
+    # The shard renders the same bytes into the same folder, so collect_captchas' record holds.
+    assert recomputed == {"render_captcha_shard", "validate_images", "split_dataset"} | UNCACHED
 
     _, states, _ = _run(_params(results_dir, epochs=2))
     recomputed = {name for name, value in states.items() if value == "Completed"}

@@ -3,7 +3,6 @@ import pytest
 
 from ocr_core.mnist import training
 from ocr_core.mnist.data import split_validation
-from ocr_core.mnist.evaluation import evaluate_digits
 from ocr_core.mnist.models import build_model
 from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
 
@@ -21,9 +20,12 @@ def test_fit_stops_early_and_keeps_the_best_epoch(mnist_arrays):
     assert result.epochs_run < 30
     assert result.epochs_run == len(history["val_loss"]) == len(history["epoch_seconds"])
     assert result.best_epoch == int(np.argmin(history["val_loss"])) + 1
-    # The returned model carries the best epoch's weights, not the last epoch's.
-    restored = evaluate_digits(result.model, val_x, val_y, from_logits=True)
-    assert restored.loss == pytest.approx(history["val_loss"][result.best_epoch - 1], rel=1e-3)
+    # The returned model carries the best epoch's weights, not the last epoch's. Keras's own
+    # loss, as in the history: at this learning rate some predictions are so confident and wrong
+    # that evaluate_digits' clipped cross-entropy differs from it.
+    restored_loss, _ = result.model.evaluate(evaluation_pipeline(val_x, val_y, batch_size=32),
+                                             verbose=0)
+    assert restored_loss == pytest.approx(history["val_loss"][result.best_epoch - 1], rel=1e-3)
     assert result.seconds > 0
 
 
