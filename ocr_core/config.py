@@ -23,6 +23,15 @@ DEFAULT_CAPTCHA_URL = (
 DEFAULT_NUM_SAMPLES = 20_000
 
 
+def check_regular_expression(value: str) -> str:
+    """`value` if it compiles as a regular expression; a validation error naming why otherwise."""
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"not a regular expression: {error}") from None
+    return value
+
+
 def default_results_dir() -> Path:
     """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`, as an absolute path."""
     return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
@@ -220,11 +229,7 @@ class CaptchaParams(RunParams):
     @field_validator("label_pattern")
     @classmethod
     def _regular_expression(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"not a regular expression: {error}") from None
-        return value
+        return check_regular_expression(value)
 
     @field_validator("data_dir")
     @classmethod
@@ -404,11 +409,7 @@ class IngestParams(RunParams):
     @field_validator("label_pattern")
     @classmethod
     def _regular_expression(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"not a regular expression: {error}") from None
-        return value
+        return check_regular_expression(value)
 
     @property
     def image_width_height(self) -> tuple[int, int]:
