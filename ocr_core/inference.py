@@ -40,6 +40,17 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     Raises:
         DataError: a path does not exist or a file is not a PNG.
     """
+    paths = list_inputs(inputs)
+    check_pngs(paths)
+    return paths
+
+
+def list_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given and the PNGs inside given folders, without opening them.
+
+    Raises:
+        DataError: a path does not exist, or a folder holds no PNG.
+    """
     paths: list[Path] = []
     for item in inputs:
         item = Path(item)
@@ -49,11 +60,19 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             paths.append(item)
         else:
             raise DataError(f"no such file or folder: {item}")
-    for path in paths:
-        with open(path, "rb") as handle:
-            if handle.read(8) != PNG_SIGNATURE:
-                raise DataError(f"not a PNG file: {path}")
     return paths
+
+
+def check_pngs(paths: Iterable[Path]) -> None:
+    """Raise DataError naming the first of `paths` that is missing or does not start as a PNG."""
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                signature = handle.read(8)
+        except OSError as error:
+            raise DataError(f"cannot read {path}: {error.strerror}") from None
+        if signature != PNG_SIGNATURE:
+            raise DataError(f"not a PNG file: {path}")
 
 
 def _read(path: Path, height: int, width: int) -> tf.Tensor:

@@ -14,7 +14,13 @@ from keras import layers, ops
 from ocr_core.bundle import load_bundle, save_bundle
 from ocr_core.ctc import BLANK_INDEX
 from ocr_core.errors import DataError
-from ocr_core.inference import compiled_model, expand_inputs, predict_files
+from ocr_core.inference import (
+    check_pngs,
+    compiled_model,
+    expand_inputs,
+    list_inputs,
+    predict_files,
+)
 from ocr_core.pipeline import load_image
 
 VOCABULARY = "2345678bcdefgmnpwxy"
@@ -113,3 +119,18 @@ class TestErrorsNameTheFile:
         paths[30].unlink()
         with pytest.raises(DataError, match=f"no such file: {paths[30]}"):
             predict_files(bundle, paths, batch_size=8)
+
+    def test_listing_does_not_open_files_and_the_check_names_the_first_bad_one(self, folder):
+        paths = list_inputs([folder])
+        not_png = paths[5]
+        not_png.write_bytes(b"GIF89a" + b"\0" * 40)
+        assert list_inputs([folder]) == paths  # listed by name only
+        with pytest.raises(DataError, match=f"not a PNG file: {not_png}"):
+            check_pngs(paths)
+        paths[3].unlink()
+        with pytest.raises(DataError, match=f"cannot read {paths[3]}"):
+            check_pngs(paths)
+
+    def test_a_missing_input_is_named(self, tmp_path):
+        with pytest.raises(DataError, match=f"no such file or folder: {tmp_path / 'nope'}"):
+            list_inputs([tmp_path / "nope"])
