@@ -179,13 +179,53 @@ def _load_model(model: Path | None, results_dir: Path | None = None):
               "named <prediction>.png, for a person to correct; then `ingest` it.")
 @click.option("--review-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The review folder (created if missing); review.jsonl there logs each image.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the predictions to this results file (.csv or .jsonl) instead of "
+              "printing them: the captcha-predict flow reads the images in shards, on threads "
+              "or Dask workers, and the file appears, whole, when every shard is read.")
+@click.option("--shard-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
+              help="With --output: images per shard (one task run each).")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-def predict(model: Path | None, results_dir: Path | None, output_format: str, decoder: str,
-            beam_width: int, review_below: float | None, review_dir: Path | None,
-            inputs: tuple[Path, ...]) -> None:
-    """Read captcha images (files or folders of PNGs) with a trained model."""
+@params_command(RunnerParams)
+def predict(params: RunnerParams, model: Path | None, results_dir: Path | None, output_format: str,
+            decoder: str, beam_width: int, review_below: float | None, review_dir: Path | None,
+            output: Path | None, shard_size: int, inputs: tuple[Path, ...]) -> None:
+    """Read captcha images (files or folders of PNGs) with a trained model.
+
+    Without --output the predictions are printed, read in this process. With --output they go
+    to one results file through the captcha-predict flow, whose shards can run on a Dask
+    cluster (--dask-workers N starts a local one; --dask-address uses an existing one).
+    """
     if (review_below is None) != (review_dir is None):
         raise click.UsageError("--review-below and --review-dir go together")
+    if output is None and params.runner_kind != "threads":
+        raise click.UsageError("--dask-workers and --dask-address read into a results file: "
+                               "give --output FILE.csv or --output FILE.jsonl")
+    if output is not None:
+        format_source = click.get_current_context().get_parameter_source("output_format")
+        if format_source is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError("--format chooses what is printed; with --output the "
+                                   "file's suffix (.csv or .jsonl) chooses the format")
+        written = _predict_to_file(params, model, results_dir, decoder, beam_width, output,
+                                   shard_size, inputs)
+        if review_dir is not None:
+            from ocr_core.prediction_files import read_predictions
+
+            predictions = read_predictions(written)
+    else:
+        predictions = _predict_here(model, results_dir, output_format, decoder, beam_width,
+                                    inputs)
+    if review_dir is not None:
+        from ocr_core.review import queue_for_review
+
+        queued = queue_for_review(predictions, review_below, review_dir)
+        click.echo(f"queued {len(queued)} of {len(predictions)} images (confidence below "
+                   f"{review_below}) for review in {review_dir}", err=True)
+
+
+def _predict_here(model: Path | None, results_dir: Path | None, output_format: str, decoder: str,
+                  beam_width: int, inputs: tuple[Path, ...]) -> list:
+    """Read the images in this process and print one line per image."""
     import_tensorflow_quietly()
     from ocr_core.inference import expand_inputs, predict_files
 
@@ -197,12 +237,35 @@ def predict(model: Path | None, results_dir: Path | None, output_format: str, de
             click.echo(json.dumps(prediction.as_dict()))
         else:
             click.echo(f"{prediction.path}\t{prediction.text}")
-    if review_dir is not None:
-        from ocr_core.review import queue_for_review
+    return predictions
 
-        queued = queue_for_review(predictions, review_below, review_dir)
-        click.echo(f"queued {len(queued)} of {len(predictions)} images (confidence below "
-                   f"{review_below}) for review in {review_dir}", err=True)
+
+def _predict_to_file(params: RunnerParams, model: Path | None, results_dir: Path | None,
+                     decoder: str, beam_width: int, output: Path, shard_size: int,
+                     inputs: tuple[Path, ...]) -> Path:
+    """Run the captcha-predict flow, which writes `output`; returns its absolute path."""
+    from flows.options import build_params
+    from ocr_core.config import PredictParams
+
+    values = params.model_dump() | {
+        "inputs": list(inputs), "output": output, "model": model, "decoder": decoder,
+        "beam_width": beam_width, "shard_size": shard_size}
+    if results_dir is not None:
+        values["results_dir"] = results_dir
+    predict_params = build_params(PredictParams, values)
+    prepare_environment(predict_params.results_dir)
+    runner = _chosen_runner(params, predict_params.results_dir, "results_dir")
+    from flows.predict import captcha_predict
+    from flows.runners import api_for_local_workers
+
+    with api_for_local_workers(params):
+        summary = captcha_predict.with_options(task_runner=runner)(predict_params)
+    click.echo(f"wrote {summary.images} predictions ({summary.shards} shards, model "
+               f"{summary.model}) to {summary.output} in {summary.seconds:.1f} s", err=True)
+    for worker, work in summary.workers.items():
+        click.echo(f"  {worker}: {work['shards']:.0f} shards, {work['images']:.0f} images, "
+                   f"{work['seconds']:.1f} s reading", err=True)
+    return summary.output
 
 
 @main.command()

@@ -1,9 +1,10 @@
 """Serve the flows as Prefect deployments: runs start from the UI's form, the API or a schedule.
 
 `ocr-pipeline serve` (or `python -m deployments.serve`) keeps one process running that executes
-the flow runs of four deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
-schedule, weekly by default), `captcha-sweep/sweep` and `mnist/mnist`. The flags given to
-`serve` become the deployments' default parameters; the UI shows every field, typed and described.
+the flow runs of five deployments: `captcha-ocr/captcha`, `captcha-retrain/retrain` (on a cron
+schedule, weekly by default), `captcha-sweep/sweep`, `mnist/mnist` and `captcha-predict/predict`.
+The flags given to `serve` become the deployments' default parameters; the UI shows every field,
+typed and described.
 
 On a dataset folder (`--source dir --data-dir D`), the retrain deployment also carries an event
 trigger: every `ocr-pipeline.dataset.updated` event for D (sent by `ocr-pipeline ingest ... --data-dir
@@ -78,7 +79,8 @@ def build_deployments(
     params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC",
     debounce: float = DEFAULT_RETRAIN_DEBOUNCE,
 ) -> list[RunnerDeployment]:
-    """Deployments of the captcha, retrain, sweep and mnist flows with `params` as defaults.
+    """Deployments of the captcha, retrain, sweep, mnist and predict flows with `params` as
+    defaults (predict asks for its inputs and results file).
 
     Args:
         params: defaults for the runs; its results_dir is where every run writes.
@@ -91,6 +93,7 @@ def build_deployments(
 
     from flows.captcha_ocr import captcha_ocr
     from flows.mnist import mnist
+    from flows.predict import captcha_predict
     from flows.retrain import captcha_retrain
     from flows.sweep import captcha_sweep
 
@@ -121,6 +124,11 @@ def build_deployments(
         mnist.to_deployment(
             "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
             description="Train and compare the seed's MNIST digit models."),
+        captcha_predict.to_deployment(
+            "predict", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
+            description="Read folders of captchas with the champion (or a given bundle) into "
+            "one results file (.csv or .jsonl), in shards on threads, a local Dask cluster or "
+            "dask_address."),
     ]
     return deployments
 
@@ -151,7 +159,7 @@ def check_schedule(cron: str, timezone: str) -> None:
               "--data-dir into one retrain, which starts when they are over (0: one per ingest).")
 def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, limit: int,
           retrain_debounce: float) -> None:
-    """Serve the captcha, retrain and mnist flows until interrupted.
+    """Serve the captcha, retrain, sweep, mnist and predict flows until interrupted.
 
     Needs a Prefect server (`prefect server start`) and PREFECT_API_URL pointing at it. The
     given flags become the default parameters of the runs; on synthetic data the retrain

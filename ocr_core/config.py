@@ -37,8 +37,8 @@ def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
 
 
-class RunParams(BaseModel):
-    """Settings every flow shares: where results go, and whether to use the cache."""
+class ResultsParams(BaseModel):
+    """Where a flow writes: the one results root."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -48,16 +48,20 @@ class RunParams(BaseModel):
         "Prefect results). Default: $OCR_PIPELINE_RESULTS or ./ocr-results.",
     )
 
+    @field_validator("results_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+
+class RunParams(ResultsParams):
+    """Settings every flow with cached steps shares: where results go, and whether to use the cache."""
+
     refresh: bool = Field(
         False,
         description="Recompute every cached step of this run instead of reading the cache "
         "(the new results replace the cached ones).",
     )
-
-    @field_validator("results_dir")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().absolute()
 
 
 DASK_ADDRESS_PATTERN = r"^(tcp|tls|ucx)://[^\s/:]+(:[0-9]{1,5})?$"
@@ -351,6 +355,11 @@ class MnistParams(RunParams, RunnerParams):
         description="Share of the training images held out for early stopping (never the test set).",
     )
     seed: int = Field(42, ge=0, description="Drives the validation split, shuffling and weight init.")
+    min_val_accuracy: float = Field(
+        0.5, ge=0, le=1,
+        description="Learned-nothing guard: a model whose best validation accuracy (0-1) is "
+        "below this fails the run; it is kept for inspection but never evaluated or compared.",
+    )
     download_host: str = Field(
         "storage.googleapis.com",
         min_length=1,
@@ -492,3 +501,53 @@ class SweepParams(RetrainParams, RunnerParams):
                 for recipe in self.recipes or [self.recipe]
                 for rate in self.learning_rates or [self.learning_rate]
                 for seed in self.seeds or [self.seed]]
+
+
+PREDICTION_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+"""Results file formats of the predict flow, by the output file's suffix."""
+
+
+class PredictParams(ResultsParams, RunnerParams):
+    """Parameters of the predict flow: read folders of captchas in shards into one results file."""
+
+    inputs: list[Path] = Field(
+        min_length=1,
+        description="PNG files and folders of PNGs to read (on Dask: paths every worker sees).",
+    )
+    output: Path = Field(
+        description="The results file, written once all shards are read: .csv (path,text,"
+        "confidence) or .jsonl (one JSON object per image). Replaced atomically if it exists.",
+    )
+    model: Path | None = Field(
+        None,
+        description="Model bundle folder (or its model.keras). Default: the registry's champion.",
+    )
+    decoder: Literal["greedy", "beam_search"] = Field("greedy", description="CTC decoding.")
+    beam_width: int = Field(16, ge=1, le=512, description="Beams kept by beam_search.")
+    shard_size: int = Field(
+        5000, ge=1, le=1_000_000,
+        description="Images per shard: each shard is one task run, on whichever worker is free.",
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Images per model call.")
+
+    @field_validator("inputs")
+    @classmethod
+    def _absolute_inputs(cls, value: list[Path]) -> list[Path]:
+        return [path.expanduser().absolute() for path in value]
+
+    @field_validator("output")
+    @classmethod
+    def _results_file(cls, value: Path) -> Path:
+        if value.suffix.lower() not in PREDICTION_FORMATS:
+            raise ValueError(f"{value} must end in .csv or .jsonl (the results file's format)")
+        return value.expanduser().absolute()
+
+    @field_validator("model")
+    @classmethod
+    def _absolute_model(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().absolute()
+
+    @property
+    def output_format(self) -> Literal["csv", "jsonl"]:
+        """csv or jsonl, from the output file's suffix."""
+        return PREDICTION_FORMATS[self.output.suffix.lower()]  # type: ignore[return-value]

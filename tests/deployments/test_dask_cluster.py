@@ -1,6 +1,7 @@
 """The sweep on an existing Dask cluster: a real Prefect server, a real `dask scheduler` and two
-`dask worker` processes started as separate commands, then `ocr-pipeline sweep --dask-address`;
-and the same sweep with `--dask-workers 2` once the cluster is gone.
+`dask worker` processes started as separate commands, then `ocr-pipeline sweep --dask-address`
+and `ocr-pipeline predict --dask-address` with the champion it promoted; and the same sweep with
+`--dask-workers 2` once the cluster is gone.
 
 The server fixture (tests/deployments/test_server.py) starts every process in its own session
 with a marker in its environment and fails the test if any marked process is left behind: the
@@ -51,6 +52,27 @@ def sweep_run(url: str, results: Path):
     return run, trainings, artifacts
 
 
+def predict_shards(url: str, output: Path) -> list:
+    """The read_shard task runs of the predict flow run that wrote `output`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        (run,) = [run for run in client.read_flow_runs(
+                      flow_filter=FlowFilter(name=FlowFilterName(any_=["captcha-predict"])))
+                  if run.parameters["params"]["output"] == str(output)]
+        assert run.state.name == "Completed"
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    return [t for t in tasks if t.name.startswith("read_shard")]
+
+
 def check_sweep(url: str, results: Path, output: str) -> set[str]:
     """The four trainings completed, the table and the decision exist; returns the workers used."""
     run, trainings, artifacts = sweep_run(url, results)
@@ -65,7 +87,7 @@ def check_sweep(url: str, results: Path, output: str) -> set[str]:
     return {row["worker"] for row in table}
 
 
-def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path):  # noqa: F811
+def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captcha_dir):  # noqa: F811
     from distributed import Client
 
     url, processes = server
@@ -90,6 +112,18 @@ def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path):  # n
     used = check_sweep(url, results, output)
     # Work done on both workers: each trained at least one configuration.
     assert {worker.split(" ")[0] for worker in used} == {"dask:worker-a", "dask:worker-b"}
+
+    # The champion reads a folder in 4 shards on the same cluster, into one results file.
+    predictions = results / "predictions.csv"
+    processes.run(str(BIN / "ocr-pipeline"), "predict", "--dask-address", address, "--output",
+                  str(predictions), "--shard-size", "10", "--results-dir", str(results),
+                  str(captcha_dir), timeout=300)
+    lines = predictions.read_text().splitlines()
+    assert lines[0] == "path,text,confidence"
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        str(path) for path in sorted(captcha_dir.glob("*.png"))]
+    shards = predict_shards(url, predictions)
+    assert sorted(t.state.name for t in shards) == ["Completed"] * 4
 
     for process in [*workers, scheduler]:  # the cluster goes; nothing of ours is left running
         processes.stop(process)

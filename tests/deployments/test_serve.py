@@ -28,7 +28,7 @@ def deployments():
 
 class TestServedDeployments:
     def test_captcha_and_retrain_are_served(self, deployments):
-        assert set(deployments) == {"captcha", "retrain", "sweep", "mnist"}
+        assert set(deployments) == {"captcha", "retrain", "sweep", "mnist", "predict"}
         assert deployments["sweep"].entrypoint.endswith("sweep.py:captcha_sweep")
         assert deployments["captcha"].entrypoint.endswith("captcha_ocr.py:captcha_ocr")
         assert deployments["retrain"].entrypoint.endswith("retrain.py:captcha_retrain")
@@ -47,9 +47,10 @@ class TestServedDeployments:
         assert "reseed_each_run" not in deployments["captcha"].parameters["params"]
 
     def test_the_form_is_the_typed_parameters_and_the_defaults_fit_it(self, deployments):
-        for deployment in deployments.values():
+        for name, deployment in deployments.items():
             assert deployment.enforce_parameter_schema
-            assert schema_errors(deployment, deployment.parameters) == []
+            if name != "predict":  # asks for its inputs and results file
+                assert schema_errors(deployment, deployment.parameters) == []
         schema = deployments["retrain"]._parameter_openapi_schema.model_dump()
         fields = schema["definitions"]["RetrainParams"]["properties"]
         assert "Sequence accuracy" in fields["promotion_margin"]["description"]
@@ -67,6 +68,15 @@ class TestServedDeployments:
         assert schema_errors(sweep, good) == []
         assert schema_errors(sweep, {"params": {"dask_address": "localhost"}}) != []
         assert schema_errors(sweep, {"params": {"recipes": ["resnet"]}}) != []
+
+    def test_the_predict_form_asks_for_the_images_and_the_results_file(self, deployments):
+        predict = deployments["predict"]
+        errors = schema_errors(predict, predict.parameters)
+        assert sorted(errors) == ["'inputs' is a required property",
+                                  "'output' is a required property"]
+        given = predict.parameters["params"] | {"inputs": ["/data/new"], "output": "/data/p.csv"}
+        assert schema_errors(predict, {"params": given}) == []
+        assert schema_errors(predict, {"params": given | {"dask_workers": 0}}) != []
 
     def test_the_mnist_flow_is_served_with_the_results_root(self, deployments):
         mnist = deployments["mnist"]
@@ -104,12 +114,14 @@ class TestPrefectYaml:
             path, function = deployment["entrypoint"].split(":")
             names[name] = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{function}").name
         assert names == {"captcha": "captcha-ocr", "retrain": "captcha-retrain",
-                         "sweep": "captcha-sweep", "mnist": "mnist"}
+                         "sweep": "captcha-sweep", "mnist": "mnist",
+                         "predict": "captcha-predict"}
 
     def test_parameters_fit_the_flows_and_retrain_is_weekly(self, declared, deployments):
         for name, deployment in declared.items():
             assert deployment["work_pool"]["name"] == "ocr-pipeline"
-            assert schema_errors(deployments[name], deployment["parameters"]) == []
+            if name != "predict":  # asks for its inputs and results file
+                assert schema_errors(deployments[name], deployment["parameters"]) == []
         (schedule,) = declared["retrain"]["schedules"]
         assert schedule["cron"] == DEFAULT_RETRAIN_CRON
 

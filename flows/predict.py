@@ -1,0 +1,70 @@
+"""The predict flow: read a folder of captchas of any size in shards, on whichever worker is free,
+into one results file.
+
+The images are listed once, cut into shards of `shard_size`, and each shard is one task run
+that loads the bundle (once per worker process), reads its images and writes a part file under
+the results root. The results file (CSV or JSON lines, in input order) is written from the parts
+when every shard succeeded, atomically: a failed or killed run leaves the previous file, if any.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import flow
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+from flows.runners import check_workers_see, run_on_chosen_runner, training_threads
+from ocr_core.config import PredictParams
+from tasks.predict import (
+    choose_model,
+    join_predictions,
+    list_images,
+    parts_folder,
+    publish_predictions,
+    read_shard,
+    remove_parts,
+)
+
+
+class PredictSummary(BaseModel):
+    """Where the predictions went and how the work spread over the workers."""
+
+    output: Path
+    images: int
+    shards: int
+    model: str
+    seconds: float
+    workers: dict[str, dict[str, float]]
+
+
+@flow(name="captcha-predict", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def captcha_predict(params: PredictParams) -> PredictSummary:
+    """Read every image of `params.inputs` with one model into the results file `params.output`."""
+    if (handover := run_on_chosen_runner(captcha_predict, params)) is not None:
+        return handover()
+    start = time.perf_counter()
+    check_workers_see(params.results_dir)
+    model = choose_model(params.model, params.results_dir)
+    paths = list_images(params.inputs)
+    shards = [paths[i:i + params.shard_size] for i in range(0, len(paths), params.shard_size)]
+    folder = parts_folder(params.results_dir)
+    threads = training_threads()
+    try:
+        futures = [
+            read_shard.submit(model, shard, folder / f"part-{number:06d}{params.output.suffix}",
+                              params.output_format, params.decoder, params.beam_width,
+                              params.batch_size, threads)
+            for number, shard in enumerate(shards)]
+        wait(futures)
+        parts = [future.result() for future in futures]  # raises the first failed shard's error
+        output = join_predictions(parts, params.output, params.output_format)
+    finally:
+        remove_parts(folder)
+    seconds = time.perf_counter() - start
+    workers = publish_predictions(parts, output, model, seconds)
+    return PredictSummary(output=output, images=len(paths), shards=len(shards), model=model.name,
+                          seconds=round(seconds, 1), workers=workers)

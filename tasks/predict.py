@@ -1,0 +1,185 @@
+"""Prefect tasks of the predict flow: pick the model, list the images, read them shard by shard,
+join the parts into one results file.
+
+Nothing here is cached: reading is about as fast as hashing the images for a key would be, and
+each run's answer depends on which bundle is the champion now. Parts are written under the
+results root (which every worker sees) and the results file only once every shard is read.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from ocr_core.errors import ModelError, RegistryError
+from ocr_core.layout import ResultsLayout
+from ocr_core.registry import Registry, bundle_digest
+from tasks.links import artifact_link
+from tasks.logs import run_logger
+from tasks.records import Output
+from tasks.workers import current_worker
+
+
+@dataclass(frozen=True)
+class ChosenModel(Output):
+    """The bundle a predict run reads with: its folder, content digest and registry name."""
+
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class PredictionPart:
+    """One shard's predictions: a part of the results file (no header), and who read it."""
+
+    path: str
+    count: int
+    worker: str
+    seconds: float
+
+
+@task(cache_policy=NO_CACHE)
+def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
+    """The given bundle, or the registry's champion when none is given.
+
+    Raises:
+        ModelError: `model` is not a bundle.
+        RegistryError: no model given and the registry has no champion.
+    """
+    from ocr_core.bundle import bundle_dir
+
+    if model is not None:
+        folder = bundle_dir(model)
+        return ChosenModel(str(folder.absolute()), bundle_digest(folder), name=folder.name)
+    registry = Registry.of(results_dir)
+    champion = registry.champion()
+    if champion is None:
+        raise RegistryError(f"no model given and no champion in {registry.path} yet "
+                            "(train one: ocr-pipeline retrain)")
+    run_logger().info("reading with the champion %s (%s)", champion.name, champion.path)
+    return ChosenModel(str(champion.path), bundle_digest(Path(champion.path)), name=champion.name)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def list_images(inputs: list[Path]) -> list[str]:
+    """The PNG files given and those in the given folders, in order (not opened: the shards check
+    them where they are read).
+
+    Raises:
+        DataError: an input does not exist, or a folder holds no PNG.
+    """
+    from ocr_core.inference import list_inputs
+
+    paths = [str(path) for path in list_inputs(inputs)]
+    run_logger().info("%d images in %d input(s)", len(paths), len(inputs))
+    return paths
+
+
+@task(cache_policy=NO_CACHE)
+def parts_folder(results_dir: Path) -> Path:
+    """A new folder for one run's parts, under the results root's work folder."""
+    folder = ResultsLayout(results_dir).work / f"predict-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+@functools.lru_cache(maxsize=2)
+def _bundle(folder: str, digest: str):
+    """A loaded bundle, kept for the next shard this process reads with it: a read-only cache
+    keyed by content, so a bundle replaced at the same path is loaded again, never mixed up.
+
+    Raises:
+        ModelError: the bundle's content is no longer `digest`.
+    """
+    from ocr_core.bundle import load_bundle
+
+    if bundle_digest(Path(folder)) != digest:
+        raise ModelError(f"{folder} changed while this predict run was reading with it")
+    return load_bundle(folder)
+
+
+@task(cache_policy=NO_CACHE)
+def read_shard(
+    model: ChosenModel, paths: list[str], part: Path, output_format: str, decoder: str,
+    beam_width: int, batch_size: int, threads: int | None = None,
+) -> PredictionPart:
+    """Read one shard of images with `model` and write its part of the results.
+
+    Args:
+        part: the part file to write (atomically).
+        threads: TensorFlow threads for this worker; None keeps TensorFlow's defaults.
+
+    Raises:
+        DataError: an image is missing, not a PNG or cannot be decoded (the message names it).
+    """
+    from ocr_core.inference import check_pngs, predict_files
+    from ocr_core.prediction_files import write_part
+    from ocr_core.training import configure_threads
+
+    configure_threads(threads)
+    start = time.perf_counter()
+    files = [Path(p) for p in paths]
+    check_pngs(files)
+    bundle = _bundle(model.path, model.digest)
+    predictions = predict_files(bundle, files, batch_size=batch_size, strategy=decoder,
+                                beam_width=beam_width)
+    write_part(predictions, part, output_format)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - start
+    worker = current_worker()
+    run_logger().info("read %d images in %.1f s (%.0f images/s) on %s", len(files), seconds,
+                      len(files) / seconds, worker)
+    return PredictionPart(str(part), len(files), worker, round(seconds, 3))
+
+
+@task(cache_policy=NO_CACHE)
+def join_predictions(parts: list[PredictionPart], output: Path, output_format: str) -> Path:
+    """Write the results file from the parts, in input order, atomically."""
+    from ocr_core.prediction_files import join_parts
+
+    join_parts([part.path for part in parts], output, output_format)  # type: ignore[arg-type]
+    run_logger().info("wrote %d predictions to %s", sum(p.count for p in parts), output)
+    return output
+
+
+@task(cache_policy=NO_CACHE)
+def remove_parts(folder: Path) -> None:
+    """Remove a run's parts folder (after the results file is written, or after a failure)."""
+    from ocr_core.files import remove_path
+
+    remove_path(folder)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_predictions(
+    parts: list[PredictionPart], output: Path, model: ChosenModel, seconds: float
+) -> dict[str, dict[str, float]]:
+    """A markdown artifact: the results file, the model, and how the shards spread over workers.
+
+    Returns the images, shards and reading seconds per worker.
+    """
+    images: Counter[str] = Counter()
+    shards: Counter[str] = Counter()
+    busy: Counter[str] = Counter()
+    for part in parts:
+        images[part.worker] += part.count
+        shards[part.worker] += 1
+        busy[part.worker] += part.seconds
+    total = sum(images.values())
+    rows = "\n".join(f"| {worker} | {shards[worker]} | {images[worker]} | {busy[worker]:.1f} |"
+                     for worker in sorted(images))
+    create_markdown_artifact(
+        key="captcha-predict",
+        description="Where a predict run wrote its results, and which workers read the shards",
+        markdown=(f"# Predictions\n\n{total} images read with {model.name} in {seconds:.1f} s "
+                  f"({total / max(seconds, 1e-9):.0f} images/s, whole flow).\n\n"
+                  f"Results: [{output.name}]({artifact_link(output)})\n\n"
+                  "| worker | shards | images | reading seconds |\n|---|---|---|---|\n" + rows))
+    return {worker: {"shards": shards[worker], "images": images[worker],
+                     "seconds": round(busy[worker], 1)} for worker in sorted(images)}
