@@ -1,5 +1,5 @@
 """The MNIST flow: locate -> load -> show digits -> train the chosen models side by side ->
-evaluate each -> comparison table."""
+check each learned (`min_val_accuracy`) -> evaluate each -> comparison table."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from flows.refresh import honour_refresh
 from flows.runners import run_on_chosen_runner, training_limit, training_threads, wait_for_a_free_slot
 from ocr_core.config import MnistParams
 from tasks.mnist import (
+    check_digit_model_learned,
     describe_digits,
     evaluate_digit_model,
     load_mnist,
@@ -48,7 +49,7 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     digits = plot_digits(data, params.seed, root)
     threads = training_threads()  # None on threads: one process shares TF's thread pools
     limit = training_limit(params, len(params.models))
-    trainings, evaluations, running = [], [], []
+    trainings, checks, evaluations, running = [], [], [], []
     for name in params.models:
         wait_for_a_free_slot(running, limit)
         training = train_digit_model.submit(
@@ -56,9 +57,12 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
             params.validation_fraction, params.seed, root, threads)
         running.append(training)
         trainings.append(training)
-        evaluations.append(evaluate_digit_model.submit(training, data, params.batch_size, root))
-    wait(trainings + evaluations)
+        checks.append(check_digit_model_learned.submit(training, params.min_val_accuracy))
+        evaluations.append(evaluate_digit_model.submit(checks[-1], data, params.batch_size, root))
+    wait(trainings + checks + evaluations)
     models = [future.result() for future in trainings]
+    for check in checks:
+        check.result()  # a model that learned nothing fails the run with its figures
     reports = [future.result() for future in evaluations]
     rows = publish_comparison(models, reports, digits)
     plots = {"digits": Path(digits.path)}

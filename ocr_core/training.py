@@ -220,15 +220,18 @@ def fit(
                           seconds=seconds)
 
 
-def require_learning(best_accuracy: float, min_accuracy: float, model_path: str) -> None:
-    """Refuse a model whose best validation sequence accuracy is below `min_accuracy`.
+def require_learning(
+    best_accuracy: float, min_accuracy: float, model_path: str,
+    measure: str = "validation sequence accuracy",
+) -> None:
+    """Refuse a model whose best validation accuracy (`measure`) is below `min_accuracy`.
 
     Raises:
         TrainingError: naming both figures, where the model was kept, and what to try.
     """
     if best_accuracy < min_accuracy:
         raise TrainingError(
-            f"the model did not learn: best validation sequence accuracy {100 * best_accuracy:.1f}% "
+            f"the model did not learn: best {measure} {100 * best_accuracy:.1f}% "
             f"is below min_val_accuracy {100 * min_accuracy:.1f}% (model kept for inspection at "
             f"{model_path}, not reported as this run's model); try more data, more training "
             "(--epochs), or --min-val-accuracy 0 to accept it"

@@ -175,6 +175,18 @@ def train_digit_model(
                       validation=validation)
 
 
+# NO_CACHE: a check, not a result; a rerun with another threshold must check again.
+@task(cache_policy=NO_CACHE)
+def check_digit_model_learned(model: DigitModel, min_val_accuracy: float) -> DigitModel:
+    """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
+    otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
+    from ocr_core.training import require_learning
+
+    require_learning(model.validation["val_accuracy"], min_val_accuracy, model.path,
+                     measure=f"validation accuracy of {model.name}")
+    return model
+
+
 @cached_task()
 def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                          results_dir: Path) -> DigitEvaluationReport:

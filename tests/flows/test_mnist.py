@@ -1,17 +1,20 @@
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
 from ocr_core.config import MnistParams
+from tests.mnist_files import write_idx_copy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +64,7 @@ def test_flow_trains_compares_and_caches(prefect_server, results_dir, mnist_dir)
     from flows.mnist import mnist
 
     params = MnistParams(source="local", mnist_path=mnist_dir, epochs=1, max_workers=1,
-                         results_dir=results_dir)
+                         min_val_accuracy=0, results_dir=results_dir)
     state = mnist(params, return_state=True)
     summary = state.result()
 
@@ -100,10 +103,30 @@ def test_flow_trains_compares_and_caches(prefect_server, results_dir, mnist_dir)
 
 
 @pytest.mark.slow
+def test_a_model_that_learned_nothing_fails_the_run(prefect_server, results_dir, mnist_arrays,
+                                                    tmp_path):
+    x_train, y_train, x_test, y_test = mnist_arrays
+    shuffled = np.random.default_rng(0).permutation(y_train)  # labels unrelated to the images
+    folder = tmp_path / "shuffled"
+    write_idx_copy(folder, [x_train, shuffled, x_test, y_test])
+    result = CliRunner().invoke(main, [
+        "mnist", "--source", "local", "--mnist-path", str(folder), "--models", "dense",
+        "--epochs", "1", "--results-dir", str(results_dir)])
+    assert result.exit_code == 6, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert re.match(r"Error: the model did not learn: best validation accuracy of dense "
+                    r"[0-9.]+% is below min_val_accuracy 50\.0% \(model kept for inspection at ",
+                    last), last
+    assert "Traceback" not in result.output
+    assert not list((results_dir / "evaluations").glob("mnist-*"))  # never evaluated
+
+
+@pytest.mark.slow
 def test_cli_trains_two_models_side_by_side(prefect_server, results_dir, mnist_dir):
     result = CliRunner().invoke(main, [
         "mnist", "--source", "local", "--mnist-path", str(mnist_dir), "--models",
-        "larger_cnn,dense", "--epochs", "1", "--results-dir", str(results_dir)])
+        "larger_cnn,dense", "--epochs", "1", "--min-val-accuracy", "0",
+        "--results-dir", str(results_dir)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("model "))
