@@ -15,6 +15,9 @@ tracing excluded (each path reads a few batches before its clock starts):
 - `decode_only`: the tf.data read + decode + resize pipeline alone;
 - `cli` (with `--cli`): `ocr-pipeline predict` as a user runs it, images/s after start-up =
   (count - 100) / (time for count - time for 100 images).
+- `flow` (with `--flow-count N`): `ocr-pipeline predict --output` (the captcha-predict flow) on N
+  other captchas, on threads and on a local Dask cluster of 2 workers: the whole command (Prefect's
+  temporary server and the cluster included) and the flow's own time, as the command reports it.
 
 Each figure is the median of `--repeats` runs. Run it alone on the machine.
 """
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -112,6 +116,31 @@ def cli_rate(model: Path, folder: Path, paths: list[Path], work: Path, repeats: 
             "images_per_second_after_start_up": round((len(paths) - 100) / (full - start_up), 1)}
 
 
+def flow_rates(model: Path, folder: Path, count: int, work: Path, shard_size: int) -> dict:
+    """`ocr-pipeline predict --output` on threads and on 2 local Dask workers, each once."""
+    results = {}
+    for name, flags in {"threads": [], "dask-workers-2": ["--dask-workers", "2"]}.items():
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        env |= {"PREFECT_HOME": str(work / f"prefect-{name}"),
+                "OCR_PIPELINE_RESULTS": str(work / f"results-{name}")}
+        output = work / f"predictions-{name}.csv"
+        command = [str(Path(sys.executable).parent / "ocr-pipeline"), "predict", "--model",
+                   str(model), "--output", str(output), "--shard-size", str(shard_size), *flags,
+                   str(folder)]
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - start
+        found = re.search(r"wrote (\d+) predictions \((\d+) shards.* in ([0-9.]+) s", done.stderr)
+        assert found and int(found[1]) == count, done.stderr[-2000:]
+        flow_seconds = float(found[3])
+        workers = [line.strip() for line in done.stderr.splitlines() if " shards, " in line]
+        results[name] = {"seconds_command": round(seconds, 1), "seconds_flow": flow_seconds,
+                         "shards": int(found[2]), "workers": workers,
+                         "images_per_second_command": round(count / seconds, 1),
+                         "images_per_second_flow": round(count / flow_seconds, 1)}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
@@ -125,6 +154,9 @@ def main() -> None:
     parser.add_argument("--inter-op-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--cli", action="store_true", help="also time `ocr-pipeline predict`")
     parser.add_argument("--work", type=Path, help="where captchas go (default: a temporary folder)")
+    parser.add_argument("--flow-count", type=int, default=0,
+                        help="also time the captcha-predict flow on this many other captchas")
+    parser.add_argument("--shard-size", type=int, default=5000, help="shard size of the flow runs")
     parser.add_argument("--out", type=Path, default=Path("bench/predict_speed.json"))
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
@@ -197,6 +229,13 @@ def main() -> None:
     results["load_average_1min"] = {"start": load_at_start, "end": round(os.getloadavg()[0], 2)}
     if args.cli:
         results["cli"] = cli_rate(model_path, folder, paths, work, args.repeats)
+    if args.flow_count:
+        flow_folder = work / f"captchas-{args.flow_count}-{args.seed + 1}"
+        if not flow_folder.is_dir():
+            generate_captchas(flow_folder, args.flow_count, args.seed + 1,
+                              workers=min(2, os.cpu_count() or 1))
+        results["flow"] = flow_rates(model_path, flow_folder, args.flow_count, work,
+                                     args.shard_size)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
