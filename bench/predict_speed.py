@@ -159,8 +159,10 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=5000, help="shard size of the flow runs")
     parser.add_argument("--out", type=Path, default=Path("bench/predict_speed.json"))
     args = parser.parse_args()
-    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    if args.intra_op_threads:  # before any op runs; 0 keeps TensorFlow's default
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     work = args.work or Path(tempfile.mkdtemp(prefix="predict-speed-"))
