@@ -19,7 +19,9 @@ MAX_SHEAR = 0.2
 SCALE_RANGE = (0.9, 1.1)
 MAX_NOISE = 0.04
 
-_GAUSSIAN_3X3 = tf.constant([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16.0
+# A list, not a tensor: a tensor made at import would start TensorFlow's runtime, after which
+# a Dask worker can no longer cap its threads (`configure_threads`).
+_GAUSSIAN_3X3 = [[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16], [1 / 16, 2 / 16, 1 / 16]]
 
 
 def _uniform(seed: tf.Tensor, salt: int, shape, low: float, high: float) -> tf.Tensor:
@@ -68,7 +70,7 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         output_shape=tf.shape(upright)[1:3], fill_value=1.0, interpolation="BILINEAR",
         fill_mode="NEAREST")
     blurred = tf.nn.depthwise_conv2d(
-        upright, tf.reshape(_GAUSSIAN_3X3, [3, 3, 1, 1]), [1, 1, 1, 1], "SAME")
+        upright, tf.reshape(tf.constant(_GAUSSIAN_3X3, tf.float32), [3, 3, 1, 1]), [1, 1, 1, 1], "SAME")
     upright = _blend(upright, blurred, _uniform(seed, 6, [batch], 0.0, 1.0))
     # Thicker strokes are a min filter (text is dark), thinner ones a max filter.
     thicker = -tf.nn.max_pool2d(-upright, 3, 1, "SAME")

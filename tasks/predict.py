@@ -119,11 +119,12 @@ def read_shard(
     Raises:
         DataError: an image is missing, not a PNG or cannot be decoded (the message names it).
     """
-    from ocr_core.inference import check_pngs, predict_files
-    from ocr_core.prediction_files import write_part
     from ocr_core.training import configure_threads
 
-    configure_threads(threads)
+    configure_threads(threads)  # before the imports below load the model code
+    from ocr_core.inference import check_pngs, predict_files
+    from ocr_core.prediction_files import write_part
+
     start = time.perf_counter()
     files = [Path(p) for p in paths]
     check_pngs(files)

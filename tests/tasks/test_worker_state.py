@@ -2,6 +2,8 @@
 task (environment variables, Python's global random module), and the worker name is known."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from tasks.workers import current_worker
@@ -44,3 +46,18 @@ def test_current_worker_outside_dask_names_host_and_process():
     import socket
 
     assert current_worker().startswith(f"{socket.gethostname()}:{os.getpid()}/")
+
+
+def test_importing_the_library_and_tasks_leaves_tensorflow_threads_settable():
+    # A Dask worker caps TensorFlow's threads in its first task (`configure_threads`); a module
+    # that makes a tensor at import would start TF's runtime first and make the cap a no-op.
+    modules = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     for path in _sources("ocr_core", "tasks"))
+    script = ("import importlib, sys, tensorflow as tf\n"
+              "for name in sys.argv[1:]:\n"
+              "    importlib.import_module(name)\n"
+              "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+              "tf.config.threading.set_inter_op_parallelism_threads(1)\n")
+    done = subprocess.run([sys.executable, "-c", script, *modules], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
