@@ -7,11 +7,16 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.futures import wait
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from flows.refresh import honour_refresh
-from flows.runners import run_on_chosen_runner, training_limit, training_threads, wait_for_a_free_slot
+from flows.runners import (
+    run_on_chosen_runner,
+    thread_pool,
+    training_limit,
+    training_threads,
+    wait_for_a_free_slot,
+)
 from ocr_core.config import MnistParams
 from tasks.mnist import (
     check_digit_model_learned,
@@ -34,7 +39,7 @@ class MnistRunSummary(BaseModel):
     results_dir: Path
 
 
-@flow(name="mnist", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="mnist", task_runner=thread_pool(2))
 @honour_refresh
 def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     """Train and compare the seed's digit classifiers on MNIST; every step is cached by content."""

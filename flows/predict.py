@@ -14,10 +14,16 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.futures import wait
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from flows.runners import check_workers_see, run_on_chosen_runner, training_threads
+from flows.runners import (
+    check_workers_see,
+    run_on_chosen_runner,
+    thread_pool,
+    training_limit,
+    training_threads,
+    wait_for_a_free_slot,
+)
 from ocr_core.config import PredictParams
 from tasks.predict import (
     choose_model,
@@ -41,7 +47,7 @@ class PredictSummary(BaseModel):
     workers: dict[str, dict[str, float]]
 
 
-@flow(name="captcha-predict", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="captcha-predict", task_runner=thread_pool(2))
 def captcha_predict(params: PredictParams) -> PredictSummary:
     """Read every image of `params.inputs` with one model into the results file `params.output`."""
     if (handover := run_on_chosen_runner(captcha_predict, params)) is not None:
@@ -53,12 +59,15 @@ def captcha_predict(params: PredictParams) -> PredictSummary:
     shards = [paths[i:i + params.shard_size] for i in range(0, len(paths), params.shard_size)]
     folder = parts_folder(params.results_dir)
     threads = training_threads()
+    limit, running, futures = training_limit(params, len(shards)), [], []
     try:
-        futures = [
-            read_shard.submit(model, shard, folder / f"part-{number:06d}{params.output.suffix}",
-                              params.output_format, params.decoder, params.beam_width,
-                              params.batch_size, threads)
-            for number, shard in enumerate(shards)]
+        for number, shard in enumerate(shards):
+            wait_for_a_free_slot(running, limit)  # on threads, at most max_workers shards at once
+            futures.append(read_shard.submit(
+                model, shard, folder / f"part-{number:06d}{params.output.suffix}",
+                params.output_format, params.decoder, params.beam_width, params.batch_size,
+                threads))
+            running.append(futures[-1])
         wait(futures)
         parts = [future.result() for future in futures]  # raises the first failed shard's error
         output = join_predictions(parts, params.output, params.output_format)

@@ -1,6 +1,7 @@
 """The one place that picks the task runner of every flow that fans out (sweep, mnist, predict).
 
-- neither flag: Prefect's thread pool, capped at `max_workers` tasks at a time;
+- neither flag: Prefect's thread pool; the flows run at most `max_workers` trainings (or
+  shards) at a time on it;
 - `dask_workers=N`: a Dask LocalCluster started for the run (N processes, one thread each, a
   memory limit, no dashboard) and stopped after it;
 - `dask_address=tcp://HOST:PORT`: an existing Dask cluster; nothing is started or stopped.
@@ -29,6 +30,17 @@ from ocr_core.mnist.training import available_cpus
 
 R = TypeVar("R")
 
+TASKS_PER_TRAINING = 3
+"""Pool threads per training on the thread runner: the training, and its check and evaluation
+submitted right after it. A submitted task holds a pool thread while it waits for its inputs, so
+a pool of only `max_workers` threads would run the trainings one at a time; the flows cap the
+trainings (and shards) themselves at `max_workers` (`wait_for_a_free_slot`)."""
+
+
+def thread_pool(max_workers: int) -> ThreadPoolTaskRunner:
+    """The thread runner for `max_workers` trainings (or shards) at a time."""
+    return ThreadPoolTaskRunner(max_workers=max_workers * TASKS_PER_TRAINING)
+
 
 def task_runner_for(params: RunnerParams, load_tensorflow: bool = True) -> TaskRunner:
     """The task runner `params` asks for (nothing is started until a flow enters it).
@@ -38,7 +50,7 @@ def task_runner_for(params: RunnerParams, load_tensorflow: bool = True) -> TaskR
             (`flows.environment.dask_setup`), before a training task would, noisily.
     """
     if params.runner_kind == "threads":
-        return ThreadPoolTaskRunner(max_workers=params.max_workers)
+        return thread_pool(params.max_workers)
     from prefect_dask import DaskTaskRunner
 
     if params.runner_kind == "dask":
@@ -127,14 +139,14 @@ def run_on_chosen_runner(flow: Any, params: RunnerParams) -> Callable[[], R] | N
     """None when the current flow run already runs on the runner `params` asks for; otherwise a
     call that runs `flow` again, as a subflow, on that runner (a deployment run from the UI).
 
-    Any thread pool of at least `max_workers` threads will do: the flows themselves keep at most
-    `max_workers` trainings running on threads (`wait_for_a_free_slot`).
+    Any thread pool at least as large as `thread_pool(max_workers)` will do: the flows
+    themselves keep at most `max_workers` trainings running on threads (`wait_for_a_free_slot`).
     """
     context = FlowRunContext.get()
     current = context.task_runner if context else None
     wanted = task_runner_for(params)
     if isinstance(wanted, ThreadPoolTaskRunner) and isinstance(current, ThreadPoolTaskRunner):
-        if (getattr(current, "_max_workers", None) or 0) >= params.max_workers:
+        if (getattr(current, "_max_workers", None) or 0) >= wanted._max_workers:
             return None
     elif current is not None and runner_key(current) == runner_key(wanted):
         return None

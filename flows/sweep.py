@@ -16,7 +16,6 @@ from typing import Any
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 from prefect.logging import get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from flows.captcha_ocr import acquire_images, checked_manifest
@@ -25,6 +24,7 @@ from flows.retrain import acquire_evaluation_images, describe_evaluation_set, de
 from flows.runners import (
     check_workers_see,
     run_on_chosen_runner,
+    thread_pool,
     training_limit,
     training_threads,
     wait_for_a_free_slot,
@@ -116,7 +116,7 @@ def gate_best(
     return best, challenger, decision
 
 
-@flow(name="captcha-sweep", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="captcha-sweep", task_runner=thread_pool(2))
 @honour_refresh
 def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     """Train every configuration on the same data, compare them, gate the best."""

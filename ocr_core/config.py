@@ -75,7 +75,7 @@ class RunnerParams(BaseModel):
 
     max_workers: int = Field(
         2, ge=1, le=64,
-        description="Tasks (trainings) run at the same time on the default thread runner.",
+        description="Trainings (or shards) run at the same time on the default thread runner.",
     )
     dask_workers: int | None = Field(
         None, ge=1, le=256,

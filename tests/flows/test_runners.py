@@ -9,15 +9,15 @@ from prefect_dask import DaskTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import main
-from flows.runners import start_up_warnings, task_runner_for
+from flows.runners import TASKS_PER_TRAINING, start_up_warnings, task_runner_for, thread_pool
 from ocr_core.config import MnistParams, RunnerParams, SweepParams
 
 
 class TestTaskRunnerFor:
-    def test_threads_by_default_capped(self):
+    def test_threads_by_default_with_room_for_what_waits_on_the_trainings(self):
         runner = task_runner_for(RunnerParams(max_workers=3))
         assert isinstance(runner, ThreadPoolTaskRunner)
-        assert runner._max_workers == 3
+        assert runner._max_workers == 3 * TASKS_PER_TRAINING
 
     def test_local_cluster_one_thread_per_worker_memory_limit_no_dashboard(self):
         runner = task_runner_for(RunnerParams(dask_workers=3, dask_memory_limit="2GiB"))
@@ -119,15 +119,15 @@ def test_a_run_on_another_runner_hands_itself_over_once(prefect_server):
 
     from flows.runners import run_on_chosen_runner
 
-    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    @flow(task_runner=thread_pool(2))
     def probe(params: RunnerParams) -> tuple[int, bool]:
         if (handover := run_on_chosen_runner(probe, params)) is not None:
             return handover()
         context = FlowRunContext.get()
         return context.task_runner._max_workers, context.flow_run.parent_task_run_id is not None
 
-    assert probe(RunnerParams(max_workers=2)) == (2, False)  # already right: no subflow
-    assert probe(RunnerParams(max_workers=3)) == (3, True)  # ran again as a subflow
+    assert probe(RunnerParams(max_workers=2)) == (thread_pool(2)._max_workers, False)  # no subflow
+    assert probe(RunnerParams(max_workers=3)) == (thread_pool(3)._max_workers, True)  # a subflow
 
 
 def test_runner_key_ignores_only_the_worker_preload():
@@ -137,6 +137,6 @@ def test_runner_key_ignores_only_the_worker_preload():
     assert runner_key(task_runner_for(local)) == runner_key(task_runner_for(local, False))
     assert runner_key(task_runner_for(local)) != runner_key(
         task_runner_for(RunnerParams(dask_workers=3)))
-    assert runner_key(task_runner_for(RunnerParams())) == ("threads", 2)
+    assert runner_key(task_runner_for(RunnerParams())) == ("threads", 2 * TASKS_PER_TRAINING)
     assert runner_key(task_runner_for(RunnerParams(dask_address="tcp://h:1")))[:2] == (
         "dask", "tcp://h:1")

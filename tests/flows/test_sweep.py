@@ -65,6 +65,11 @@ def test_sweep_trains_each_configuration_and_gates_the_best(prefect_server, resu
     runs, artifacts = asyncio.run(_runs_and_artifacts(state.state_details.flow_run_id))
     trainings = [run for run in runs if run.name.startswith("train_model")]
     assert sorted(run.state.name for run in trainings) == ["Completed"] * 3 + ["Failed"]
+    # max_workers=2: two trainings at once at some point, never three (the check and evaluation
+    # tasks waiting on a training do not hold back the next one).
+    at_once = [sum(other.start_time <= run.start_time < other.end_time for other in trainings)
+               for run in trainings]
+    assert max(at_once) == 2, at_once
     assert len([r for r in runs if r.name.startswith("build_datasets")]) == 1  # data once
     table = json.loads(artifacts["captcha-sweep"].data)
     assert [row["configuration"] for row in table] == [row["configuration"] for row in summary.rows]
