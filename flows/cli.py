@@ -253,6 +253,9 @@ def _predict_to_file(params: RunnerParams, model: Path | None, results_dir: Path
     if results_dir is not None:
         values["results_dir"] = results_dir
     predict_params = build_params(PredictParams, values)
+    for path in predict_params.inputs:  # before Prefect starts: a typo fails in a second
+        if not path.exists():
+            raise DataError(f"no such file or folder: {path}")
     prepare_environment(predict_params.results_dir)
     runner = _chosen_runner(params, predict_params.results_dir, "results_dir")
     from flows.predict import captcha_predict

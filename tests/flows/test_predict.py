@@ -128,3 +128,11 @@ class TestFlags:
                                            "p.csv", "--format", "json", str(images)])
         assert result.exit_code == 2
         assert "with --output the file's suffix (.csv or .jsonl) chooses" in result.output
+
+    def test_a_missing_input_fails_before_prefect_starts(self, tmp_path, bundle):  # noqa: F811
+        result = CliRunner().invoke(main, ["predict", "--model", str(bundle.path), "--output",
+                                           str(tmp_path / "p.csv"), str(tmp_path / "nope")])
+        assert result.exit_code == 3
+        assert result.output.strip().splitlines()[-1] == (
+            f"Error: no such file or folder: {tmp_path / 'nope'}")
+        assert not (tmp_path / "p.csv").exists()
