@@ -63,6 +63,8 @@ def captcha_predict(params: PredictParams) -> PredictSummary:
     try:
         for number, shard in enumerate(shards):
             wait_for_a_free_slot(running, limit)  # on threads, at most max_workers shards at once
+            if any(f.state.is_failed() for f in futures if f not in running):
+                break  # the run fails with that shard's error: read no more
             futures.append(read_shard.submit(
                 model, shard, folder / f"part-{number:06d}{params.output.suffix}",
                 params.output_format, params.decoder, params.beam_width, params.batch_size,

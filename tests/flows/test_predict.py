@@ -9,19 +9,13 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterId,
-)
 
 from flows.cli import main
 from ocr_core.config import PredictParams
 from ocr_core.errors import DataError
 from ocr_core.inference import expand_inputs, predict_files
 from ocr_core.prediction_files import read_predictions
+from tests.flows.test_sweep import _runs_and_artifacts
 from tests.ocr_core.test_inference import bundle  # noqa: F401  (a fixture: a model that reads)
 
 pytestmark = pytest.mark.slow
@@ -41,15 +35,6 @@ def _expected(bundle, folder):  # noqa: F811
 def _assert_same(read, expected):
     assert [(p.path, p.text) for p in read] == [(p.path, p.text) for p in expected]
     assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(read, expected, strict=True))
-
-
-async def _runs_and_artifacts(flow_run_id):
-    async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    return runs, {a.key: a for a in artifacts}
 
 
 def test_shards_on_threads_make_one_file_in_input_order(prefect_server, results_dir, images,
