@@ -15,7 +15,13 @@ import pytest
 from ocr_core.ingest import dataset_resource_id
 from ocr_core.registry import Registry
 from ocr_core.synthetic import generate_captchas
-from tests.deployments.test_server import BIN, RUN_TIMEOUT, server, wait_until  # noqa: F401
+from tests.deployments.test_server import (  # noqa: F401 (server: a fixture)
+    BIN,
+    RUN_TIMEOUT,
+    served_retrain,
+    server,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -47,15 +53,7 @@ def test_two_ingests_in_the_window_start_one_retrain(server, tmp_path):  # noqa:
 
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
 
-        def served():
-            assert serve.poll() is None, f"serve exited:\n{processes.log('serve')}"
-            try:
-                deployment = client.read_deployment_by_name("captcha-retrain/retrain")
-            except Exception:  # not there yet
-                return None
-            return deployment if deployment.status and deployment.status.value == "READY" else None
-
-        deployment = wait_until(served, 180, lambda: f"not served:\n{processes.log('serve')}")
+        deployment = served_retrain(client, serve, processes)
         (automation,) = wait_until(  # serve creates it right after the deployment
             lambda: [a for a in client.read_automations()
                      if [action.deployment_id for action in a.actions] == [deployment.id]] or None,

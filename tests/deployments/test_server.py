@@ -144,6 +144,20 @@ def wait_for_health(url: str, process: subprocess.Popen, processes: Processes,
     pytest.fail(f"no /api/health after {timeout} s:\n{processes.log('server')}")
 
 
+def served_retrain(client, serve: subprocess.Popen, processes):
+    """The retrain deployment once `serve` has it ready; fails with serve's log if it exits."""
+
+    def served():
+        assert serve.poll() is None, f"serve exited:\n{processes.log('serve')}"
+        try:
+            deployment = client.read_deployment_by_name("captcha-retrain/retrain")
+        except Exception:  # not there yet
+            return None
+        return deployment if deployment.status and deployment.status.value == "READY" else None
+
+    return wait_until(served, 180, lambda: f"not served:\n{processes.log('serve')}")
+
+
 def wait_until(condition, timeout: float, message: str, poll: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -168,15 +182,7 @@ def test_served_retrain_runs_from_the_api_and_prefect_yaml_deploys(server, tmp_p
 
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
 
-        def served():
-            assert serve.poll() is None, f"serve exited:\n{processes.log('serve')}"
-            try:
-                deployment = client.read_deployment_by_name("captcha-retrain/retrain")
-            except Exception:  # not there yet
-                return None
-            return deployment if deployment.status and deployment.status.value == "READY" else None
-
-        deployment = wait_until(served, 180, lambda: f"not served:\n{processes.log('serve')}")
+        deployment = served_retrain(client, serve, processes)
         assert deployment.schedules[0].schedule.cron == "0 3 * * 1"
         assert deployment.parameters["params"]["results_dir"] == str(results)
 
