@@ -6,7 +6,7 @@ Generates `--count` captchas once (seeded), takes `--model` or saves a tiny untr
 `--recipe` (speed does not depend on the weights), then measures in this one process, start-up and
 tracing excluded (each path reads a few batches before its clock starts):
 
-- `one_by_one`: the reading path before issue 10 (each PNG decoded eagerly, the model called
+- `one_by_one`: the old reading path (each PNG decoded eagerly, the model called
   eagerly per batch of 64, TensorFlow's CTC decoder), on `--baseline-count` images;
 - `batched`: `ocr_core.inference.predict_files` on all images, per batch size;
 - `model_only`: the bare model on images already decoded in memory: eager (batch 64, as before),
@@ -59,7 +59,7 @@ VOCABULARY = "2345678bcdefgmnpwxy"
 
 
 def predict_one_by_one(bundle: Bundle, paths: list[Path], batch_size: int = 64) -> list[str]:
-    """The reading path before issue 10, kept here as the baseline."""
+    """The old reading path, kept here as the baseline."""
     texts = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
