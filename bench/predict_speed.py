@@ -15,7 +15,7 @@ tracing excluded (each path reads a few batches before its clock starts):
 - `decode_only`: the tf.data read + decode + resize pipeline alone;
 - `cli` (with `--cli`): `ocr-pipeline predict` as a user runs it, images/s after start-up =
   (count - 100) / (time for count - time for 100 images).
-- `flow` (with `--flow-count N`): `ocr-pipeline predict --output` (the captcha-predict flow) on N
+- `flow` (with `--flow-count N`): `ocr-pipeline predict-batch` (the captcha-predict flow) on N
   other captchas, on threads and on a local Dask cluster of 2 workers: the whole command (Prefect's
   temporary server and the cluster included) and the flow's own time, as the command reports it.
 
@@ -117,14 +117,14 @@ def cli_rate(model: Path, folder: Path, paths: list[Path], work: Path, repeats: 
 
 
 def flow_rates(model: Path, folder: Path, count: int, work: Path, shard_size: int) -> dict:
-    """`ocr-pipeline predict --output` on threads and on 2 local Dask workers, each once."""
+    """`ocr-pipeline predict-batch` on threads and on 2 local Dask workers, each once."""
     results = {}
     for name, flags in {"threads": [], "dask-workers-2": ["--dask-workers", "2"]}.items():
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env |= {"PREFECT_HOME": str(work / f"prefect-{name}"),
                 "OCR_PIPELINE_RESULTS": str(work / f"results-{name}")}
         output = work / f"predictions-{name}.csv"
-        command = [str(Path(sys.executable).parent / "ocr-pipeline"), "predict", "--model",
+        command = [str(Path(sys.executable).parent / "ocr-pipeline"), "predict-batch", "--model",
                    str(model), "--output", str(output), "--shard-size", str(shard_size), *flags,
                    str(folder)]
         start = time.perf_counter()
