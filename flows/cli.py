@@ -58,7 +58,7 @@ def captcha(params: CaptchaParams) -> None:
 @main.command(name="mnist")
 @params_command(MnistParams)
 def mnist_command(params: MnistParams) -> None:
-    """Train and compare the seed's MNIST digit models (the mnist flow)."""
+    """Train and compare the original notebook's MNIST digit models (the mnist flow)."""
     from ocr_core.mnist.sources import check_available, download_cache
 
     # Before Prefect and TensorFlow load: offline, this fails in seconds, not minutes.
