@@ -15,6 +15,7 @@ from flows.options import params_command
 from flows.serving import serve
 from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
 from ocr_core.errors import DataError, OcrPipelineError, RegistryError
+from ocr_core.statistics import correct_count, format_accuracy, wilson_interval
 
 
 class CliGroup(click.Group):
@@ -47,8 +48,9 @@ def captcha(params: CaptchaParams) -> None:
     metrics = summary.metrics
     click.echo("")
     click.echo(f"model:                    {summary.model_path}")
-    click.echo(f"test sequence accuracy:   {100 * metrics['sequence_accuracy']:.2f}% "
-               f"({metrics['count']} images, {metrics['decoder']} decoding)")
+    click.echo(f"test sequence accuracy:   "
+               f"{format_accuracy(metrics['sequence_accuracy'], metrics['count'])} "
+               f"({metrics['decoder']} decoding)")
     click.echo(f"test character error rate: {metrics['character_error_rate']:.4f}")
     for name, path in summary.plots.items():
         click.echo(f"plot ({name}): {path}")
@@ -161,8 +163,8 @@ def _load_model(model: Path | None, results_dir: Path | None = None):
         if champion is None:
             raise RegistryError(f"no --model given and no champion in {registry.path} yet "
                                 "(train one: ocr-pipeline retrain)")
+        model = registry.verified(champion).path
         click.echo(f"using the champion {champion.name} ({champion.path})", err=True)
-        model = champion.path
     return load_bundle(model)
 
 
@@ -322,10 +324,13 @@ def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_wi
     bundle = _load_model(model, results_dir)
     report = score(predict_files(bundle, paths, strategy=decoder, beam_width=beam_width))
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        low, high = wilson_interval(correct_count(report.sequence_accuracy, report.count),
+                                    report.count)
+        click.echo(json.dumps(report.as_dict() | {"sequence_accuracy_interval_95": [low, high]},
+                              indent=2))
         return
     click.echo(f"images:               {report.count}")
-    click.echo(f"sequence accuracy:    {100 * report.sequence_accuracy:.2f}%")
+    click.echo(f"sequence accuracy:    {format_accuracy(report.sequence_accuracy, report.count)}")
     click.echo(f"character error rate: {report.character_error_rate:.4f}")
     for miss in report.misreads:
         click.echo(f"misread: {miss['path']}\ttruth {miss['truth']}\tread {miss['prediction']}")
