@@ -59,6 +59,13 @@ def results_of(registry: Registry) -> str:
     return str(registry.path.parent)
 
 
+def test_retrain_takes_the_significance_level():
+    result = run("retrain", "--help")
+    assert result.exit_code == 0 and "--significance" in result.output
+    result = run("retrain", "--significance", "1.5")
+    assert result.exit_code == 2 and "--significance" in result.output
+
+
 class TestModelsList:
     def test_marks_the_champion_and_shows_data_and_scores(self, registry):
         result = run("models", "list", "--results-dir", results_of(registry))
