@@ -16,6 +16,7 @@ from flows.reading_cli import evaluate, predict, predict_batch, review
 from flows.serving import serve
 from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
 from ocr_core.errors import DataError, OcrPipelineError
+from ocr_core.statistics import format_accuracy
 
 
 class CliGroup(click.Group):
@@ -48,8 +49,9 @@ def captcha(params: CaptchaParams) -> None:
     metrics = summary.metrics
     click.echo("")
     click.echo(f"model:                    {summary.model_path}")
-    click.echo(f"test sequence accuracy:   {100 * metrics['sequence_accuracy']:.2f}% "
-               f"({metrics['count']} images, {metrics['decoder']} decoding)")
+    click.echo(f"test sequence accuracy:   "
+               f"{format_accuracy(metrics['sequence_accuracy'], metrics['count'])} "
+               f"({metrics['decoder']} decoding)")
     click.echo(f"test character error rate: {metrics['character_error_rate']:.4f}")
     for name, path in summary.plots.items():
         click.echo(f"plot ({name}): {path}")

@@ -14,6 +14,7 @@ from flows.models_cli import registry_at, results_dir_option
 from flows.options import params_command
 from ocr_core.config import RunnerParams
 from ocr_core.errors import DataError, RegistryError
+from ocr_core.statistics import correct_count, format_accuracy, wilson_interval
 
 model_option = click.option(
     "--model", "model", type=click.Path(path_type=Path),
@@ -50,8 +51,8 @@ def _load_model(model: Path | None, results_dir: Path | None = None):
         if champion is None:
             raise RegistryError(f"no --model given and no champion in {registry.path} yet "
                                 "(train one: ocr-pipeline retrain)")
+        model = registry.verified(champion).path
         click.echo(f"using the champion {champion.name} ({champion.path})", err=True)
-        model = champion.path
     return load_bundle(model)
 
 
@@ -167,10 +168,13 @@ def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_wi
 
     report = score(_read(model, results_dir, decoder, beam_width, (data_dir,)))
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        low, high = wilson_interval(correct_count(report.sequence_accuracy, report.count),
+                                    report.count)
+        click.echo(json.dumps(report.as_dict() | {"sequence_accuracy_interval_95": [low, high]},
+                              indent=2))
         return
     click.echo(f"images:               {report.count}")
-    click.echo(f"sequence accuracy:    {100 * report.sequence_accuracy:.2f}%")
+    click.echo(f"sequence accuracy:    {format_accuracy(report.sequence_accuracy, report.count)}")
     click.echo(f"character error rate: {report.character_error_rate:.4f}")
     for miss in report.misreads:
         click.echo(f"misread: {miss['path']}\ttruth {miss['truth']}\tread {miss['prediction']}")

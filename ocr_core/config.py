@@ -282,7 +282,15 @@ class RetrainParams(CaptchaParams):
         ge=0,
         le=1,
         description="Sequence accuracy (0-1) by which the challenger must beat the champion on "
-        "the evaluation set to replace it; equal accuracy goes to the lower character error rate.",
+        "the evaluation set to replace it (and the gain must also be significant).",
+    )
+    significance: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Largest p-value of the one-sided exact McNemar test on per-image "
+        "correctness that lets a challenger replace the champion: its gain must be more than "
+        "chance on the evaluation set.",
     )
     evaluation_seed: int = Field(
         DEFAULT_EVALUATION_SEED,

@@ -17,6 +17,7 @@ from prefect.context import TaskRunContext
 
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.links import artifact_link
 from tasks.logs import run_logger
@@ -218,9 +219,9 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                            arrays.y_test[wrong], tmp / "misclassified.png",
                            title=f"{model.name}: first misread test digits")
     summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
-    run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
-                          model.name, evaluation.error_percent, 100 * evaluation.accuracy,
-                          evaluation.loss, evaluation.count)
+    run_logger().info("%s Error: %.2f%% (test accuracy %s, loss %.4f)", model.name,
+                      evaluation.error_percent,
+                      format_accuracy(evaluation.accuracy, evaluation.count), evaluation.loss)
     return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,
                                  confusion_plot=str(folder / "confusion.png"),
                                  misclassified_plot=str(folder / "misclassified.png"),
@@ -252,7 +253,8 @@ def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluati
              f"({artifact_link(digits.path)})"]
     for model, evaluation in zip(models, evaluations, strict=True):
         lines.append(
-            f"- **{model.name}**: test accuracy {100 * evaluation.metrics['accuracy']:.2f}%, "
+            f"- **{model.name}**: test accuracy "
+            f"{format_accuracy(evaluation.metrics['accuracy'], evaluation.metrics['count'])}, "
             f"error {evaluation.metrics['error_percent']:.2f}%; model `{model.path}`; "
             f"[confusion matrix]({artifact_link(evaluation.confusion_plot)}), "
             f"[misread digits]({artifact_link(evaluation.misclassified_plot)})")

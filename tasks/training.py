@@ -12,6 +12,7 @@ from prefect.context import TaskRunContext
 
 from ocr_core.files import remove_path, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
 from tasks.records import Datasets, EvaluationReport, ModelBundle
@@ -136,8 +137,8 @@ def evaluate_model(
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
     write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
-    run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
-                          100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
-                          evaluation.count)
+    run_logger().info("%s: sequence accuracy %s, CER %.4f", split,
+                      format_accuracy(evaluation.sequence_accuracy, evaluation.count),
+                      metrics["character_error_rate"])
     return EvaluationReport(str(folder / "metrics.json"), digest=key,
                             predictions=str(folder / "predictions.json"), metrics=metrics)
