@@ -9,23 +9,13 @@ from pathlib import Path
 
 import click
 
+from flows.command_errors import CliGroup
 from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
 from flows.serving import serve
 from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
-from ocr_core.errors import DataError, OcrPipelineError, RegistryError
-
-
-class CliGroup(click.Group):
-    """Turns the project's errors into one line and an exit code instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except OcrPipelineError as error:
-            click.echo(f"Error: {error}", err=True)
-            ctx.exit(error.exit_code)
+from ocr_core.errors import DataError, RegistryError
 
 
 @click.group(cls=CliGroup)

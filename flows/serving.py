@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from flows.command_errors import CliCommand
 from flows.environment import prepare_environment
 from flows.options import params_command
 from ocr_core.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
@@ -154,7 +155,7 @@ def check_schedule(cron: str, timezone: str) -> None:
                                          for e in error.errors())) from None
 
 
-@click.command()
+@click.command(cls=CliCommand)
 @params_command(RetrainParams)
 @click.option("--cron", default=DEFAULT_RETRAIN_CRON, show_default=True,
               help="When the retrain deployment runs (cron; the default is Mondays 03:00).")
