@@ -14,6 +14,7 @@ from tasks.captcha import build_datasets, fingerprint_folder, split_dataset
 from tasks.download import download_archive, extract_archive
 from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
+from tasks.served import confine_served_run
 from tasks.training import check_learned, evaluate_model, train_model
 from tasks.validation import validate_images
 
@@ -69,6 +70,7 @@ def train_and_test(
 def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
     """Train and evaluate a captcha reader; every step is cached by content."""
     params = params or CaptchaParams()
+    confine_served_run(params)
     manifest = checked_manifest(acquire_images(params), params)
     model, evaluation, (samples, history, predictions) = train_and_test(params, manifest)
     return CaptchaRunSummary(

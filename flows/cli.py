@@ -9,25 +9,15 @@ from pathlib import Path
 import click
 
 from flows.cli_support import chosen_runner, echo_table
+from flows.command_errors import CliGroup
 from flows.environment import prepare_environment
 from flows.models_cli import models, retrain
 from flows.options import params_command
 from flows.reading_cli import evaluate, predict, predict_batch, review
 from flows.serving import serve
 from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
-from ocr_core.errors import DataError, OcrPipelineError
+from ocr_core.errors import DataError
 from ocr_core.statistics import format_accuracy
-
-
-class CliGroup(click.Group):
-    """Turns the project's errors into one line and an exit code instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except OcrPipelineError as error:
-            click.echo(f"Error: {error}", err=True)
-            ctx.exit(error.exit_code)
 
 
 @click.group(cls=CliGroup)

@@ -28,6 +28,7 @@ from tasks.mnist import (
     publish_comparison,
     train_digit_model,
 )
+from tasks.served import confine_served_run
 
 
 class MnistRunSummary(BaseModel):
@@ -44,6 +45,7 @@ class MnistRunSummary(BaseModel):
 def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     """Train and compare the original notebook's digit classifiers; every step is cached by content."""
     params = params or MnistParams()
+    confine_served_run(params)
     if (handover := run_on_chosen_runner(mnist, params)) is not None:
         return handover()
     root = params.results_dir

@@ -30,6 +30,7 @@ from tasks.registry import (
     reserve_evaluation_set,
     warn_small_evaluation_set,
 )
+from tasks.served import confine_served_run
 
 
 class RetrainSummary(BaseModel):
@@ -80,6 +81,7 @@ def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[st
 def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     """Train a challenger; it replaces the champion only if it reads the held-out set better."""
     params = (params or RetrainParams()).for_run(str(flow_run.id))
+    confine_served_run(params)
     root = params.results_dir
     try:
         manifest = checked_manifest(acquire_images(params), params)

@@ -41,6 +41,7 @@ from tasks.registry import (
     reserve_evaluation_set,
     warn_small_evaluation_set,
 )
+from tasks.served import confine_served_run
 from tasks.sweep import SweepResult, best_result, publish_sweep
 from tasks.training import check_learned, evaluate_model, train_model
 
@@ -123,6 +124,7 @@ def gate_best(
 def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     """Train every configuration on the same data, compare them, gate the best."""
     params = params or SweepParams()
+    confine_served_run(params)
     if (handover := run_on_chosen_runner(captcha_sweep, params)) is not None:
         return handover()
     root = params.results_dir
