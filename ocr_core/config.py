@@ -145,6 +145,11 @@ class CaptchaParams(RunParams):
         1.0, ge=0, le=600,
         description="First retry delay in seconds; doubles each attempt, with jitter.",
     )
+    download_max_mib: int = Field(
+        64, ge=1, le=4096,
+        description="Largest download in MiB (the published zip is 9 MB): a larger body is "
+        "refused and nothing is kept.",
+    )
     validation_policy: Literal["fail", "skip"] = Field(
         "fail",
         description="What a bad image (unreadable, wrong size or mode, bad label, duplicate) "

@@ -157,8 +157,10 @@ def download(
     target = Path(target)
     expected = sha256.lower() if sha256 else None
     is_file_url = urllib.parse.urlsplit(url).scheme.lower() == "file"
-    if is_file_url:  # before a copy on disk is reused: that would show the file too
+    if is_file_url:  # before a copy on disk is reused: that would stand in for the source
         check_file_source(_local_source(url), policy)
+    elif policy.served:
+        HopGuard(url, policy).check_url(url)
     validators: dict[str, str] = {}
     if target.is_file():
         digest = sha256_file(target)
