@@ -41,3 +41,19 @@ def test_low_confidence_reads_are_queued_with_a_json_line_each(
 def test_review_flags_go_together(tmp_path):
     result = CliRunner().invoke(main, ["predict", "--review-below", "0.5", str(tmp_path)])
     assert result.exit_code == 2 and "--review-below and --review-dir go together" in result.output
+
+
+def test_a_bundle_whose_vocabulary_steers_paths_is_refused_before_any_write(
+    untrained_bundle, captcha_dir, tmp_path  # noqa: F811
+):
+    crafted = tmp_path / "crafted"
+    shutil.copytree(untrained_bundle, crafted)
+    info = json.loads((crafted / "bundle.json").read_text())
+    vocabulary = "../" + info["vocabulary"][3:]  # same size: the model would load and read
+    (crafted / "bundle.json").write_text(json.dumps(info | {"vocabulary": vocabulary}))
+    review = tmp_path / "review"
+    result = CliRunner().invoke(main, ["predict", "--model", str(crafted), "--review-below", "1",
+                                       "--review-dir", str(review), str(captcha_dir)])
+    assert result.exit_code == 4, result.output
+    assert f"Error: {crafted / 'bundle.json'}: vocabulary entry 0 ('.') is a dot" in result.output
+    assert not review.exists()
