@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from ocr_core.download import check_url
 from ocr_core.errors import ConfigError
+from ocr_core.patterns import check_pattern
 from ocr_core.validation import DEFAULT_LABEL_PATTERN
 
 RENAMED_RECIPES = {"seed": "keras_example"}
@@ -37,12 +37,11 @@ DEFAULT_NUM_SAMPLES = 20_000
 
 
 def check_regular_expression(value: str) -> str:
-    """`value` if it compiles as a regular expression; a validation error naming why otherwise."""
+    """`value` if RE2 compiles it (linear-time matching); a validation error naming why otherwise."""
     try:
-        re.compile(value)
-    except re.error as error:
-        raise ValueError(f"not a regular expression: {error}") from None
-    return value
+        return check_pattern(value)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
 
 
 def default_results_dir() -> Path:
@@ -158,13 +157,19 @@ class CaptchaParams(RunParams):
         1.0, ge=0, le=600,
         description="First retry delay in seconds; doubles each attempt, with jitter.",
     )
+    download_max_mib: int = Field(
+        64, ge=1, le=4096,
+        description="Largest download in MiB (the published zip is 9 MB): a larger body is "
+        "refused and nothing is kept.",
+    )
     validation_policy: Literal["fail", "skip"] = Field(
         "fail",
         description="What a bad image (unreadable, wrong size or mode, bad label, duplicate) "
         "does: fail stops the run listing the files; skip leaves them out.",
     )
     label_pattern: str = Field(
-        DEFAULT_LABEL_PATTERN, description="Regular expression every label must match."
+        DEFAULT_LABEL_PATTERN,
+        description="Regular expression (RE2 syntax) every label must match.",
     )
     image_size: str = Field(
         "200x50", pattern=r"^[1-9][0-9]*x[1-9][0-9]*$",
@@ -424,7 +429,8 @@ class IngestParams(RunParams):
         description="The dataset folder to add them to (the retrain deployment's data_dir)."
     )
     label_pattern: str = Field(
-        DEFAULT_LABEL_PATTERN, description="Regular expression every label must match."
+        DEFAULT_LABEL_PATTERN,
+        description="Regular expression (RE2 syntax) every label must match.",
     )
     image_size: str = Field(
         "200x50", pattern=r"^[1-9][0-9]*x[1-9][0-9]*$",

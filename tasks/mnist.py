@@ -19,6 +19,7 @@ from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
+from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
@@ -39,7 +40,7 @@ def locate_mnist(
 
     cache = sources.download_cache(results_dir)
     sources.check_available(source, mnist_path, cache, host=download_host, port=download_port,
-                            timeout=connect_timeout)
+                            timeout=connect_timeout, policy=target_policy())
     if source == "local":
         digest = sha256_json({"source": "local", "content": sources.local_copy_digest(mnist_path)})
     else:

@@ -48,3 +48,19 @@ def test_predict_names_the_command_that_took_over_a_moved_flag(tmp_path):
     assert result.exit_code == 2 and "--review-below moved to `ocr-pipeline review`" in result.output
     result = CliRunner().invoke(main, ["predict", "--output", "p.csv", str(tmp_path)])
     assert result.exit_code == 2 and "--output moved to `ocr-pipeline predict-batch`" in result.output
+
+
+def test_a_bundle_whose_vocabulary_steers_paths_is_refused_before_any_write(
+    untrained_bundle, captcha_dir, tmp_path  # noqa: F811
+):
+    crafted = tmp_path / "crafted"
+    shutil.copytree(untrained_bundle, crafted)
+    info = json.loads((crafted / "bundle.json").read_text())
+    vocabulary = "../" + info["vocabulary"][3:]  # same size: the model would load and read
+    (crafted / "bundle.json").write_text(json.dumps(info | {"vocabulary": vocabulary}))
+    review = tmp_path / "review"
+    result = CliRunner().invoke(main, ["review", "--model", str(crafted), "--below", "1",
+                                       "--review-dir", str(review), str(captcha_dir)])
+    assert result.exit_code == 4, result.output
+    assert f"Error: {crafted / 'bundle.json'}: vocabulary entry 0 ('.') is a dot" in result.output
+    assert not review.exists()
