@@ -1,5 +1,6 @@
 """The sweep flow: prepare the data once, train every configuration as its own task run on
-whichever worker is free, compare them, and hand the best to the registry's gate.
+whichever worker is free, compare them, and hand the best (by validation figures; the test split
+only reports) to the registry's gate.
 
 Configurations are `seeds x learning_rates x recipes` (SweepParams). The data (generation or
 download, validation, split, preprocessing per recipe) is shared; every training, its

@@ -2,8 +2,9 @@
 
     model.keras      Keras inference model, logits out (standard layers: loads in safe mode)
     bundle.json      vocabulary, input size, recipe, CTC blank index, training manifest hash, versions
-    metrics.json     validation metrics of the best epoch (test metrics live in the evaluation's
-                     folder: a bundle is never changed once written)
+    metrics.json     validation metrics of the kept epoch, and which epoch was kept and why
+                     (test metrics live in the evaluation's folder: a bundle is never changed
+                     once written)
     params.json      the run parameters that produced it
     history.json     per-epoch training history
 

@@ -99,6 +99,7 @@ class ModelBundle(TrainedModel):
     """A trained captcha model bundle (see `ocr_core.bundle`)."""
 
     recipe: str = ""
+    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.stopping)
 
 
 @dataclass(frozen=True)

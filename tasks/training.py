@@ -64,7 +64,8 @@ def train_model(
     plan = plan_training(train_images, spec, augment=augment, epochs=epochs, patience=patience,
                          batch_size=batch_size)
     params = {"recipe": recipe, "epochs": plan.epochs, "patience": plan.patience,
-              "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,
+              "start_from_epoch": plan.start_from_epoch, "stopping_rule": plan.rule,
+              "batch_size": plan.batch_size,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
@@ -84,17 +85,23 @@ def train_model(
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
+    epochs_run = len(result.history["loss"])
+    kept = {"epoch": result.best_epoch, "epochs_run": epochs_run, "epochs_planned": plan.epochs,
+            "stopped_early": result.stopped_early, "because": result.kept_because}
     target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
                 height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
-                params=params, history=result.history, metrics={"validation": validation})
+                params=params, history=result.history,
+                metrics={"validation": validation, "kept_epoch": kept})
     remove_path(work)
     run_logger().info(
-        "best epoch %d of %d: validation sequence accuracy %.1f%%; saved %s", result.best_epoch,
-        len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
+        "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch, epochs_run,
+        plan.epochs, ", stopped early" if result.stopped_early else "", result.kept_because,
+        target)
     return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
-                       epochs_run=len(result.history["loss"]), train_seconds=result.seconds,
-                       validation=validation, worker=current_worker())
+                       epochs_run=epochs_run, train_seconds=result.seconds,
+                       validation=validation, worker=current_worker(),
+                       kept_because=result.kept_because)
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.

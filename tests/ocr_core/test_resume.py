@@ -62,5 +62,5 @@ def test_an_interrupted_fit_resumes_with_its_history_and_early_stopping(tmp_path
     assert result.history["loss"][:2] == state["history"]["loss"]
     assert result.history[MONITOR][result.best_epoch - 1] == min(result.history[MONITOR])
     first_two_best = min(state["history"][MONITOR])
-    assert saved["best"] == pytest.approx(first_two_best)
+    assert saved["best"][MONITOR] == pytest.approx(first_two_best)
     assert not (tmp_path / "work" / STATE_FILE).exists()  # a finished training leaves no state
