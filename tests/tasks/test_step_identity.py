@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks import caching
-from tasks.caching import PROJECT_ROOT, current_step_key, keyed_step, module_files, source_digest
+from tasks import caching, code_identity
+from tasks.caching import current_step_key, keyed_step
 from tasks.captcha import build_datasets, collect_captchas, split_dataset
+from tasks.code_identity import PROJECT_ROOT, module_files, source_digest
 from tasks.mnist import plot_digits, train_digit_model
 from tasks.records import Datasets, DigitData, EvaluationReport, Manifest, ModelBundle, Split
 from tasks.report import plot_history, plot_predictions, plot_samples
@@ -53,10 +54,10 @@ def _keys(steps: dict) -> dict[str, str]:
 @pytest.fixture
 def source_copy(tmp_path, monkeypatch) -> Path:
     """A copy of the project's packages that keys are computed from; tests edit it."""
-    for package in caching.PROJECT_PACKAGES:
+    for package in code_identity.PROJECT_PACKAGES:
         shutil.copytree(PROJECT_ROOT / package, tmp_path / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(caching, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(code_identity, "PROJECT_ROOT", tmp_path)
     return tmp_path
 
 
@@ -112,7 +113,7 @@ class TestCodeInTheKey:
 class TestLibrariesInTheKey:
     def test_a_library_upgrade_changes_every_key(self, monkeypatch):
         before = _keys(CAPTCHA_STEPS)
-        versions = caching.library_versions()
+        versions = code_identity.library_versions()
         assert versions["tensorflow"] and versions["keras"] and versions["pillow"]
         monkeypatch.setattr(caching, "library_versions",
                             lambda: versions | {"tensorflow": "99.0.0"})
