@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from ocr_core.input_sizes import INPUT_SIZES
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -72,13 +74,15 @@ def build_seed(width: int, height: int, num_classes: int) -> keras.Model:
 
 RECIPES: dict[str, Recipe] = {
     "crnn": Recipe(
-        name="crnn", height=32, width=128, batch_size=64, learning_rate=3e-3, warmup_cosine=True,
+        name="crnn", height=INPUT_SIZES["crnn"].height, width=INPUT_SIZES["crnn"].width,
+        batch_size=64, learning_rate=3e-3, warmup_cosine=True,
         build=build_crnn,
         description="batch-normalised CRNN on 128x32 (32 CTC steps), Adam with warm-up and "
         "cosine decay",
     ),
     "seed": Recipe(
-        name="seed", height=50, width=200, batch_size=16, learning_rate=1e-3, warmup_cosine=False,
+        name="seed", height=INPUT_SIZES["seed"].height, width=INPUT_SIZES["seed"].width,
+        batch_size=16, learning_rate=1e-3, warmup_cosine=False,
         build=build_seed,
         description="the notebook's CNN + BiLSTM on 200x50, Adam 1e-3",
     ),

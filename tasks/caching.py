@@ -5,11 +5,8 @@ The key of a step (a task function called with some inputs) hashes:
 - the step's name (module and function);
 - its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
   the parameters a step declares as not changing its output (a thread count);
-- the source of the modules its output depends on: the task's own module and every module of the
-  project (`ocr_core`, `tasks`) it imports, transitively, found by reading their `import`
-  statements (an edit to `ocr_core/mnist/plots.py` leaves the captcha steps alone, an edit to a
-  constant in `tasks/report.py` changes the report steps);
-- the versions of the libraries that shape the bytes (`LIBRARIES`).
+- the code the step runs and the versions of the libraries that code imports
+  (`tasks.code_identity`: an edit to `ocr_core/models.py` retrains but does not regenerate).
 
 Prefect's TASK_SOURCE is not used: it hashes the decorated function's body only, and a second
 key beside this one would let two cache entries point at one folder.
@@ -31,7 +28,7 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from ocr_core.files import sha256_json
-from tasks.code_identity import library_versions, source_digest
+from tasks.code_identity import code_identity
 from tasks.records import Output
 
 
@@ -62,8 +59,7 @@ def step_key(function: Callable[..., Any], /, **inputs: Any) -> str:
     function = inspect.unwrap(function)
     return sha256_json({
         "step": f"{function.__module__}.{function.__qualname__}",
-        "code": source_digest(function.__module__),
-        "libraries": library_versions(),
+        **code_identity(function),
         "inputs": content_token(inputs),
     })[:24]
 
