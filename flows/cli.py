@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from flows.cache_cli import cache
 from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import models, registry_at, results_dir_option, retrain
 from flows.options import params_command
@@ -368,6 +369,7 @@ def ingest(params: IngestParams) -> None:
 main.add_command(retrain)
 main.add_command(models)
 main.add_command(serve)
+main.add_command(cache)
 
 if __name__ == "__main__":
     sys.exit(main())
