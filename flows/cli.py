@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from flows.cache_cli import cache
 from flows.cli_support import chosen_runner, echo_table
 from flows.command_errors import CliGroup
 from flows.environment import prepare_environment
@@ -169,7 +170,7 @@ def ingest(params: IngestParams) -> None:
                    "point it at the server `serve` uses for the event to start a retrain", err=True)
 
 
-for command in (predict, predict_batch, review, evaluate, retrain, models, serve):
+for command in (predict, predict_batch, review, evaluate, retrain, models, serve, cache):
     main.add_command(command)
 
 if __name__ == "__main__":

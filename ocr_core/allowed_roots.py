@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ocr_core.config import default_results_dir
 from ocr_core.errors import ConfigError
+from ocr_core.layout import default_results_dir
 
 ALLOWED_ROOTS_ENV = "OCR_PIPELINE_ALLOWED_ROOTS"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,24 +11,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from ocr_core.download import check_url
 from ocr_core.errors import ConfigError
+from ocr_core.layout import default_results_dir
 from ocr_core.patterns import check_pattern
+from ocr_core.recipe_names import check_recipe_name
 from ocr_core.validation import DEFAULT_LABEL_PATTERN
-
-RENAMED_RECIPES = {"seed": "keras_example"}
-"""Old recipe names, refused with a message that names the new one."""
-
-
-def check_recipe_name(name: object) -> object:
-    """`name`, unless it is a renamed recipe's old name."""
-    if name in RENAMED_RECIPES:
-        raise ValueError(f"the recipe {name!r} is now called {RENAMED_RECIPES[name]!r}")
-    return name
-
 
 RecipeName = Annotated[Literal["crnn", "keras_example"], BeforeValidator(check_recipe_name)]
 
-RESULTS_ENV = "OCR_PIPELINE_RESULTS"
-DEFAULT_RESULTS_DIR = "ocr-results"
 DEFAULT_CAPTCHA_URL = (
     "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
 )
@@ -42,11 +30,6 @@ def check_regular_expression(value: str) -> str:
         return check_pattern(value)
     except ConfigError as error:
         raise ValueError(str(error)) from None
-
-
-def default_results_dir() -> Path:
-    """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`, as an absolute path."""
-    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
 
 
 class ResultsParams(BaseModel):

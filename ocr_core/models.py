@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from ocr_core.config import check_recipe_name
+from ocr_core.input_sizes import INPUT_SIZES
+from ocr_core.recipe_names import check_recipe_name
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,17 @@ def build_keras_example(width: int, height: int, num_classes: int) -> keras.Mode
 
 RECIPES: dict[str, Recipe] = {
     "crnn": Recipe(
-        name="crnn", height=32, width=128, batch_size=64, learning_rate=3e-3, warmup_cosine=True,
+        name="crnn", height=INPUT_SIZES["crnn"].height, width=INPUT_SIZES["crnn"].width,
+        batch_size=64, learning_rate=3e-3, warmup_cosine=True,
         build=build_crnn,
         description="batch-normalised CRNN on 128x32 (32 CTC steps), Adam with warm-up and "
         "cosine decay",
     ),
     "keras_example": Recipe(
-        name="keras_example", height=50, width=200, batch_size=16, learning_rate=1e-3, warmup_cosine=False,
-        build=build_keras_example,
-        description="the notebook's CNN + BiLSTM on 200x50, Adam 1e-3",
+        name="keras_example", height=INPUT_SIZES["keras_example"].height,
+        width=INPUT_SIZES["keras_example"].width, batch_size=16, learning_rate=1e-3,
+        warmup_cosine=False, build=build_keras_example,
+        description="the keras.io captcha OCR example's CNN + BiLSTM on 200x50, Adam 1e-3",
     ),
 }
 

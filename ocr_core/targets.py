@@ -104,7 +104,7 @@ def check_file_source(source: Path, policy: TargetPolicy) -> Path:
     """
     if policy.allowed_roots is None:
         return source
-    from ocr_core.allowed_roots import check_under_roots  # it imports config, which imports us
+    from ocr_core.allowed_roots import check_under_roots  # config imports us, allowed_roots imports layout
 
     return check_under_roots(source, list(policy.allowed_roots), "url")
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -16,9 +17,11 @@ import tensorflow as tf
 from ocr_core.ctc import CTCLoss, Vocabulary, decode_texts
 from ocr_core.errors import TrainingError
 from ocr_core.metrics import character_error_rate, sequence_accuracy
-from ocr_core.models import Recipe
 from ocr_core.resume import ResumableTraining
 from ocr_core.stopping import DEFAULT_RULE, RULES, EpochSelector, SelectiveStopping
+
+if TYPE_CHECKING:  # annotations only: MNIST training does not run the captcha models
+    from ocr_core.models import Recipe
 
 logger = logging.getLogger(__name__)
 
