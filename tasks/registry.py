@@ -82,7 +82,7 @@ def score_version(
     from ocr_core.bundle import load_bundle
     from ocr_core.inference import predict_files, score
 
-    records, _ = read_manifest(evaluation_set.path)
+    records, _ = read_manifest(evaluation_set.path, evaluation_set.images_root or None)
     evaluation = score(predict_files(load_bundle(version.path), [Path(r.path) for r in records],
                                      strategy=decoder, beam_width=beam_width))
     scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate, evaluation.count)

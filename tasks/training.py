@@ -10,9 +10,9 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from ocr_core.files import remove_path, write_json
+from ocr_core.files import move_aside, read_json, remove_path, write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import cached_task, current_step_key
+from tasks.caching import cached_task, current_step_key, refreshing_cache
 from tasks.logs import run_logger
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 from tasks.workers import current_worker
@@ -49,7 +49,9 @@ def train_model(
     Training length, batch size and patience not given are fitted to the training set's size
     (`ocr_core.training.plan_training`). The training's state is backed up after every epoch in
     a work folder named by the step key: a killed run called again resumes from its last
-    finished epoch (see `ocr_core.resume`).
+    finished epoch (see `ocr_core.resume`). A complete bundle already in the key's folder (a run
+    killed before Prefect kept its result) is the result: it is not trained again, unless the
+    run refreshes the cache. The step's lock (`tasks.locks`) keeps both folders to one run.
     """
     from ocr_core.bundle import save_bundle
     from ocr_core.ctc import Vocabulary
@@ -69,6 +71,12 @@ def train_model(
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
                       current_worker(), plan.describe(train_images))
     key = current_step_key()
+    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
+    if refreshing_cache():
+        move_aside(target)  # kept for the runs that may still read it; `cache prune` collects it
+    elif (finished := finished_bundle(target, key)) is not None:
+        run_logger().info("a complete bundle is already in %s: not training again", target)
+        return finished
     work = ResultsLayout(results_dir).work / f"train_model-{key}"
     # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
     progress = [_ProgressArtifact(plan.epochs)] if TaskRunContext.get() else []
@@ -83,17 +91,34 @@ def train_model(
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
+    training = {"best_epoch": result.best_epoch, "epochs_run": len(result.history["loss"]),
+                "seconds": result.seconds, "worker": current_worker()}
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
-                height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
-                params=params, history=result.history, metrics={"validation": validation})
+                height=spec.height, width=spec.width,
+                training_manifest_sha256=read_json(datasets.split_manifest)["digest"],
+                step_key=key, params=params, history=result.history,
+                metrics={"validation": validation, "training": training})
     remove_path(work)
     run_logger().info(
         "best epoch %d of %d: validation sequence accuracy %.1f%%; saved %s", result.best_epoch,
         len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
-    return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
-                       epochs_run=len(result.history["loss"]), train_seconds=result.seconds,
-                       validation=validation, worker=current_worker())
+    return finished_bundle(target, key)
+
+
+def finished_bundle(folder: Path, key: str) -> ModelBundle | None:
+    """The record of the complete bundle `train_model` saved in `folder`, or None if there is
+    none (or it predates the training summary in its metrics)."""
+    try:
+        metrics = read_json(folder / "metrics.json")
+        recipe = read_json(folder / "bundle.json")["recipe"]
+    except FileNotFoundError:
+        return None
+    if "training" not in metrics or not (folder / "model.keras").is_file():
+        return None
+    training = metrics["training"]
+    return ModelBundle(str(folder), digest=key, recipe=recipe, best_epoch=training["best_epoch"],
+                       epochs_run=training["epochs_run"], train_seconds=training["seconds"],
+                       validation=metrics["validation"], worker=training["worker"])
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.
@@ -124,7 +149,7 @@ def evaluate_model(
     from ocr_core.inference import predict_files, score
 
     bundle = load_bundle(model.path)
-    records = read_split(datasets.split_manifest)[0][split]
+    records = read_split(datasets.split_manifest, datasets.images_root or None)[0][split]
     predictions = predict_files(bundle, [Path(r.path) for r in records],
                                 strategy=decoder, beam_width=beam_width)
     evaluation = score(predictions)
