@@ -59,6 +59,13 @@ def train_model(
     from ocr_core.pipeline import count_split, load_split
     from ocr_core.training import configure_threads, fit, plan_training
 
+    key = current_step_key()
+    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
+    if refreshing_cache():
+        move_aside(target)  # kept for the runs that may still read it; `cache prune` collects it
+    elif (finished := finished_bundle(target, key)) is not None:
+        run_logger().info("a complete bundle is already in %s: not training again", target)
+        return finished
     configure_threads(threads)
     spec = get_recipe(recipe)
     train_images = count_split(datasets.split_path("train"))
@@ -70,13 +77,6 @@ def train_model(
               "seed": seed}
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
                       current_worker(), plan.describe(train_images))
-    key = current_step_key()
-    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
-    if refreshing_cache():
-        move_aside(target)  # kept for the runs that may still read it; `cache prune` collects it
-    elif (finished := finished_bundle(target, key)) is not None:
-        run_logger().info("a complete bundle is already in %s: not training again", target)
-        return finished
     work = ResultsLayout(results_dir).work / f"train_model-{key}"
     # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
     progress = [_ProgressArtifact(plan.epochs)] if TaskRunContext.get() else []
