@@ -120,8 +120,8 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
                f"{bundle['input']['height']}, vocabulary {bundle['vocabulary']!r}, "
                f"blank index {bundle['blank_index']}")
     click.echo(f"  trained on:       {_trained_on(info['training_data'])}")
-    click.echo(f"  training data:    manifest {bundle['training_manifest_sha256'][:16]} "
-               f"(datasets), {info['training_data'].get('manifest_digest', '?')[:16]} (images)")
+    click.echo(f"  training data:    split manifest {bundle['training_manifest_sha256'][:16]}, "
+               f"images {info['training_data'].get('manifest_digest', '?')[:16]}")
     click.echo(f"  package:          ocr-pipeline {bundle['package_version']}, "
                f"code {bundle['code_version']}")
     test = info["metrics"].get("test")

@@ -11,7 +11,7 @@ root; `ocr-pipeline serve` adds the folders it was given.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -22,7 +22,7 @@ from ocr_core.layout import default_results_dir
 ALLOWED_ROOTS_ENV = "OCR_PIPELINE_ALLOWED_ROOTS"
 
 
-def allowed_roots(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[Path]:
+def allowed_roots(environ: Mapping[str, str] = os.environ) -> list[Path]:
     """The allowed roots, resolved: `$OCR_PIPELINE_ALLOWED_ROOTS`, else the served results root."""
     given = [Path(part).expanduser() for part in environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep)
              if part.strip()]

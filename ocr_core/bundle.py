@@ -100,10 +100,17 @@ def save_bundle(
     width: int,
     training_manifest_sha256: str,
     params: dict[str, Any],
+    step_key: str | None = None,
     history: dict[str, list[float]],
     metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a complete bundle at `path` atomically: readers see all of it or none."""
+    """Write a complete bundle at `path` atomically: readers see all of it or none.
+
+    Args:
+        training_manifest_sha256: content hash of the manifest of the images it was trained on
+            (their labels and bytes: `ocr_core.dataset`), so a copied bundle traces to its data.
+        step_key: the key of the training step that made it, when a pipeline step did.
+    """
     path = Path(path)
     check_vocabulary(vocabulary, path / BUNDLE_FILE)
     with atomic_path(path, is_dir=True) as tmp:
@@ -116,6 +123,7 @@ def save_bundle(
             "recipe": recipe,
             "input": {"height": height, "width": width, "channels": 1, "layout": "width-major"},
             "training_manifest_sha256": training_manifest_sha256,
+            **({"training_step_key": step_key} if step_key else {}),
             "package_version": __version__,
             "code_version": code_version(),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -1,12 +1,15 @@
 """Index a folder of `<label>.png` captchas, and split it reproducibly; both hand-offs are JSON files.
 
 A manifest is `{"images": [{"path", "label", "sha256"}, ...], "vocabulary": "..."}`; its digest
-covers labels and bytes, not locations, so the same images elsewhere are the same data.
+covers labels and bytes, not locations, so the same images elsewhere are the same data. Paths are
+written relative to the images' folder and resolved against the folder given when read, so a copy
+of the images elsewhere reads its own files (older manifests with absolute paths still read).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,21 +70,44 @@ def records_digest(records: list[ImageRecord]) -> str:
     return sha256_json(sorted((r.label, r.sha256) for r in records))
 
 
-def write_manifest(path: str | Path, records: list[ImageRecord]) -> str:
-    """Write the manifest of `records` (with its vocabulary) and return its digest."""
+def _stored(record: ImageRecord, images_root: str | Path | None) -> dict[str, str]:
+    if images_root is None:
+        return record.as_dict()
+    relative = os.path.relpath(Path(record.path).absolute(), Path(images_root).absolute())
+    return record.as_dict() | {"path": relative}
+
+
+def _loaded(item: dict[str, str], images_root: str | Path | None) -> ImageRecord:
+    path = Path(item["path"])
+    if images_root is not None:
+        path = Path(images_root) / path  # an absolute path (an older manifest) stays as it is
+    return ImageRecord(**item | {"path": str(path)})
+
+
+def write_manifest(
+    path: str | Path, records: list[ImageRecord], images_root: str | Path | None = None
+) -> str:
+    """Write the manifest of `records` (with its vocabulary) and return its digest.
+
+    Args:
+        images_root: the folder the images are in; paths are written relative to it.
+    """
     digest = records_digest(records)
     write_json(path, {
         "digest": digest,
         "vocabulary": build_vocabulary([r.label for r in records]),
-        "images": [r.as_dict() for r in records],
+        "images": [_stored(r, images_root) for r in records],
     })
     return digest
 
 
-def read_manifest(path: str | Path) -> tuple[list[ImageRecord], str]:
-    """Records and vocabulary of a manifest file."""
+def read_manifest(
+    path: str | Path, images_root: str | Path | None = None
+) -> tuple[list[ImageRecord], str]:
+    """Records and vocabulary of a manifest file; relative paths are resolved against
+    `images_root` (the folder holding the images now)."""
     data = read_json(path)
-    return [ImageRecord(**item) for item in data["images"]], data["vocabulary"]
+    return [_loaded(item, images_root) for item in data["images"]], data["vocabulary"]
 
 
 SPLIT_RULE = ("content-hash: sha256 of '<seed>:<sha256 of the image bytes>' read as a fraction "
@@ -121,9 +147,10 @@ def split_records(
 
 
 def write_split(
-    path: str | Path, splits: dict[str, list[ImageRecord]], vocabulary: str, **details: Any
+    path: str | Path, splits: dict[str, list[ImageRecord]], vocabulary: str,
+    images_root: str | Path | None = None, **details: Any,
 ) -> str:
-    """Write a split manifest and return its digest."""
+    """Write a split manifest and return its digest (paths relative to `images_root`, if given)."""
     digest = sha256_json({name: records_digest(splits[name]) for name in SPLITS} | {
         "vocabulary": vocabulary})
     write_json(path, {
@@ -131,15 +158,19 @@ def write_split(
         "vocabulary": vocabulary,
         "rule": SPLIT_RULE,
         **details,
-        **{name: [r.as_dict() for r in splits[name]] for name in SPLITS},
+        **{name: [_stored(r, images_root) for r in splits[name]] for name in SPLITS},
     })
     return digest
 
 
-def read_split(path: str | Path) -> tuple[dict[str, list[ImageRecord]], str]:
-    """The train/validation/test records and the vocabulary of a split manifest."""
+def read_split(
+    path: str | Path, images_root: str | Path | None = None
+) -> tuple[dict[str, list[ImageRecord]], str]:
+    """The train/validation/test records and the vocabulary of a split manifest (relative paths
+    resolved against `images_root`)."""
     data = read_json(path)
-    return {name: [ImageRecord(**r) for r in data[name]] for name in SPLITS}, data["vocabulary"]
+    return ({name: [_loaded(r, images_root) for r in data[name]] for name in SPLITS},
+            data["vocabulary"])
 
 
 def split_membership(path: str | Path) -> dict[str, Any]:

@@ -58,6 +58,11 @@ class ResultsLayout:
         return self.root / "work"
 
     @property
+    def locks(self) -> Path:
+        """One lock file per step key (`tasks.locks`): who is computing that key now."""
+        return self.root / "locks"
+
+    @property
     def prefect_results(self) -> Path:
         """Prefect's persisted task results (PREFECT_LOCAL_STORAGE_PATH)."""
         return self.root / "prefect-results"

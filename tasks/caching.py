@@ -4,7 +4,8 @@ The key of a step (a task function called with some inputs) hashes:
 
 - the step's name (module and function);
 - its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
-  the parameters a step declares as not changing its output (a thread count);
+  the parameters a step declares as not changing its output (a thread count) and where it
+  writes (`results_dir`: moving the results root keeps every key);
 - the code the step runs and the versions of the libraries that code imports
   (`tasks.code_identity`: an edit to `ocr_core/models.py` retrains but does not regenerate).
 
@@ -29,7 +30,9 @@ from pydantic import BaseModel
 
 from ocr_core.files import sha256_json
 from tasks.code_identity import code_identity
+from tasks.locks import step_lock
 from tasks.records import Output
+from tasks.step_policy import StepPolicy, refreshing, usable_record
 
 
 def content_token(value: Any) -> Any:
@@ -64,6 +67,9 @@ def step_key(function: Callable[..., Any], /, **inputs: Any) -> str:
     })[:24]
 
 
+LOCATION_PARAMETERS = frozenset({"results_dir"})
+"""Parameters that say where a step writes, never what: left out of every key."""
+
 _CURRENT_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("step_key")
 
 
@@ -80,6 +86,10 @@ class KeyedStep:
     `.step_key(parameters)` for the cache policy, both from the same call's parameters with
     defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
 
+    A call with a `results_dir` holds that key's lock (`tasks.locks`) while it runs; a call that
+    waited for the lock uses the record the holder persisted, if it is usable, instead of
+    computing again. The record it returns names that results root as its `root`.
+
     Args:
         function: the task's function.
         ignore: parameters that change how the step runs, not what it produces (a thread count).
@@ -89,7 +99,7 @@ class KeyedStep:
         functools.update_wrapper(self, function)
         self.__prefect_task_source__ = function  # Prefect's task key: the function's own code
         self.function = function
-        self.ignored = frozenset(ignore)
+        self.ignored = frozenset(ignore) | LOCATION_PARAMETERS
 
     def step_key(self, parameters: dict[str, Any]) -> str:
         bound = inspect.signature(self.function).bind_partial(**parameters)
@@ -99,11 +109,22 @@ class KeyedStep:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bound = inspect.signature(self.function).bind(*args, **kwargs)
-        token = _CURRENT_KEY.set(self.step_key(dict(bound.arguments)))
+        bound.apply_defaults()
+        key = self.step_key(dict(bound.arguments))
+        root = bound.arguments.get("results_dir")
+        token = _CURRENT_KEY.set(key)
         try:
-            return self.function(*args, **kwargs)
+            if root is None:
+                return self.function(*args, **kwargs)
+            with step_lock(root, key):
+                result = _persisted_meanwhile(key, bound.arguments)
+                if result is None:
+                    result = self.function(*args, **kwargs)
         finally:
             _CURRENT_KEY.reset(token)
+        if isinstance(result, Output) and not result.root:
+            result = dataclasses.replace(result, root=str(root))
+        return result
 
 
 def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], KeyedStep]:
@@ -111,25 +132,29 @@ def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Key
     return lambda function: KeyedStep(function, ignore)
 
 
-def _key_from_context(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    key_of = getattr(context.task.fn, "step_key", None)
-    if key_of is None:
-        raise TypeError(f"task {context.task.name} has the STEP cache policy but no @keyed_step")
-    return key_of(parameters)
+def refreshing_cache() -> bool:
+    """Whether the task running now recomputes what is cached (a run with `refresh`)."""
+    context = TaskRunContext.get()
+    return context is not None and refreshing(context)
 
 
-STEP = CachePolicy.from_cache_key_fn(_key_from_context)
+def _persisted_meanwhile(key: str, inputs: dict[str, Any]) -> Output | None:
+    """The usable record another process persisted under `key` while this one waited for the
+    lock (None outside a task run, and when the run refreshes the cache)."""
+    context = TaskRunContext.get()
+    if context is None or refreshing(context):
+        return None
+    return usable_record(context.result_store, key, inputs)
+
+
+STEP = StepPolicy()
 """Cache policy of every task that writes files under the results root: its step key."""
 
 
 def step_policy_when(cacheable: Callable[[dict[str, Any]], bool]) -> CachePolicy:
     """STEP for the calls whose parameters are `cacheable`; the others are never served from
     the cache (no key: the step runs every time)."""
-
-    def key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-        return _key_from_context(context, parameters) if cacheable(parameters) else None
-
-    return CachePolicy.from_cache_key_fn(key)
+    return StepPolicy(cacheable=cacheable)
 
 
 def cached_task(

@@ -79,15 +79,17 @@ def split_dataset(
     results_dir: Path,
 ) -> Split:
     """Split the manifest reproducibly into train/validation/test."""
-    records, vocabulary = ds.read_manifest(manifest.path)
+    records, vocabulary = ds.read_manifest(manifest.path, manifest.images_root or None)
     splits = ds.split_records(records, validation_fraction=validation_fraction,
                               test_fraction=test_fraction, seed=seed)
     key = current_step_key()
     path = ResultsLayout(results_dir).manifests / f"split-{key}.json"
-    digest = ds.write_split(path, splits, vocabulary, seed=seed, source_manifest=manifest.digest)
+    digest = ds.write_split(path, splits, vocabulary, images_root=manifest.images_root or None,
+                            seed=seed, source_manifest=manifest.digest)
     counts = {name: len(splits[name]) for name in ds.SPLITS}
     run_logger().info("split %s", counts)
-    return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary)
+    return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary,
+                 images_root=manifest.images_root)
 
 
 @cached_task()
@@ -98,7 +100,7 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     from ocr_core.pipeline import save_split
 
     spec = input_size(recipe)
-    records, vocabulary = ds.read_split(split.path)
+    records, vocabulary = ds.read_split(split.path, split.images_root or None)
     max_length = max(len(r.label) for rs in records.values() for r in rs)
     key = current_step_key()
     target = ResultsLayout(results_dir).datasets / key
@@ -113,4 +115,5 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
                           spec.height, target)
     return Datasets(str(target), digest=key, height=spec.height, width=spec.width,
-                    vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path)
+                    vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path,
+                    images_root=split.images_root)

@@ -15,10 +15,10 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from ocr_core.files import sha256_json
+from ocr_core.files import move_aside, sha256_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
-from tasks.caching import cached_task, current_step_key
+from tasks.caching import cached_task, current_step_key, refreshing_cache
 from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
@@ -165,6 +165,8 @@ def train_digit_model(
     validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
     key = current_step_key()
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
+    if refreshing_cache():
+        move_aside(target)  # a folder there is never replaced: runs may still read it
     save_digit_model(target, result.model, name=model_name, data_digest=data.digest,
                      params=params, history=result.history,
                      metrics={"validation": validation, "train_seconds": result.seconds})
