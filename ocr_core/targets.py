@@ -133,6 +133,9 @@ class HopGuard:
             raise DownloadError(f"{self.url}: refused a redirect to {url!r} (only http and https)")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as error:
+            raise DownloadError(f"{self.url}: refused {url!r}: {error}") from None
+        try:
             infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except OSError:
             return  # the request fails with its own error; a later connect is still checked

@@ -212,6 +212,11 @@ class TestServedRuns:
         with pytest.raises(DownloadError, match=r"refused a redirect to .* \(only http and https\)"):
             download(url, tmp_path / "data.zip", settings=FAST)
 
+    def test_a_redirect_to_a_bad_port_is_one_error(self, file_server, tmp_path):
+        url = file_server.script("/data.zip", Reply(302, headers={"Location": "http://x:99999/"}))
+        with pytest.raises(DownloadError, match="refused 'http://x:99999/': Port out of range"):
+            download(url, tmp_path / "data.zip", settings=FAST)
+
     def test_a_redirect_loop_ends(self, file_server, tmp_path):
         url = file_server.script("/loop", Reply(302, headers={"Location": "/loop"}))
         with pytest.raises(DownloadError, match="more than 10 redirects"):
