@@ -48,6 +48,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
     "captcha": ("captcha",),
     "pillow": ("pillow",),
+    "re2": ("google-re2",),  # runs the label pattern: which images validation accepts
 }
 """Libraries whose version goes into every key, with the distribution names they install as."""
 
