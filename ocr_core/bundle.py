@@ -16,8 +16,6 @@ checked when a bundle is loaded or saved, and one with an entry that could steer
 from __future__ import annotations
 
 import datetime as dt
-import os
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import keras
 
 from ocr_core import ctc
+from ocr_core.characters import check_vocabulary
 from ocr_core.ctc import BLANK_INDEX, Vocabulary
 from ocr_core.errors import ModelError
 from ocr_core.files import atomic_path, read_json, write_json
@@ -33,8 +32,6 @@ from ocr_core.version import __version__, code_version
 BUNDLE_FORMAT = 1
 MODEL_FILE = "model.keras"
 BUNDLE_FILE = "bundle.json"
-_SEPARATORS = frozenset({"/", "\\", os.sep, os.altsep or "/"})
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # control, format, ..., breaks
 
 
 @dataclass(frozen=True)
@@ -52,42 +49,6 @@ class Bundle:
     def metrics(self) -> dict[str, Any]:
         path = self.path / "metrics.json"
         return read_json(path) if path.exists() else {}
-
-
-def vocabulary_problem(entry: object) -> str | None:
-    """Why `entry` cannot be a vocabulary entry, or None if it can."""
-    if not isinstance(entry, str) or len(entry) != 1:
-        return "not a single character"
-    if entry in _SEPARATORS:
-        return "a path separator"
-    if entry == ".":
-        return "a dot (with '..' it names folders)"
-    if unicodedata.category(entry) in _UNPRINTABLE:
-        return "a control or unprintable character"
-    return None
-
-
-def check_vocabulary(vocabulary: object, source: str | Path) -> str:
-    """`vocabulary` (a string, or a list of one-character strings) as a string, if every entry is
-    one character that can stand in a file name, and none repeats.
-
-    Raises:
-        ModelError: naming `source` (the bundle file) and the first bad entry.
-    """
-    entries = list(vocabulary) if isinstance(vocabulary, str | list) else None
-    if not entries:
-        raise ModelError(f"{source}: vocabulary must be a non-empty string of characters, "
-                         f"got {vocabulary!r}")
-    seen: set[str] = set()
-    for position, entry in enumerate(entries):
-        problem = vocabulary_problem(entry)
-        if problem is None and entry in seen:
-            problem = "a duplicate"
-        if problem is not None:
-            raise ModelError(f"{source}: vocabulary entry {position} ({entry!r}) is {problem}; "
-                             "refused: predictions become file names")
-        seen.add(entry)
-    return "".join(entries)
 
 
 def save_bundle(

@@ -63,7 +63,8 @@ class TargetPolicy:
         allowed_roots: None for a local run (file:// anywhere, a private first host allowed);
             for a served run, the folders a file:// URL must lie under.
         allow_private: private addresses allowed in every hop (see the module's docstring).
-        private_hosts: hosts (`name` or `name:port`, lower case) that may be private in any hop.
+        private_hosts: hosts (`name`, `name:port` or `[ipv6]:port`, lower case) that may be
+            private in any hop.
     """
 
     allowed_roots: tuple[Path, ...] | None = None
@@ -120,8 +121,10 @@ class HopGuard:
     def private_allowed(self, host: str, port: int) -> bool:
         """Whether this hop may reach a private address of `host:port`."""
         policy = self.policy
+        host = host.lower()
+        named = {host, f"{host}:{port}", f"[{host}]:{port}"}  # an IPv6 address with a port: [::1]:80
         return (policy.allow_private or not (policy.served or self.seen_public)
-                or host.lower() in policy.private_hosts or f"{host}:{port}".lower() in policy.private_hosts)
+                or not named.isdisjoint(policy.private_hosts))
 
     def check_url(self, url: str) -> None:
         """Refuse `url` if its host resolves to an address this hop may not reach."""
@@ -130,6 +133,9 @@ class HopGuard:
             raise DownloadError(f"{self.url}: refused a redirect to {url!r} (only http and https)")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as error:
+            raise DownloadError(f"{self.url}: refused {url!r}: {error}") from None
+        try:
             infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except OSError:
             return  # the request fails with its own error; a later connect is still checked

@@ -1,7 +1,9 @@
 """Check a folder of `<label>.png` captchas before training, like TFX's ExampleValidator.
 
 Every image must decode as a PNG of the expected size and an accepted mode (L, RGB or RGBA; the
-pipeline reads one grey channel from each), its label must match the expected pattern, and no two
+pipeline reads one grey channel from each), its label must match the expected pattern and hold
+only characters a model's vocabulary can (`ocr_core.characters`: no dot, separator or control
+character, whatever the pattern allows), and no two
 files may hold the same bytes (a duplicate could land in both the training and the test split).
 The report counts characters, label lengths, modes and sizes, and lists each rejected file with
 its problems. The policy decides what a problem does: `fail` stops, `skip` leaves the file out.
@@ -16,6 +18,7 @@ from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from ocr_core.characters import vocabulary_problem
 from ocr_core.dataset import label_of, list_pngs
 from ocr_core.errors import ConfigError, DataError
 from ocr_core.files import sha256_file
@@ -99,9 +102,14 @@ def validate_folder(folder: str | Path, spec: ImageSpec | None = None,
         for kind, message in _check_image(path, spec, modes, sizes):
             problems[path.name].append(message)
             kinds[kind] += 1
-        if not label_pattern.fullmatch(label_of(path)):
-            problems[path.name].append(
-                f"label {label_of(path)!r} does not match {spec.label_pattern!r}")
+        label = label_of(path)
+        unusable = "".join(sorted({c for c in label if vocabulary_problem(c)}))
+        if not label_pattern.fullmatch(label):
+            problems[path.name].append(f"label {label!r} does not match {spec.label_pattern!r}")
+            kinds["label"] += 1
+        elif unusable:
+            problems[path.name].append(f"label {label!r} has {unusable!r}, which a model's "
+                                       "vocabulary cannot hold (predictions become file names)")
             kinds["label"] += 1
         by_digest[sha256_file(path)].append(path.name)
     duplicates = [names for names in by_digest.values() if len(names) > 1]

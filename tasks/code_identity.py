@@ -54,6 +54,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "pillow": ("pillow",),
     "tensorflow-datasets": ("tensorflow-datasets",),
     "matplotlib": ("matplotlib",),
+    "google-re2": ("google-re2",),
 }
 """Libraries whose version can change a step's output bytes, with the distributions they install as."""
 
@@ -65,6 +66,7 @@ LIBRARY_IMPORTS: dict[str, tuple[str, ...]] = {
     "PIL": ("pillow",),
     "tensorflow_datasets": ("tensorflow-datasets", "tensorflow", "numpy"),
     "matplotlib": ("matplotlib", "numpy"),
+    "re2": ("google-re2",),
 }
 """Top-level import name -> the `LIBRARIES` whose versions code importing it depends on."""
 

@@ -1,9 +1,9 @@
 """Where MNIST comes from: a local copy (IDX files or a keras `mnist.npz`), tfds or keras's file.
 
 The network sources are checked before they are used: offline, tfds retries for minutes before it
-gives up, so `check_available` fails within seconds and says how to give a local copy instead. The host it
-probes follows the download rules (`ocr_core.targets`): a served run does not probe private
-addresses, so its form cannot scan the worker's network.
+gives up, so `check_available` fails within seconds and says how to give a local copy instead.
+The host it probes follows the download rules (`ocr_core.targets`): a served run does not probe
+private addresses, so its form cannot scan the worker's network.
 Downloads land under `cache_dir` (inside the results root), not in `~/tensorflow_datasets` or
 `~/.keras`.
 """

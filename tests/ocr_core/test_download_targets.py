@@ -5,8 +5,14 @@ allowed roots; its exception for the test server is `private_hosts` (what
 `OCR_PIPELINE_ALLOW_PRIVATE_HOSTS=127.0.0.1:PORT` gives).
 """
 
+import contextlib
+import datetime
 import hashlib
+import http.server
+import ipaddress
 import random
+import ssl
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +40,54 @@ def files_under(folder: Path) -> list[Path]:
 
 def origin(url: str) -> str:
     return urlsplit(url).netloc
+
+
+@contextlib.contextmanager
+def tls_server(folder: Path, body: bytes):
+    """An HTTPS server on 127.0.0.1 with a certificate for that address (written to
+    folder/cert.pem); yields its URL and the list of requests it answered."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the name http.server dispatches to
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):  # noqa: A002 - base signature
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/data.zip", seen
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def served(roots: list[Path], *hosts: str) -> TargetPolicy:
@@ -66,6 +120,14 @@ class TestAddresses:
         guard.check_addresses("public.example", 443, ["93.184.216.34"])
         with pytest.raises(DownloadError, match=r"refused 10\.0\.0\.1:80 .*a redirect from a public"):
             guard.check_addresses("10.0.0.1", 80, ["10.0.0.1"])
+
+    def test_allowed_private_hosts_by_name_or_port(self):
+        policy = served([Path("/srv")], "mirror.lan", "10.0.0.5:8080", "[fd00::5]:443")
+        for host, port, address in (("Mirror.LAN", 80, "10.1.1.1"), ("10.0.0.5", 8080, "10.0.0.5"),
+                                    ("fd00::5", 443, "fd00::5")):
+            HopGuard("https://x/", policy).check_addresses(host, port, [address])
+        with pytest.raises(DownloadError, match="refused 10.0.0.5:8081"):
+            HopGuard("https://x/", policy).check_addresses("10.0.0.5", 8081, ["10.0.0.5"])
 
     def test_a_host_that_resolves_to_any_private_address_is_refused(self):
         guard = HopGuard("https://two.example/data.zip", served([Path("/srv")]))
@@ -135,10 +197,24 @@ class TestServedRuns:
             download(url, tmp_path / "data.zip", settings=FAST, policy=served([tmp_path]))
         assert file_server.hits("/data.zip") == []
 
+    def test_https_connections_are_checked_too(self, tmp_path, monkeypatch):
+        with tls_server(tmp_path, PAYLOAD) as (url, requests_seen):
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
+            assert download(url, tmp_path / "local.zip", settings=FAST).size == len(PAYLOAD)
+            monkeypatch.setattr(HopGuard, "check_url", lambda self, url: None)
+            with pytest.raises(DownloadError, match=r"127\.0\.0\.1, a loopback address"):
+                download(url, tmp_path / "served.zip", settings=FAST, policy=served([tmp_path]))
+            assert len(requests_seen) == 1  # the served attempt sent no request
+
     @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/data.zip"])
     def test_a_redirect_to_another_scheme_is_refused(self, file_server, tmp_path, location):
         url = file_server.script("/data.zip", Reply(302, headers={"Location": location}))
         with pytest.raises(DownloadError, match=r"refused a redirect to .* \(only http and https\)"):
+            download(url, tmp_path / "data.zip", settings=FAST)
+
+    def test_a_redirect_to_a_bad_port_is_one_error(self, file_server, tmp_path):
+        url = file_server.script("/data.zip", Reply(302, headers={"Location": "http://x:99999/"}))
+        with pytest.raises(DownloadError, match="refused 'http://x:99999/': Port out of range"):
             download(url, tmp_path / "data.zip", settings=FAST)
 
     def test_a_redirect_loop_ends(self, file_server, tmp_path):
