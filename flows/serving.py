@@ -123,7 +123,7 @@ def build_deployments(
             "champion."),
         mnist.to_deployment(
             "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
-            description="Train and compare the seed's MNIST digit models."),
+            description="Train and compare the original notebook's MNIST digit models."),
         captcha_predict.to_deployment(
             "predict", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
             description="Read folders of captchas with the champion (or a given bundle) into "

@@ -7,13 +7,26 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ocr_core.download import check_url
 from ocr_core.errors import ConfigError
 from ocr_core.validation import DEFAULT_LABEL_PATTERN
+
+RENAMED_RECIPES = {"seed": "keras_example"}
+"""Old recipe names, refused with a message that names the new one."""
+
+
+def check_recipe_name(name: object) -> object:
+    """`name`, unless it is a renamed recipe's old name."""
+    if name in RENAMED_RECIPES:
+        raise ValueError(f"the recipe {name!r} is now called {RENAMED_RECIPES[name]!r}")
+    return name
+
+
+RecipeName = Annotated[Literal["crnn", "keras_example"], BeforeValidator(check_recipe_name)]
 
 RESULTS_ENV = "OCR_PIPELINE_RESULTS"
 DEFAULT_RESULTS_DIR = "ocr-results"
@@ -164,10 +177,10 @@ class CaptchaParams(RunParams):
     test_fraction: float = Field(
         0.1, gt=0, lt=0.5, description="Share of the images held out for the final evaluation."
     )
-    recipe: Literal["crnn", "seed"] = Field(
+    recipe: RecipeName = Field(
         "crnn",
-        description="Model recipe: crnn (batch-normalised CRNN on 128x32, fast on CPU) or seed "
-        "(the notebook's CNN + BiLSTM on 200x50).",
+        description="Model recipe: crnn (batch-normalised CRNN on 128x32, fast on CPU) or "
+        "keras_example (the keras.io captcha OCR example's CNN + BiLSTM on 200x50).",
     )
     epochs: int | None = Field(
         None, ge=1, le=1000,
@@ -335,7 +348,7 @@ MNIST_MODELS: tuple[MnistModelName, ...] = ("dense", "simple_cnn", "larger_cnn")
 
 
 class MnistParams(RunParams, RunnerParams):
-    """Parameters of the MNIST flow: which of the seed's digit models to train, on which copy."""
+    """Parameters of the MNIST flow: which of the original notebook's digit models to train, on which copy."""
 
     models: list[MnistModelName] = Field(
         default_factory=lambda: list(MNIST_MODELS),
@@ -357,7 +370,7 @@ class MnistParams(RunParams, RunnerParams):
     patience: int = Field(
         3, ge=1, description="Epochs without a lower validation loss before stopping."
     )
-    batch_size: int = Field(128, ge=1, le=4096, description="Batch size (the seed's 128).")
+    batch_size: int = Field(128, ge=1, le=4096, description="Batch size (the original notebook's 128).")
     validation_fraction: float = Field(
         0.1, gt=0, lt=0.5,
         description="Share of the training images held out for early stopping (never the test set).",
@@ -433,9 +446,6 @@ class IngestParams(RunParams):
         """`image_size` as (width, height)."""
         width, height = self.image_size.split("x")
         return int(width), int(height)
-
-
-RecipeName = Literal["crnn", "seed"]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Prefect tasks of the MNIST flow: thin wrappers over `ocr_core.mnist` that read and write files.
 
-Data travels as the canonical `.npz`; each training builds the seed's tf.data pipelines from it
+Data travels as the canonical `.npz`; each training builds the original notebook's tf.data pipelines from it
 inside the task and saves a model folder. Every file lands under the results root, in a place
 named by its content key, written atomically.
 """
@@ -23,7 +23,7 @@ from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
-GRID_SIZE = 6  # the seed's 6x6 grid of digits
+GRID_SIZE = 6  # the original notebook's 6x6 grid of digits
 MISCLASSIFIED_SHOWN = 36
 
 
@@ -125,7 +125,7 @@ def train_digit_model(
     results_dir: Path,
     threads: int | None = None,
 ) -> DigitModel:
-    """Train one of the seed's models with early stopping on a validation split of the training
+    """Train one of the original notebook's models with early stopping on a validation split of the training
     images; save the best epoch's model folder.
 
     `threads` caps TensorFlow's CPU threads; TF fixes them when it runs its first op, so this

@@ -209,7 +209,7 @@ def check_available(
 
 
 def fetch_tfds(cache_dir: str | Path, manual_dir: str | Path | None = None) -> DigitArrays:
-    """`tfds.load('mnist', as_supervised=True, with_info=True)` as in the seed, into `cache_dir`.
+    """`tfds.load('mnist', as_supervised=True, with_info=True)` as in the original notebook, into `cache_dir`.
 
     With `manual_dir` (the four official `.gz` files), tfds prepares from those instead of
     downloading; it still checks their sha256 against its registered checksums.

@@ -118,7 +118,7 @@ class TestFetch:
 
     @pytest.mark.slow
     def test_tfds_prepares_the_real_files_offline(self, real_mnist_dir, tmp_path):
-        # The seed's tfds.load path, fed the official .gz files instead of the network.
+        # The original notebook's tfds.load path, fed the official .gz files instead of the network.
         from_tfds = sources.fetch_tfds(tmp_path, manual_dir=real_mnist_dir)
         from_idx = sources.read_local_copy(real_mnist_dir)
         assert from_tfds.counts == {"train": 60000, "test": 10000}
