@@ -12,6 +12,7 @@ from flows.environment import prepare_environment
 from flows.options import params_command
 from ocr_core.config import RetrainParams, default_results_dir
 from ocr_core.dataset import list_pngs
+from ocr_core.errors import DataError
 from ocr_core.gate import comparison_text
 from ocr_core.registry import ModelVersion, Registry
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
@@ -21,11 +22,15 @@ results_dir_option = click.option(
     help="Results root holding the registry. Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
 
 
-def _evaluation_count(params: RetrainParams) -> int:
-    """Images in the evaluation set a retrain will use, known before Prefect starts."""
+def _evaluation_count(params: RetrainParams) -> int | None:
+    """Images in the evaluation set a retrain will use, before Prefect starts; None when the
+    folder cannot be read (the run reports that)."""
     if params.evaluation_dir is None:
         return params.evaluation_samples
-    return len(list_pngs(params.evaluation_dir)) if params.evaluation_dir.is_dir() else 0
+    try:
+        return len(list_pngs(params.evaluation_dir))
+    except DataError:
+        return None
 
 
 def registry_at(results_dir: Path | None) -> Registry:
@@ -37,8 +42,9 @@ def registry_at(results_dir: Path | None) -> Registry:
 @params_command(RetrainParams)
 def retrain(params: RetrainParams) -> None:
     """Train a challenger and promote it if it beats the champion (the captcha-retrain flow)."""
-    size_warning = evaluation_size_warning(_evaluation_count(params), params.promotion_margin,
-                                           params.significance)
+    count = _evaluation_count(params)
+    size_warning = None if count is None else evaluation_size_warning(
+        count, params.promotion_margin, params.significance)
     if size_warning is not None:
         click.echo(f"Warning: {size_warning}", err=True)
     prepare_environment(params.results_dir)

@@ -333,7 +333,7 @@ class Registry:
             return path
 
     def evaluation_set_uses(self, digest: str) -> int:
-        """How many recorded decisions compared models on the evaluation set `digest`."""
+        """How many recorded decisions scored a challenger on the evaluation set `digest`."""
         return sum(1 for d in self.decisions()
                    if (d.get("evaluation_set") or {}).get("digest") == digest
                    and d.get("challenger_scores") is not None)

@@ -28,7 +28,9 @@ def wilson_interval(successes: int, count: int, z: float = Z_95) -> tuple[float,
     denominator = 1 + z * z / count
     centre = (p + z * z / (2 * count)) / denominator
     half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else centre - half  # exact at the ends, free of float noise
+    high = 1.0 if successes == count else centre + half
+    return low, high
 
 
 def correct_count(accuracy: float, count: int) -> int:
