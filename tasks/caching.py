@@ -140,9 +140,13 @@ def refreshing_cache() -> bool:
 
 def _persisted_meanwhile(key: str, inputs: dict[str, Any]) -> Output | None:
     """The usable record another process persisted under `key` while this one waited for the
-    lock (None outside a task run, and when the run refreshes the cache)."""
+    lock (None outside a task run, when the run refreshes the cache, and for a call its task's
+    policy does not cache, such as a served run's download)."""
     context = TaskRunContext.get()
     if context is None or refreshing(context):
+        return None
+    policy = context.task.cache_policy
+    if isinstance(policy, StepPolicy) and policy.cacheable and not policy.cacheable(inputs):
         return None
     return usable_record(context.result_store, key, inputs)
 
