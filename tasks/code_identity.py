@@ -112,9 +112,15 @@ def _parse(path: Path, mtime_ns: int, size: int) -> ast.Module:
     return ast.parse(path.read_bytes(), filename=str(path))
 
 
-def _tree(path: Path) -> ast.Module:
+@functools.cache
+def _file_imports(path: Path, mtime_ns: int, size: int, package: tuple[str, ...]) -> tuple[str, ...]:
+    """Every module an import anywhere in `path` may refer to, once per file version."""
+    return tuple(_imports_in(_parse(path, mtime_ns, size), package))
+
+
+def _module_imports(path: Path, package: tuple[str, ...]) -> tuple[str, ...]:
     stat = path.stat()
-    return _parse(path, stat.st_mtime_ns, stat.st_size)
+    return _file_imports(path, stat.st_mtime_ns, stat.st_size, package)
 
 
 def _package_of(path: Path, root: Path) -> tuple[str, ...]:
@@ -161,7 +167,7 @@ def _closure(modules: Iterable[str], root: Path) -> tuple[set[Path], set[str]]:
             if path is None or path in files:
                 continue
             files.add(path)
-            pending += _imports_in(_tree(path), _package_of(path, root))
+            pending += _module_imports(path, _package_of(path, root))
     return files, libraries
 
 
@@ -281,7 +287,7 @@ def step_code(function: Callable[..., Any], root: Path | None = None) -> tuple[l
         reached = None if name is None else _reached_modules(path, stat.st_mtime_ns, stat.st_size,
                                                             package, name)
         if reached is None:  # not found in the source: everything the module imports
-            reached = tuple(_imports_in(_tree(path), package))
+            reached = _module_imports(path, package)
         files.add(path)
         modules += [".".join(package)] if package else []  # its packages' __init__ run first
         for target in reached:
