@@ -29,8 +29,8 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from ocr_core.files import sha256_json
+from ocr_core.locks import step_lock
 from tasks.code_identity import code_identity
-from tasks.locks import step_lock
 from tasks.records import Output
 from tasks.step_policy import StepPolicy, refreshing, usable_record
 
@@ -86,7 +86,7 @@ class KeyedStep:
     `.step_key(parameters)` for the cache policy, both from the same call's parameters with
     defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
 
-    A call with a `results_dir` holds that key's lock (`tasks.locks`) while it runs; a call that
+    A call with a `results_dir` holds that key's lock (`ocr_core.locks`) while it runs; a call that
     waited for the lock uses the record the holder persisted, if it is usable, instead of
     computing again. The record it returns names that results root as its `root`.
 

@@ -52,7 +52,7 @@ def train_model(
     a work folder named by the step key: a killed run called again resumes from its last
     finished epoch (see `ocr_core.resume`). A complete bundle already in the key's folder (a run
     killed before Prefect kept its result) is the result: it is not trained again, unless the
-    run refreshes the cache. The step's lock (`tasks.locks`) keeps both folders to one run.
+    run refreshes the cache. The step's lock (`ocr_core.locks`) keeps both folders to one run.
     """
     from ocr_core.bundle import save_bundle
     from ocr_core.ctc import Vocabulary
