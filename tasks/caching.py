@@ -58,7 +58,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
 def content_token(value: Any) -> Any:
     """A JSON-able stand-in for `value` that changes exactly when its content does."""
     if isinstance(value, Output):
-        return {"type": type(value).__name__, "digest": value.digest}
+        return {"type": type(value).__name__, "identity": value.identity}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

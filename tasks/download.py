@@ -67,7 +67,7 @@ def download_archive(
                                 backoff=backoff)
     result = download(url, target, sha256=sha256, settings=settings,
                       progress=_ProgressReporter(url))
-    return DownloadedFile(str(result.path), digest=result.sha256, url=url, size=result.size,
+    return DownloadedFile(str(result.path), content_digest=result.sha256, url=url, size=result.size,
                           attempts=result.attempts)
 
 

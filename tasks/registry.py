@@ -47,7 +47,7 @@ def reserve_evaluation_set(
             f"{len(shared)} of the {evaluation_set.count} evaluation images are also training "
             f"images (first: {Path(shared[0].path).name}); the evaluation set must be held out"
         )
-    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.digest, evaluation_set.count,
+    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.content_digest, evaluation_set.count,
                                                     description)
     unknown = sorted(set(evaluation_set.vocabulary) - set(training.vocabulary))
     if unknown:
@@ -67,7 +67,7 @@ def register_model(
         model.path, training_data=training_data, params=params,
         metrics={"validation": model.validation, "test": test.metrics})
     run_logger().info("challenger: %s (%s)", version.name, version.path)
-    return RegisteredModel(str(version.path), digest=version.digest, version=version.name)
+    return RegisteredModel(str(version.path), content_digest=version.digest, version=version.name)
 
 
 def score_version(
@@ -75,7 +75,7 @@ def score_version(
     beam_width: int,
 ) -> Scores:
     """A version's scores on the evaluation set, computed once per model, set and decoding."""
-    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.digest,
+    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.content_digest,
                    decoder=decoder, beam_width=beam_width)
     if (known := version.scores.get(key)) is not None:
         return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"])
@@ -87,7 +87,7 @@ def score_version(
                                      strategy=decoder, beam_width=beam_width))
     scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate, evaluation.count)
     registry.record_scores(version, key, scores.as_dict() | {
-        "evaluation_set": evaluation_set.digest, "decoder": decoder, "beam_width": beam_width})
+        "evaluation_set": evaluation_set.content_digest, "decoder": decoder, "beam_width": beam_width})
     run_logger().info("%s on the evaluation set: sequence accuracy %.2f%%, CER %.4f",
                           version.name, 100 * scores.sequence_accuracy,
                           scores.character_error_rate)
@@ -180,7 +180,7 @@ def _decision_record(path: Path, entry: dict[str, Any], registry: Registry) -> P
     fields = {k: entry[k] for k in ("promoted", "reason", "challenger", "champion_before",
                                     "champion_after", "margin", "challenger_scores",
                                     "champion_scores", "evaluation_set")}
-    return PromotionDecision(str(path), digest=sha256_json(entry)[:24], registry=str(registry.path),
+    return PromotionDecision(str(path), content_digest=sha256_json(entry)[:24], registry=str(registry.path),
                              **fields)
 
 

@@ -19,7 +19,7 @@ def write_text(text: str, results_dir: Path) -> Output:
     key = current_step_key()
     with atomic_path(results_dir / f"{key}.txt") as tmp:
         tmp.write_text(text)
-    return Output(str(results_dir / f"{key}.txt"), digest=key)
+    return Output(str(results_dir / f"{key}.txt"), step_key=key)
 
 
 @flow

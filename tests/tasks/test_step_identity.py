@@ -17,15 +17,15 @@ from tasks.training import evaluate_model, train_model
 from tasks.validation import validate_images
 
 ROOT = Path("/results")
-DATASETS = Datasets("/r/d", digest="d1")
-MODEL = ModelBundle("/r/m", digest="m1")
+DATASETS = Datasets("/r/d", content_digest="d1")
+MODEL = ModelBundle("/r/m", content_digest="m1")
 CAPTCHA_STEPS = {
     "collect_captchas": (collect_captchas, {"num_samples": 40, "seed": 1, "results_dir": ROOT}),
     "validate_images": (validate_images, {"images": DATASETS, "results_dir": ROOT}),
-    "split_dataset": (split_dataset, {"manifest": Manifest("/r/x", digest="x"), "seed": 1,
+    "split_dataset": (split_dataset, {"manifest": Manifest("/r/x", content_digest="x"), "seed": 1,
                                       "validation_fraction": 0.1, "test_fraction": 0.1,
                                       "results_dir": ROOT}),
-    "build_datasets": (build_datasets, {"split": Split("/r/s", digest="s"), "recipe": "crnn",
+    "build_datasets": (build_datasets, {"split": Split("/r/s", content_digest="s"), "recipe": "crnn",
                                         "results_dir": ROOT}),
     "train_model": (train_model, {"datasets": DATASETS, "recipe": "crnn", "epochs": 1,
                                   "patience": 1, "batch_size": 8, "learning_rate": None,
@@ -34,10 +34,10 @@ CAPTCHA_STEPS = {
                                         "decoder": "greedy", "beam_width": 4, "results_dir": ROOT}),
     "plot_samples": (plot_samples, {"datasets": DATASETS, "results_dir": ROOT}),
     "plot_history": (plot_history, {"model": MODEL, "results_dir": ROOT}),
-    "plot_predictions": (plot_predictions, {"evaluation": EvaluationReport("/r/e", digest="e"),
+    "plot_predictions": (plot_predictions, {"evaluation": EvaluationReport("/r/e", content_digest="e"),
                                             "datasets": DATASETS, "results_dir": ROOT}),
 }
-DIGITS = DigitData("/r/n", digest="n1")
+DIGITS = DigitData("/r/n", content_digest="n1")
 MNIST_STEPS = {
     "plot_digits": (plot_digits, {"data": DIGITS, "seed": 1, "results_dir": ROOT}),
     "train_digit_model": (train_digit_model, {
