@@ -3,9 +3,10 @@
 The key of a step (a task function called with some inputs) hashes:
 
 - the step's name (module and function);
-- its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
-  the parameters a step declares as not changing its output (a thread count) and where it
-  writes (`results_dir`: moving the results root keeps every key);
+- its inputs' content (`content_token`): a record's `identity` (its content digest, else its step
+  key), a parameter's value, leaving out the parameters a step declares as not changing its
+  output (a thread count) and where it writes (`results_dir`: moving the results root keeps
+  every key);
 - the source of the modules its output depends on: the task's own module and every module of the
   project (`ocr_core`, `tasks`) it imports, transitively, found by reading their `import`
   statements (an edit to `ocr_core/mnist/plots.py` leaves the captcha steps alone, an edit to a
