@@ -98,6 +98,30 @@ def import_tensorflow_quietly() -> None:
 def dask_setup(worker: object) -> None:
     """Dask worker preload (`dask worker --preload flows.environment`, and every local cluster of
     `--dask-workers`): the process defaults (a local cluster's workers inherit the CLI's), and
-    TensorFlow loaded once per worker, quietly, before the first task."""
+    the Prefect server must accept the worker's credentials, and TensorFlow loaded once per
+    worker, quietly, before the first task."""
     apply_process_defaults()
+    check_server_credentials()
     import_tensorflow_quietly()
+
+
+def check_server_credentials() -> None:
+    """Exit when `PREFECT_API_URL`'s server answers 401 to this process's
+    `PREFECT_API_AUTH_STRING`: a worker without them would fail every task it is given."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    from flows.command_errors import UNAUTHORIZED, unauthorized_message
+
+    if not get_current_settings().api.url:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.api_version()  # an authenticated endpoint (health is not)
+    except httpx.HTTPStatusError as error:
+        if error.response.status_code == UNAUTHORIZED:
+            # SystemExit, not an exception: Dask logs a preload's exceptions and starts anyway.
+            raise SystemExit(f"Error: {unauthorized_message(error)}") from None
+    except httpx.HTTPError:  # unreachable now: the tasks will say so when they run
+        return

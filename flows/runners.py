@@ -96,7 +96,7 @@ def start_up_warnings(
         environ: the environment the run (and a local cluster's workers) sees.
         check_env: the folder defaults to $OCR_PIPELINE_RESULTS (the results root).
     """
-    from ocr_core.config import RESULTS_ENV
+    from ocr_core.layout import RESULTS_ENV
 
     warnings = []
     typed = folder_given if folder_given is not None or not check_env else environ.get(RESULTS_ENV)

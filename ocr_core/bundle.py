@@ -2,10 +2,15 @@
 
     model.keras      Keras inference model, logits out (standard layers: loads in safe mode)
     bundle.json      vocabulary, input size, recipe, CTC blank index, training manifest hash, versions
-    metrics.json     validation metrics of the best epoch (test metrics live in the evaluation's
-                     folder: a bundle is never changed once written)
+    metrics.json     validation metrics of the kept epoch, and which epoch was kept and why
+                     (test metrics live in the evaluation's folder: a bundle is never changed
+                     once written)
     params.json      the run parameters that produced it
     history.json     per-epoch training history
+
+A bundle may come from elsewhere (a registry a colleague writes to), and its vocabulary becomes
+file names (`predict --review-dir` names each image by what the model read): a vocabulary is
+checked when a bundle is loaded or saved, and one with an entry that could steer a path is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import keras
 
 from ocr_core import ctc
+from ocr_core.characters import check_vocabulary
 from ocr_core.ctc import BLANK_INDEX, Vocabulary
 from ocr_core.errors import ModelError
 from ocr_core.files import atomic_path, read_json, write_json
@@ -67,6 +73,7 @@ def save_bundle(
         step_key: the key of the training step that made it, when a pipeline step did.
     """
     path = Path(path)
+    check_vocabulary(vocabulary, path / BUNDLE_FILE)
     with atomic_path(path, is_dir=True) as tmp:
         # An uncompiled copy: no optimizer state or custom loss, so it loads anywhere in safe mode.
         keras.Model(model.inputs, model.outputs, name=model.name).save(tmp / MODEL_FILE)
@@ -104,15 +111,21 @@ def bundle_dir(path: str | Path) -> Path:
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle folder (or its `model.keras`) for inference."""
+    """Load a bundle folder (or its `model.keras`) for inference.
+
+    Raises:
+        ModelError: no bundle there, a vocabulary that could steer file names, or a model file
+            that does not load.
+    """
     folder = bundle_dir(path)
     info = read_json(folder / BUNDLE_FILE)
+    vocabulary = check_vocabulary(info.get("vocabulary"), folder / BUNDLE_FILE)
     if info.get("blank_index") != ctc.BLANK_INDEX:
         raise ModelError(f"{folder}: blank index {info.get('blank_index')} is not {BLANK_INDEX}")
     try:
         model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
     except Exception as error:  # keras raises many types for a broken file
         raise ModelError(f"cannot load {folder / MODEL_FILE}: {error}") from error
-    return Bundle(folder, model, Vocabulary(info["vocabulary"]), info["input"]["height"],
+    return Bundle(folder, model, Vocabulary(vocabulary), info["input"]["height"],
                   info["input"]["width"], info)
 

@@ -8,8 +8,8 @@ of the images elsewhere reads its own files (older manifests with absolute paths
 
 from __future__ import annotations
 
+import hashlib
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,32 +110,40 @@ def read_manifest(
     return [_loaded(item, images_root) for item in data["images"]], data["vocabulary"]
 
 
+SPLIT_RULE = ("content-hash: sha256 of '<seed>:<sha256 of the image bytes>' read as a fraction "
+              "u in [0, 1); test if u < test_fraction, validation if u < test_fraction + "
+              "validation_fraction, else train")
+
+
+def split_position(sha256: str, seed: int) -> float:
+    """Where an image falls in [0, 1) for the split: a hash of its content salted with `seed`."""
+    salted = hashlib.sha256(f"{seed}:{sha256}".encode()).digest()
+    return int.from_bytes(salted[:8], "big") / 2**64
+
+
 def split_records(
     records: list[ImageRecord], *, validation_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[ImageRecord]]:
-    """Shuffle with `seed` and cut into train/validation/test; the same inputs give the same split.
+    """Cut records into train/validation/test by their content (`SPLIT_RULE`).
 
-    The order of `records` does not matter: they are sorted by label and hash first.
+    Each image's split depends only on its bytes and `seed`, so adding images never moves an
+    existing one; the fractions hold within sampling noise. Each split is sorted by label and hash.
 
     Raises:
         ConfigError: the fractions leave a split empty.
     """
-    ordered = sorted(records, key=lambda r: (r.label, r.sha256))
-    random.Random(seed).shuffle(ordered)
-    n = len(ordered)
-    n_validation = round(n * validation_fraction)
-    n_test = round(n * test_fraction)
-    n_train = n - n_validation - n_test
-    if min(n_train, n_validation, n_test) < 1:
+    splits: dict[str, list[ImageRecord]] = {name: [] for name in SPLITS}
+    for record in sorted(records, key=lambda r: (r.label, r.sha256)):
+        position = split_position(record.sha256, seed)
+        name = ("test" if position < test_fraction else
+                "validation" if position < test_fraction + validation_fraction else "train")
+        splits[name].append(record)
+    if min(len(split) for split in splits.values()) < 1:
         raise ConfigError(
-            f"{n} images cannot be split {1 - validation_fraction - test_fraction:.2f}/"
+            f"{len(records)} images cannot be split {1 - validation_fraction - test_fraction:.2f}/"
             f"{validation_fraction}/{test_fraction} with every split non-empty"
         )
-    return {
-        "train": ordered[:n_train],
-        "validation": ordered[n_train : n_train + n_validation],
-        "test": ordered[n_train + n_validation :],
-    }
+    return splits
 
 
 def write_split(
@@ -148,6 +156,7 @@ def write_split(
     write_json(path, {
         "digest": digest,
         "vocabulary": vocabulary,
+        "rule": SPLIT_RULE,
         **details,
         **{name: [_stored(r, images_root) for r in splits[name]] for name in SPLITS},
     })
@@ -162,3 +171,25 @@ def read_split(
     data = read_json(path)
     return ({name: [_loaded(r, images_root) for r in data[name]] for name in SPLITS},
             data["vocabulary"])
+
+
+def split_membership(path: str | Path) -> dict[str, Any]:
+    """Which images (by content hash) a split manifest puts in each split, and by which rule."""
+    data = read_json(path)
+    return {"rule": data.get("rule"), "seed": data.get("seed"),
+            **{name: sorted(r["sha256"] for r in data[name]) for name in SPLITS}}
+
+
+def split_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per split: images that joined it, left it, and moved into it from another split."""
+    known = {sha: name for name in SPLITS for sha in before.get(name, [])}
+    changes = {}
+    for name in SPLITS:
+        now = set(after[name])
+        changes[name] = {
+            "joined": sum(1 for sha in now if sha not in known),
+            "moved_in": sum(1 for sha in now if known.get(sha, name) != name),
+            "left": sum(1 for sha in before.get(name, []) if sha not in now),
+            "images": len(now),
+        }
+    return changes

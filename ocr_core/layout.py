@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+RESULTS_ENV = "OCR_PIPELINE_RESULTS"
+DEFAULT_RESULTS_DIR = "ocr-results"
+
+
+def default_results_dir() -> Path:
+    """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`, as an absolute path."""
+    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ save what other callbacks hold, so `ResumableTraining` adds, beside it in the sa
 
     work folder/
       checkpoint/           BackupAndRestore's files (latest weights + previous, epoch number)
-      state.json            the epochs' history and early stopping's counters (best, wait, epoch)
+      state.json            the epochs' history and early stopping's selector (best, wait, epoch)
       best-<epoch>.weights.npz  early stopping's best weights, when it restores them
 
 `state.json` is written before the checkpoint each epoch, so after a kill it is never behind the
@@ -20,7 +20,6 @@ is the first epoch `fit` begins.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import keras
 import numpy as np
 
 from ocr_core.files import atomic_path, read_json, remove_path, write_json
+from ocr_core.stopping import SelectiveStopping
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,6 @@ def best_weights_file(best_epoch: int) -> str:
     return f"best-{best_epoch + 1:04d}.weights.npz"
 
 
-def _number(value: Any) -> float | None:
-    """A JSON-safe float (inf and nan as strings) for early stopping's `best`."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else str(value)
-
-
 class ResumableTraining(keras.callbacks.BackupAndRestore):
     """BackupAndRestore plus the training state other callbacks keep in memory.
 
@@ -60,11 +52,11 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
 
     Args:
         folder: the training's work folder (one per training; keep it when a run is killed).
-        early_stopping: the run's EarlyStopping callback, or None.
+        early_stopping: the run's SelectiveStopping callback, or None.
     """
 
     def __init__(self, folder: str | os.PathLike[str],
-                 early_stopping: keras.callbacks.EarlyStopping | None = None) -> None:
+                 early_stopping: SelectiveStopping | None = None) -> None:
         self.folder = Path(folder)
         super().__init__(str(self.folder / "checkpoint"), double_checkpoint=True)
         self.early_stopping = early_stopping
@@ -101,17 +93,16 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         stopping = self.early_stopping
         if stopping is None:
             return
-        stopping.wait = saved["wait"]
-        stopping.best = None if saved["best"] is None else float(saved["best"])
-        stopping.best_epoch = saved["best_epoch"]
-        best = self.folder / best_weights_file(saved["best_epoch"])
-        if stopping.restore_best_weights and best.exists():
+        stopping.selector.restore(saved)
+        best_epoch = saved["best_epoch"]
+        best = None if best_epoch is None else self.folder / best_weights_file(best_epoch)
+        if best is not None and best.exists():
             with np.load(best) as stored:
-                if int(stored["epoch"]) == saved["best_epoch"]:
+                if int(stored["epoch"]) == best_epoch:
                     stopping.best_weights = [stored[f"w{i}"] for i in range(len(stored) - 1)]
             if stopping.best_weights is None:
                 logger.warning("best weights of epoch %d not found; early stopping restores the "
-                               "best epoch seen from now on", saved["best_epoch"] + 1)
+                               "best epoch seen from now on", best_epoch + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         for name, value in (logs or {}).items():
@@ -125,9 +116,8 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         snapshots = read_json(previous)["early_stopping"][:epoch] if previous.exists() else []
         stopping = self.early_stopping
         if stopping is not None:
-            snapshots.append({"wait": stopping.wait, "best": _number(stopping.best),
-                              "best_epoch": stopping.best_epoch})
-            if stopping.best_epoch == epoch and stopping.best_weights is not None:
+            snapshots.append(stopping.selector.state())
+            if stopping.selector.best_epoch == epoch and stopping.best_weights is not None:
                 with atomic_path(self.folder / best_weights_file(epoch)) as tmp:
                     with open(tmp, "wb") as handle:
                         np.savez(handle, epoch=epoch, **{f"w{i}": w for i, w in
@@ -137,7 +127,8 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         write_json(previous, {"epochs": epoch + 1, "history": self.history,
                               "early_stopping": snapshots})
         # a resume may restore the state of the epoch before (its checkpoint lags by at most one)
-        wanted = {best_weights_file(s["best_epoch"]) for s in snapshots[-2:] if s}
+        wanted = {best_weights_file(s["best_epoch"]) for s in snapshots[-2:]
+                  if s and s["best_epoch"] is not None}
         for path in self.folder.glob("best-*.weights.npz"):
             if path.name not in wanted:
                 remove_path(path)

@@ -18,6 +18,7 @@ from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.synthetic import CaptchaShard
 from tasks.caching import cached_task, current_step_key
+from tasks.code_identity import includes_code_of
 from tasks.logs import run_logger
 from tasks.records import Datasets, ImageFolder, Manifest, Split
 from tasks.workers import current_worker
@@ -49,6 +50,7 @@ def render_captcha_shard(folder: Path, shard: CaptchaShard, processes: int = 1) 
 
 
 @cached_task()
+@includes_code_of(render_captcha_shard)  # the images it collects are rendered there
 def collect_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
     """The record of a complete generation (rendered shard by shard, then renamed into place).
 
@@ -94,10 +96,10 @@ def split_dataset(
 def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     """Decode and resize every split once for the recipe's input size; save as tf.data snapshots."""
     from ocr_core.ctc import Vocabulary
-    from ocr_core.models import get_recipe
+    from ocr_core.input_sizes import input_size
     from ocr_core.pipeline import save_split
 
-    spec = get_recipe(recipe)
+    spec = input_size(recipe)
     records, vocabulary = ds.read_split(split.path, split.images_root or None)
     max_length = max(len(r.label) for rs in records.values() for r in rs)
     key = current_step_key()

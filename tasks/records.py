@@ -135,6 +135,7 @@ class ModelBundle(TrainedModel):
     """A trained captcha model bundle (see `ocr_core.bundle`)."""
 
     recipe: str = ""
+    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.stopping)
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,12 @@ class PromotionDecision(Output):
     champion_before: str | None = None
     champion_after: str | None = None
     margin: float = 0.0
+    significance: float | None = None
+    comparison: dict[str, Any] | None = None  # the paired test: count, discordant counts, p
     challenger_scores: dict[str, Any] | None = None
     champion_scores: dict[str, Any] | None = None
     evaluation_set: dict[str, Any] | None = None
+    evaluation_set_uses: int | None = None  # decisions that compared models on this set
     registry: str = ""
 
 

@@ -12,6 +12,7 @@ from prefect.context import TaskRunContext
 
 from ocr_core.files import move_aside, read_json, remove_path, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key, refreshing_cache
 from tasks.logs import run_logger
 from tasks.records import Datasets, EvaluationReport, ModelBundle
@@ -72,7 +73,8 @@ def train_model(
     plan = plan_training(train_images, spec, augment=augment, epochs=epochs, patience=patience,
                          batch_size=batch_size)
     params = {"recipe": recipe, "epochs": plan.epochs, "patience": plan.patience,
-              "start_from_epoch": plan.start_from_epoch, "batch_size": plan.batch_size,
+              "start_from_epoch": plan.start_from_epoch, "stopping_rule": plan.rule,
+              "batch_size": plan.batch_size,
               "learning_rate": learning_rate or spec.learning_rate, "augment": augment,
               "seed": seed}
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
@@ -91,17 +93,21 @@ def train_model(
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    training = {"best_epoch": result.best_epoch, "epochs_run": len(result.history["loss"]),
+    epochs_run = len(result.history["loss"])
+    kept = {"epoch": result.best_epoch, "epochs_run": epochs_run, "epochs_planned": plan.epochs,
+            "stopped_early": result.stopped_early, "because": result.kept_because}
+    training = {"best_epoch": result.best_epoch, "epochs_run": epochs_run,
                 "seconds": result.seconds, "worker": current_worker()}
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
                 height=spec.height, width=spec.width,
                 training_manifest_sha256=read_json(datasets.split_manifest)["digest"],
                 step_key=key, params=params, history=result.history,
-                metrics={"validation": validation, "training": training})
+                metrics={"validation": validation, "training": training, "kept_epoch": kept})
     remove_path(work)
     run_logger().info(
-        "best epoch %d of %d: validation sequence accuracy %.1f%%; saved %s", result.best_epoch,
-        len(result.history["loss"]), 100 * validation["val_sequence_accuracy"], target)
+        "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch, epochs_run,
+        plan.epochs, ", stopped early" if result.stopped_early else "", result.kept_because,
+        target)
     return finished_bundle(target, key)
 
 
@@ -118,7 +124,8 @@ def finished_bundle(folder: Path, key: str) -> ModelBundle | None:
     training = metrics["training"]
     return ModelBundle(str(folder), step_key=key, recipe=recipe, best_epoch=training["best_epoch"],
                        epochs_run=training["epochs_run"], train_seconds=training["seconds"],
-                       validation=metrics["validation"], worker=training["worker"])
+                       validation=metrics["validation"], worker=training["worker"],
+                       kept_because=metrics.get("kept_epoch", {}).get("because", ""))
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.
@@ -161,8 +168,8 @@ def evaluate_model(
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
     write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
-    run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
-                          100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
-                          evaluation.count)
+    run_logger().info("%s: sequence accuracy %s, CER %.4f", split,
+                      format_accuracy(evaluation.sequence_accuracy, evaluation.count),
+                      metrics["character_error_rate"])
     return EvaluationReport(str(folder / "metrics.json"), step_key=key,
                             predictions=str(folder / "predictions.json"), metrics=metrics)

@@ -64,7 +64,12 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     for path in summary.plots.values():
         assert Path(path).read_bytes().startswith(b"\x89PNG")
     bundle_files = {p.name: p.read_bytes() for p in summary.model_path.iterdir()}
-    assert "test" not in json.loads(bundle_files["metrics.json"])  # evaluations live beside it
+    bundle_metrics = json.loads(bundle_files["metrics.json"])
+    assert "test" not in bundle_metrics  # evaluations live beside it
+    kept = bundle_metrics["kept_epoch"]  # which epoch early stopping kept, and why
+    assert kept["epoch"] == 1 and kept["epochs_run"] == 1 and not kept["stopped_early"]
+    assert kept["because"].startswith("epoch 1: val CER ") and "cer-then-loss" in kept["because"]
+    assert json.loads(bundle_files["params.json"])["stopping_rule"] == "cer-then-loss"
     keys = asyncio.run(_artifact_keys(state.state_details.flow_run_id))
     assert {"captcha-metrics", "captcha-predictions", "captcha-run"} <= keys
 

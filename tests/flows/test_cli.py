@@ -57,7 +57,7 @@ class TestCaptchaFlags:
     def test_unknown_recipe(self, runner):
         result = runner.invoke(main, ["captcha", "--recipe", "resnet"])
         assert result.exit_code == 2
-        assert "'resnet' is not one of" in _one_line_error(result)
+        assert "'resnet' is not allowed: input should be 'crnn' or 'keras_example'" in _one_line_error(result)
 
 
 class TestPredict:
@@ -110,6 +110,12 @@ class TestGenerateAndEvaluate:
         report = json.loads(result.output)
         assert report["count"] == 6
         assert len(report["misreads"]) == round(6 * (1 - report["sequence_accuracy"]))
+        low, high = report["sequence_accuracy_interval_95"]
+        assert low <= report["sequence_accuracy"] <= high and high - low > 0.3  # 6 images
+
+        result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(out)])
+        right = 6 - len(report["misreads"])
+        assert f"sequence accuracy:    {100 * right / 6:.1f}% ({right}/6, " in result.output
 
     def test_evaluate_empty_folder(self, runner, untrained_bundle, tmp_path):
         result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(tmp_path)])

@@ -56,8 +56,8 @@ class TestSweepParams:
             "crnn lr=0.003 seed=1", "crnn lr=0.003 seed=2"]
 
     def test_empty_lists_stand_for_the_single_values(self):
-        (config,) = SweepParams(seed=7, recipe="seed").configurations()
-        assert (config.seed, config.learning_rate, config.recipe) == (7, None, "seed")
+        (config,) = SweepParams(seed=7, recipe="keras_example").configurations()
+        assert (config.seed, config.learning_rate, config.recipe) == (7, None, "keras_example")
 
     def test_bad_values_are_refused(self):
         with pytest.raises(ValidationError, match="between 0 and 1"):
