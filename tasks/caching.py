@@ -3,9 +3,10 @@
 The key of a step (a task function called with some inputs) hashes:
 
 - the step's name (module and function);
-- its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
-  the parameters a step declares as not changing its output (a thread count) and where it
-  writes (`results_dir`: moving the results root keeps every key);
+- its inputs' content (`content_token`): a record's `identity` (its content digest, else its step
+  key), a parameter's value, leaving out the parameters a step declares as not changing its
+  output (a thread count) and where it writes (`results_dir`: moving the results root keeps
+  every key);
 - the code the step runs and the versions of the libraries that code imports
   (`tasks.code_identity`: an edit to `ocr_core/models.py` retrains but does not regenerate).
 
@@ -38,7 +39,7 @@ from tasks.step_policy import StepPolicy, refreshing, usable_record
 def content_token(value: Any) -> Any:
     """A JSON-able stand-in for `value` that changes exactly when its content does."""
     if isinstance(value, Output):
-        return {"type": type(value).__name__, "digest": value.digest}
+        return {"type": type(value).__name__, "identity": value.identity}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
