@@ -117,7 +117,7 @@ def main() -> int:
 
 
 VARIANTS: dict[str, dict] = {
-    # What bench/real_captchas.py ran before issue 9 (its light in-model augmentation is gone;
+    # What bench/real_captchas.py ran before the training plan (its light in-model augmentation is gone;
     # this is the same length, batch and patience with the new augmentation).
     "before": {"plan": {"epochs": 80, "patience": 20, "batch_size": 16}},
     "default": {},

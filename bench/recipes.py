@@ -100,7 +100,7 @@ def main() -> None:
     vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in index]))
 
     results = [run(name, epochs, args.minutes, args.out, records, vocabulary, args.seed)
-               for name, epochs in (("crnn", args.crnn_epochs), ("seed", args.seed_epochs))]
+               for name, epochs in (("crnn", args.crnn_epochs), ("keras_example", args.seed_epochs))]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
     (args.out / "results.json").write_text(json.dumps(
         {"machine": machine, "num_samples": args.num_samples, "results": results}, indent=2))

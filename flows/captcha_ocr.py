@@ -36,7 +36,8 @@ def acquire_images(params: CaptchaParams) -> ImageFolder:
         return fingerprint_folder(params.data_dir)
     archive = download_archive(params.url, params.sha256, params.results_dir,
                                params.download_timeout, params.download_attempts,
-                               params.download_backoff)
+                               params.download_backoff,
+                               max_bytes=params.download_max_mib * 2**20)
     return extract_archive(archive, params.results_dir)
 
 

@@ -34,7 +34,7 @@ def captcha_ingest(params: IngestParams) -> IngestSummary:
     """Move checked `<label>.png` captchas into a dataset folder and announce the update."""
     confine_served_run(params)
     plan = plan_ingest(params.source_dir, params.data_dir, params.label_pattern,
-                       params.image_width_height)
+                       params.image_width_height, params.results_dir)
     outcome = move_accepted(plan)
     report = write_ingest_report(outcome, params.results_dir)
     event_id = announce_dataset_update(outcome, report) if outcome.accepted else None

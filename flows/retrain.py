@@ -19,14 +19,16 @@ from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
 from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
-from tasks.captcha import fingerprint_folder
+from tasks.captcha import fingerprint_folder, split_dataset
 from tasks.records import ImageFolder, Manifest
 from tasks.registry import (
     challenge_champion,
     publish_decision,
     record_failed_challenger,
     register_model,
+    report_split_changes,
     reserve_evaluation_set,
+    warn_small_evaluation_set,
 )
 from tasks.served import confine_served_run
 
@@ -42,6 +44,8 @@ class RetrainSummary(BaseModel):
     test_metrics: dict[str, float | int | str]
     challenger_scores: dict[str, float | int]
     champion_scores: dict[str, float | int] | None
+    comparison: dict[str, float | int | str] | None = None
+    split_changes: dict[str, dict[str, int]] | None = None
     decision_path: Path
     results_dir: Path
 
@@ -84,20 +88,26 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
         evaluation_set = reserve_evaluation_set(
             checked_manifest(acquire_evaluation_images(params), params), manifest,
             describe_evaluation_set(params), root)
+        warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
+        split = split_dataset(manifest, params.seed, params.validation_fraction,
+                              params.test_fraction, root)
+        changes = report_split_changes(split, root)
         model, test, _ = train_and_test(params, manifest)
-        challenger = register_model(model, test, describe_training_data(params, manifest),
-                                    params.model_dump(mode="json"), root)
+        challenger = register_model(
+            model, test, describe_training_data(params, manifest) | {"split_changes": changes},
+            params.model_dump(mode="json"), root, split)
     except Exception as error:
         publish_decision(record_failed_challenger(f"{type(error).__name__}: {error}",
                                                   params.promotion_margin, root))
         raise
     decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
-                                  params.decoder, params.beam_width, root)
+                                  params.decoder, params.beam_width, root,
+                                  significance=params.significance)
     publish_decision(decision)
     return RetrainSummary(
         promoted=decision.promoted, reason=decision.reason, challenger=challenger.version,
         champion=decision.champion_after, seed=params.seed, test_metrics=test.metrics,
         challenger_scores=decision.challenger_scores or {},
-        champion_scores=decision.champion_scores, decision_path=Path(decision.path),
-        results_dir=root,
+        champion_scores=decision.champion_scores, comparison=decision.comparison,
+        split_changes=changes, decision_path=Path(decision.path), results_dir=root,
     )

@@ -26,8 +26,9 @@ from flows.command_errors import CliCommand
 from flows.environment import prepare_environment
 from flows.options import params_command
 from ocr_core.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
-from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams, SweepParams
+from ocr_core.config import CaptchaParams, RetrainParams, SweepParams
 from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+from ocr_core.layout import RESULTS_ENV
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -127,7 +128,7 @@ def build_deployments(
             "champion."),
         mnist.to_deployment(
             "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
-            description="Train and compare the seed's MNIST digit models."),
+            description="Train and compare the original notebook's MNIST digit models."),
         captcha_predict.to_deployment(
             "predict", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
             description="Read folders of captchas with the champion (or a given bundle) into "

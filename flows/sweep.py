@@ -1,5 +1,6 @@
 """The sweep flow: prepare the data once, train every configuration as its own task run on
-whichever worker is free, compare them, and hand the best to the registry's gate.
+whichever worker is free, compare them, and hand the best (by validation figures; the test split
+only reports) to the registry's gate.
 
 Configurations are `seeds x learning_rates x recipes` (SweepParams). The data (generation or
 download, validation, split, preprocessing per recipe) is shared; every training, its
@@ -39,6 +40,7 @@ from tasks.registry import (
     record_failed_challenger,
     register_model,
     reserve_evaluation_set,
+    warn_small_evaluation_set,
 )
 from tasks.served import confine_served_run
 from tasks.sweep import SweepResult, best_result, publish_sweep
@@ -112,7 +114,8 @@ def gate_best(
     challenger = register_model(best.model, best.evaluation, training_data,
                                 configuration_params(params, config), root)
     decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
-                                  params.decoder, params.beam_width, root)
+                                  params.decoder, params.beam_width, root,
+                                  significance=params.significance)
     publish_decision(decision)
     return best, challenger, decision
 
@@ -131,6 +134,7 @@ def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     evaluation_set = reserve_evaluation_set(
         checked_manifest(acquire_evaluation_images(params), params), manifest,
         describe_evaluation_set(params), root)
+    warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
     split = split_dataset(manifest, params.seed, params.validation_fraction,
                           params.test_fraction, root)
     configs = params.configurations()

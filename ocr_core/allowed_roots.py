@@ -11,18 +11,18 @@ served results root and the folders in `$OCR_PIPELINE_ALLOWED_ROOTS` (separated 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from ocr_core.config import default_results_dir
 from ocr_core.errors import ConfigError
+from ocr_core.layout import default_results_dir
 
 ALLOWED_ROOTS_ENV = "OCR_PIPELINE_ALLOWED_ROOTS"
 
 
-def allowed_roots(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[Path]:
+def allowed_roots(environ: Mapping[str, str] = os.environ) -> list[Path]:
     """The allowed roots, resolved: the served results root, then `$OCR_PIPELINE_ALLOWED_ROOTS`."""
     given = [Path(part).expanduser() for part in environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep)
              if part.strip()]

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ocr_core.download import check_url
 from ocr_core.errors import ConfigError
+from ocr_core.layout import default_results_dir
+from ocr_core.patterns import check_pattern
+from ocr_core.recipe_names import check_recipe_name
 from ocr_core.validation import DEFAULT_LABEL_PATTERN
 
-RESULTS_ENV = "OCR_PIPELINE_RESULTS"
-DEFAULT_RESULTS_DIR = "ocr-results"
+RecipeName = Annotated[Literal["crnn", "keras_example"], BeforeValidator(check_recipe_name)]
+
 DEFAULT_CAPTCHA_URL = (
     "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
 )
@@ -24,17 +25,11 @@ DEFAULT_NUM_SAMPLES = 20_000
 
 
 def check_regular_expression(value: str) -> str:
-    """`value` if it compiles as a regular expression; a validation error naming why otherwise."""
+    """`value` if RE2 compiles it (linear-time matching); a validation error naming why otherwise."""
     try:
-        re.compile(value)
-    except re.error as error:
-        raise ValueError(f"not a regular expression: {error}") from None
-    return value
-
-
-def default_results_dir() -> Path:
-    """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`, as an absolute path."""
-    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
+        return check_pattern(value)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
 
 
 class ResultsParams(BaseModel):
@@ -145,13 +140,19 @@ class CaptchaParams(RunParams):
         1.0, ge=0, le=600,
         description="First retry delay in seconds; doubles each attempt, with jitter.",
     )
+    download_max_mib: int = Field(
+        64, ge=1, le=4096,
+        description="Largest download in MiB (the published zip is 9 MB): a larger body is "
+        "refused and nothing is kept.",
+    )
     validation_policy: Literal["fail", "skip"] = Field(
         "fail",
         description="What a bad image (unreadable, wrong size or mode, bad label, duplicate) "
         "does: fail stops the run listing the files; skip leaves them out.",
     )
     label_pattern: str = Field(
-        DEFAULT_LABEL_PATTERN, description="Regular expression every label must match."
+        DEFAULT_LABEL_PATTERN,
+        description="Regular expression (RE2 syntax) every label must match.",
     )
     image_size: str = Field(
         "200x50", pattern=r"^[1-9][0-9]*x[1-9][0-9]*$",
@@ -164,10 +165,10 @@ class CaptchaParams(RunParams):
     test_fraction: float = Field(
         0.1, gt=0, lt=0.5, description="Share of the images held out for the final evaluation."
     )
-    recipe: Literal["crnn", "seed"] = Field(
+    recipe: RecipeName = Field(
         "crnn",
-        description="Model recipe: crnn (batch-normalised CRNN on 128x32, fast on CPU) or seed "
-        "(the notebook's CNN + BiLSTM on 200x50).",
+        description="Model recipe: crnn (batch-normalised CRNN on 128x32, fast on CPU) or "
+        "keras_example (the keras.io captcha OCR example's CNN + BiLSTM on 200x50).",
     )
     epochs: int | None = Field(
         None, ge=1, le=1000,
@@ -269,7 +270,15 @@ class RetrainParams(CaptchaParams):
         ge=0,
         le=1,
         description="Sequence accuracy (0-1) by which the challenger must beat the champion on "
-        "the evaluation set to replace it; equal accuracy goes to the lower character error rate.",
+        "the evaluation set to replace it (and the gain must also be significant).",
+    )
+    significance: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Largest p-value of the one-sided exact McNemar test on per-image "
+        "correctness that lets a challenger replace the champion: its gain must be more than "
+        "chance on the evaluation set.",
     )
     evaluation_seed: int = Field(
         DEFAULT_EVALUATION_SEED,
@@ -327,7 +336,7 @@ MNIST_MODELS: tuple[MnistModelName, ...] = ("dense", "simple_cnn", "larger_cnn")
 
 
 class MnistParams(RunParams, RunnerParams):
-    """Parameters of the MNIST flow: which of the seed's digit models to train, on which copy."""
+    """Parameters of the MNIST flow: which of the original notebook's digit models to train, on which copy."""
 
     models: list[MnistModelName] = Field(
         default_factory=lambda: list(MNIST_MODELS),
@@ -349,7 +358,7 @@ class MnistParams(RunParams, RunnerParams):
     patience: int = Field(
         3, ge=1, description="Epochs without a lower validation loss before stopping."
     )
-    batch_size: int = Field(128, ge=1, le=4096, description="Batch size (the seed's 128).")
+    batch_size: int = Field(128, ge=1, le=4096, description="Batch size (the original notebook's 128).")
     validation_fraction: float = Field(
         0.1, gt=0, lt=0.5,
         description="Share of the training images held out for early stopping (never the test set).",
@@ -403,7 +412,8 @@ class IngestParams(RunParams):
         description="The dataset folder to add them to (the retrain deployment's data_dir)."
     )
     label_pattern: str = Field(
-        DEFAULT_LABEL_PATTERN, description="Regular expression every label must match."
+        DEFAULT_LABEL_PATTERN,
+        description="Regular expression (RE2 syntax) every label must match.",
     )
     image_size: str = Field(
         "200x50", pattern=r"^[1-9][0-9]*x[1-9][0-9]*$",
@@ -425,9 +435,6 @@ class IngestParams(RunParams):
         """`image_size` as (width, height)."""
         width, height = self.image_size.split("x")
         return int(width), int(height)
-
-
-RecipeName = Literal["crnn", "seed"]
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,11 @@
       .lock                  locked (filelock) by whoever changes the registry
       evaluation-set.json    the one held-out set every champion/challenger comparison uses
       champion.json          {"version": "v3", ...}: the model `predict` uses; replaced atomically
-      versions/v3/           a bundle (files hard-linked or copied) + version.json + scores.json
+      versions/v3/           a bundle (files copied) + split.json + version.json + scores.json
       decisions/000007.json  one file per promotion decision
+
+A version's files are copies, never links into the cache, and version.json records the sha256 of
+each: `verified` refuses a version whose files changed since, naming the file.
 
 Writers hold an exclusive `filelock.FileLock` on `.lock` (an OS lock, released when the process
 dies), briefly: never while a model is scored. Every file is written whole and renamed into
@@ -23,7 +26,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,65 +43,8 @@ CHAMPION_FILE = "champion.json"
 EVALUATION_SET_FILE = "evaluation-set.json"
 VERSION_FILE = "version.json"
 SCORES_FILE = "scores.json"
+SPLIT_FILE = "split.json"
 _VERSION_NAME = re.compile(r"^v(\d+)$")
-_TOLERANCE = 1e-9  # accuracies are counts over the same set; this only absorbs float noise
-
-
-@dataclass(frozen=True)
-class Scores:
-    """A model's reading of the evaluation set."""
-
-    sequence_accuracy: float
-    character_error_rate: float
-    count: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether the challenger replaces the champion, and why, in one sentence."""
-
-    promote: bool
-    reason: str
-
-
-def decide(challenger: Scores | None, champion: Scores | None, margin: float) -> Decision:
-    """The champion/challenger rule.
-
-    The challenger is promoted when there is no champion, when its sequence accuracy beats the
-    champion's by at least `margin` (and by more than nothing), or when both accuracies are equal
-    and its character error rate is lower. Otherwise, and when it has no scores (it failed), the
-    champion stays: a tie on both metrics keeps the model that is already serving.
-
-    Args:
-        challenger: scores of the new model, or None when it could not be trained or scored.
-        champion: scores of the current champion on the same set, or None when there is none.
-        margin: required gain in sequence accuracy, a fraction in [0, 1].
-    """
-    if not 0 <= margin <= 1:
-        raise ValueError(f"margin must be in [0, 1], got {margin}")
-    if challenger is None:
-        return Decision(False, "the challenger has no scores (it failed); the champion stays")
-    if champion is None:
-        return Decision(True, "first model: there is no champion yet")
-    if challenger.count != champion.count:
-        raise ValueError(f"scores on different sets: {challenger.count} and {champion.count} images")
-    gain = challenger.sequence_accuracy - champion.sequence_accuracy
-    accuracies = (f"sequence accuracy {challenger.sequence_accuracy:.4f} vs "
-                  f"{champion.sequence_accuracy:.4f}")
-    if abs(gain) <= _TOLERANCE:
-        rates = (f"character error rate {challenger.character_error_rate:.4f} vs "
-                 f"{champion.character_error_rate:.4f}")
-        if champion.character_error_rate - challenger.character_error_rate > _TOLERANCE:
-            return Decision(True, f"tie on {accuracies}; the lower {rates} breaks it")
-        return Decision(False, f"tie on {accuracies} and no lower {rates}; the champion stays")
-    if gain < 0:
-        return Decision(False, f"worse: {accuracies}")
-    if gain + _TOLERANCE >= margin:
-        return Decision(True, f"better by {gain:.4f} (margin {margin:.4f}): {accuracies}")
-    return Decision(False, f"better by only {gain:.4f}, below the margin {margin:.4f}: {accuracies}")
 
 
 @dataclass(frozen=True)
@@ -227,6 +173,7 @@ class Registry:
     def register(
         self, bundle: str | os.PathLike[str], *, training_data: dict[str, Any],
         params: dict[str, Any], metrics: dict[str, Any] | None = None,
+        split: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Copy a bundle in as the next version; the same bundle content returns its version.
 
@@ -236,6 +183,8 @@ class Registry:
             params: the run parameters that produced it.
             metrics: its metrics (validation, test split), read from where its evaluation
                 wrote them; default: the bundle's own metrics.json (validation only).
+            split: which images (by content hash) were in each split, kept as split.json so
+                the next retrain can say what joined each split.
         """
         from ocr_core.bundle import BUNDLE_FILE, bundle_dir
 
@@ -251,10 +200,13 @@ class Registry:
                         logger.info("%s is already registered as %s", source, existing.name)
                         return existing
                 name = f"v{max((v.number for v in self.versions()), default=0) + 1}"
+                if split is not None:
+                    write_json(staging / SPLIT_FILE, split)
                 bundle_metrics = staging / "metrics.json"
                 write_json(staging / VERSION_FILE, {
                     "version": name,
                     "digest": digest,
+                    "files": {p.name: sha256_file(p) for p in sorted(staging.iterdir())},
                     "registered": _now(),
                     "source": str(source),
                     "bundle": read_json(staging / BUNDLE_FILE),
@@ -268,6 +220,34 @@ class Registry:
                 remove_path(staging)
             logger.info("registered %s as %s", source, name)
             return self.version(name)
+
+    def verified(self, version: ModelVersion) -> ModelVersion:
+        """`version`, after checking its files against the digests recorded at registration.
+
+        Raises:
+            RegistryError: a file is missing or its content changed; the message names it.
+        """
+        recorded = version.info.get("files")
+        if recorded is None:  # registered before per-file digests: the bundle digest covers two
+            if bundle_digest(version.path) != version.digest:
+                raise RegistryError(f"registered {version.name} changed since registration: "
+                                    f"{version.path / 'model.keras'} or "
+                                    f"{version.path / 'bundle.json'} differs from the record")
+            return version
+        for name, digest in recorded.items():
+            path = version.path / name
+            if not path.is_file():
+                raise RegistryError(f"registered {version.name} lost a file: {path}")
+            if sha256_file(path) != digest:
+                raise RegistryError(f"registered {version.name} changed since registration: "
+                                    f"{path} differs from its recorded sha256 {digest[:12]}; "
+                                    "restore it or register the model again")
+        return version
+
+    def split_of(self, version: ModelVersion) -> dict[str, Any] | None:
+        """The split record a version was registered with, or None."""
+        path = version.path / SPLIT_FILE
+        return read_json(path) if path.exists() else None
 
     def record_scores(self, version: ModelVersion, key: str, scores: dict[str, Any]) -> None:
         """Remember a version's scores on an evaluation set (`key` names set and decoding)."""
@@ -298,18 +278,24 @@ class Registry:
         return read_json(path) if path.exists() else None
 
     def reserve_evaluation_set(
-        self, digest: str, count: int, description: dict[str, Any]
+        self, digest: str, count: int, description: dict[str, Any],
+        images: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Record the evaluation set on first use; later runs must bring the same one.
+
+        `images` (file name by content hash) let an ingest refuse evaluation images.
 
         Raises:
             ConfigError: the registry already compares models on another set.
         """
         with self.lock():
             recorded = self.evaluation_set()
-            if recorded is None:
+            if recorded is None or (recorded["digest"] == digest and images is not None
+                                    and "images" not in recorded):
                 recorded = {"digest": digest, "count": count, "description": description,
-                            "recorded": _now()}
+                            "recorded": _now()} | (recorded or {})
+                if images is not None:
+                    recorded["images"] = dict(sorted(images.items()))
                 write_json(self.path / EVALUATION_SET_FILE, recorded)
             elif recorded["digest"] != digest:
                 asked = {"digest": digest, "count": count, "description": description}
@@ -319,6 +305,21 @@ class Registry:
                     "results dir for a new registry."
                 )
             return recorded
+
+    def evaluation_images(self) -> dict[str, str]:
+        """The evaluation set's images, file name by content hash (none before the first retrain).
+
+        A set recorded before the registry kept its images is read from its folder, if any.
+        """
+        from ocr_core.dataset import list_pngs
+
+        recorded = self.evaluation_set() or {}
+        if "images" in recorded:
+            return recorded["images"]
+        folder = recorded.get("description", {}).get("folder")
+        if folder is None or not Path(folder).is_dir():
+            return {}
+        return {sha256_file(path): path.name for path in list_pngs(folder)}
 
     # Decisions
 
@@ -330,6 +331,12 @@ class Registry:
             path = self.decisions_dir / f"{max(numbers, default=0) + 1:06d}.json"
             write_json(path, {"decided": _now()} | entry)
             return path
+
+    def evaluation_set_uses(self, digest: str) -> int:
+        """How many recorded decisions compared models on the evaluation set `digest`."""
+        return sum(1 for d in self.decisions()
+                   if (d.get("evaluation_set") or {}).get("digest") == digest
+                   and d.get("challenger_scores") is not None)
 
     def decisions(self) -> list[dict[str, Any]]:
         """Every recorded decision, oldest first."""
@@ -350,8 +357,9 @@ def _file_ids(folder: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def _snapshot(source: Path, target: Path, attempts: int = 5) -> None:
-    """Hard-link (or copy) the files of `source` into `target`, all from one version of `source`.
+    """Copy the files of `source` into `target`, all from one version of `source`.
 
+    Copies, not hard links: an edit of the cache's file must not change a registered version.
     A concurrent run may replace the bundle folder (same cache key) while it is read; the file
     identities before and after tell, and the copy is retried.
     """
@@ -359,7 +367,7 @@ def _snapshot(source: Path, target: Path, attempts: int = 5) -> None:
         try:
             before = _file_ids(source)
             for name in before:
-                _link_or_copy(source / name, target / name)
+                shutil.copy2(source / name, target / name)
             if _file_ids(source) == before:
                 return
         except FileNotFoundError:
@@ -367,10 +375,3 @@ def _snapshot(source: Path, target: Path, attempts: int = 5) -> None:
         for path in target.iterdir():
             path.unlink()
     raise RegistryError(f"bundle {source} kept changing while it was being registered")
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or links not supported
-        shutil.copy2(source, target)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -16,12 +17,15 @@ import tensorflow as tf
 from ocr_core.ctc import CTCLoss, Vocabulary, decode_texts
 from ocr_core.errors import TrainingError
 from ocr_core.metrics import character_error_rate, sequence_accuracy
-from ocr_core.models import Recipe
 from ocr_core.resume import ResumableTraining
+from ocr_core.stopping import DEFAULT_RULE, RULES, EpochSelector, SelectiveStopping
+
+if TYPE_CHECKING:  # annotations only: MNIST training does not run the captcha models
+    from ocr_core.models import Recipe
 
 logger = logging.getLogger(__name__)
 
-MONITOR = "val_character_error_rate"
+MONITOR = "val_character_error_rate"  # the stopping rules' first figure
 
 
 def configure_threads(threads: int | None) -> None:
@@ -100,12 +104,15 @@ def text_summary(logs: dict) -> str:
 
 @dataclass
 class TrainingResult:
-    """The fitted model (best weights restored) and its per-epoch history."""
+    """The fitted model (the kept epoch's weights restored), its per-epoch history, which epoch
+    was kept (1-based) and why, and whether patience stopped the run before its last epoch."""
 
     model: keras.Model
     history: dict[str, list[float]]
     best_epoch: int
     seconds: float
+    kept_because: str = ""
+    stopped_early: bool = False
 
 
 TARGET_IMAGES_SEEN = 96_000
@@ -113,6 +120,7 @@ AUGMENTED_TARGET_IMAGES_SEEN = 160_000
 MIN_STEPS_PER_EPOCH = 40
 MIN_BATCH_SIZE = 16
 MAX_EPOCHS = 1000
+MIN_PATIENCE = 2
 
 
 @dataclass(frozen=True)
@@ -122,19 +130,20 @@ class TrainingPlan:
     The defaults aim at a number of images seen, not a number of epochs: 6 epochs of 16,000
     generated captchas and 250 epochs of 640 augmented real ones are each what the data needs.
     Augmented images are new and harder every epoch, so augmented training sees more of them
-    (96,000 -> 160,000 took held-out real captchas from 97.8% to 99.3%). Early stopping may not
-    stop in the first half of the schedule, where a high learning rate makes accuracy swing.
+    (96,000 -> 160,000 took real development captchas from 97.8% to 99.3%). Early stopping
+    (`ocr_core.stopping`, `rule`) considers epochs from `start_from_epoch` (0-based) on.
     """
 
     batch_size: int
     epochs: int
     patience: int
     start_from_epoch: int
+    rule: str = DEFAULT_RULE
 
     def describe(self, train_images: int) -> str:
         return (f"{self.epochs} epochs of {train_images} images in batches of {self.batch_size} "
-                f"(about {self.epochs * train_images:,} images seen); early stopping after "
-                f"epoch {self.start_from_epoch} with patience {self.patience}")
+                f"(about {self.epochs * train_images:,} images seen); early stopping ({self.rule}) "
+                f"from epoch {self.start_from_epoch + 1} with patience {self.patience}")
 
 
 def plan_training(
@@ -150,7 +159,9 @@ def plan_training(
 
     - batch size: the recipe's, halved (down to 16) until an epoch has at least 40 steps;
     - epochs: enough to see about 96,000 images, 160,000 with augmentation (at most 1,000);
-    - patience: a tenth of the epochs, at least 4; early stopping starts halfway.
+    - early stopping considers epochs from the end of the first third on (before it, a high
+      learning rate makes the figures swing) with a patience of a tenth of the epochs, at least
+      2: a short plan (the main job's 6 epochs) can stop once its validation figures stop moving.
     """
     if train_images < 1:
         raise ValueError(f"train_images must be positive, got {train_images}")
@@ -162,9 +173,9 @@ def plan_training(
         target = AUGMENTED_TARGET_IMAGES_SEEN if augment else TARGET_IMAGES_SEEN
         epochs = min(MAX_EPOCHS, max(1, math.ceil(target / train_images)))
     if patience is None:
-        patience = max(4, math.ceil(epochs / 10))
+        patience = max(MIN_PATIENCE, math.ceil(epochs / 10))
     return TrainingPlan(batch_size=batch_size, epochs=epochs, patience=patience,
-                        start_from_epoch=epochs // 2)
+                        start_from_epoch=epochs // 3)
 
 
 def learning_rate_schedule(recipe: Recipe, peak: float, total_steps: int):
@@ -191,9 +202,10 @@ def fit(
 ) -> TrainingResult:
     """Train a new model of `recipe` as `plan` says; return it with the best epoch's weights.
 
-    `train` must be batched with `plan.batch_size`. Early stopping watches the validation
-    character error rate (it moves even while whole-label accuracy is still 0) and restores the
-    best weights, since accuracy swings at a high learning rate. With `backup_dir`, a killed run
+    `train` must be batched with `plan.batch_size`. Early stopping follows `plan.rule` (by
+    default the validation character error rate, which moves even while whole-label accuracy is
+    still 0, ties broken by validation loss) and restores the kept epoch's weights, since
+    accuracy swings at a high learning rate. With `backup_dir`, a killed run
     called again resumes from its last finished epoch (see `ocr_core.resume`); the history then
     covers every epoch, `seconds` this call's only.
     """
@@ -203,21 +215,22 @@ def fit(
     schedule = learning_rate_schedule(
         recipe, learning_rate or recipe.learning_rate, plan.epochs * max(steps_per_epoch, 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=CTCLoss())
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=MONITOR, mode="min", patience=plan.patience, restore_best_weights=True,
-        start_from_epoch=plan.start_from_epoch)
-    resume = [ResumableTraining(backup_dir, early_stopping)] if backup_dir is not None else []
+    stopping = SelectiveStopping(
+        EpochSelector(RULES[plan.rule], plan.start_from_epoch, plan.patience))
+    resume = [ResumableTraining(backup_dir, stopping)] if backup_dir is not None else []
     start = time.perf_counter()
     history = model.fit(
         train, validation_data=validation, epochs=plan.epochs, verbose=0, shuffle=False,
         callbacks=[TextMetrics(validation, vocabulary), EpochLog(plan.epochs, text_summary),
-                   early_stopping, *callbacks, *resume],
+                   stopping, *callbacks, *resume],
     )
     seconds = time.perf_counter() - start
     values = {k: [float(v) for v in vs] for k, vs in
               (resume[0].history if resume else history.history).items()}
-    return TrainingResult(model=model, history=values, best_epoch=early_stopping.best_epoch + 1,
-                          seconds=seconds)
+    selector = stopping.selector
+    return TrainingResult(model=model, history=values, best_epoch=selector.best_epoch + 1,
+                          seconds=seconds, kept_because=selector.reason,
+                          stopped_early=len(values["loss"]) < plan.epochs)
 
 
 def require_learning(

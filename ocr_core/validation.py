@@ -9,7 +9,6 @@ its problems. The policy decides what a problem does: `fail` stops, `skip` leave
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from ocr_core.dataset import label_of, list_pngs
 from ocr_core.errors import ConfigError, DataError
 from ocr_core.files import sha256_file
+from ocr_core.patterns import compile_pattern
 from ocr_core.synthetic import CAPTCHA_ALPHABET, IMAGE_HEIGHT, IMAGE_WIDTH, LABEL_LENGTH
 
 Policy = Literal["fail", "skip"]
@@ -40,11 +40,7 @@ class ImageSpec:
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
             raise ConfigError(f"image size must be positive, got {self.width}x{self.height}")
-        try:
-            re.compile(self.label_pattern)
-        except re.error as error:
-            raise ConfigError(f"label pattern {self.label_pattern!r} is not a regular "
-                              f"expression: {error}") from None
+        compile_pattern(self.label_pattern)
 
 
 @dataclass
@@ -98,7 +94,7 @@ def validate_folder(folder: str | Path, spec: ImageSpec | None = None,
     modes: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     by_digest: dict[str, list[str]] = defaultdict(list)
-    label_pattern = re.compile(spec.label_pattern)
+    label_pattern = compile_pattern(spec.label_pattern)
     for path in paths:
         for kind, message in _check_image(path, spec, modes, sizes):
             problems[path.name].append(message)

@@ -1,6 +1,6 @@
 """Prefect tasks of the MNIST flow: thin wrappers over `ocr_core.mnist` that read and write files.
 
-Data travels as the canonical `.npz`; each training builds the seed's tf.data pipelines from it
+Data travels as the canonical `.npz`; each training builds the original notebook's tf.data pipelines from it
 inside the task and saves a model folder. Every file lands under the results root, in a place
 named by its content key, written atomically.
 """
@@ -15,14 +15,16 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from ocr_core.files import sha256_json
+from ocr_core.files import move_aside, sha256_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import cached_task, current_step_key
+from ocr_core.statistics import format_accuracy
+from tasks.caching import cached_task, current_step_key, refreshing_cache
+from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
-GRID_SIZE = 6  # the seed's 6x6 grid of digits
+GRID_SIZE = 6  # the original notebook's 6x6 grid of digits
 MISCLASSIFIED_SHOWN = 36
 
 
@@ -38,7 +40,7 @@ def locate_mnist(
 
     cache = sources.download_cache(results_dir)
     sources.check_available(source, mnist_path, cache, host=download_host, port=download_port,
-                            timeout=connect_timeout)
+                            timeout=connect_timeout, policy=target_policy())
     if source == "local":
         digest = sha256_json({"source": "local", "content": sources.local_copy_digest(mnist_path)})
     else:
@@ -124,7 +126,7 @@ def train_digit_model(
     results_dir: Path,
     threads: int | None = None,
 ) -> DigitModel:
-    """Train one of the seed's models with early stopping on a validation split of the training
+    """Train one of the original notebook's models with early stopping on a validation split of the training
     images; save the best epoch's model folder.
 
     `threads` caps TensorFlow's CPU threads; TF fixes them when it runs its first op, so this
@@ -163,6 +165,8 @@ def train_digit_model(
     validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
     key = current_step_key()
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
+    if refreshing_cache():
+        move_aside(target)  # a folder there is never replaced: runs may still read it
     save_digit_model(target, result.model, name=model_name, data_digest=data.digest,
                      params=params, history=result.history,
                      metrics={"validation": validation, "train_seconds": result.seconds})
@@ -218,9 +222,9 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                            arrays.y_test[wrong], tmp / "misclassified.png",
                            title=f"{model.name}: first misread test digits")
     summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
-    run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
-                          model.name, evaluation.error_percent, 100 * evaluation.accuracy,
-                          evaluation.loss, evaluation.count)
+    run_logger().info("%s Error: %.2f%% (test accuracy %s, loss %.4f)", model.name,
+                      evaluation.error_percent,
+                      format_accuracy(evaluation.accuracy, evaluation.count), evaluation.loss)
     return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,
                                  confusion_plot=str(folder / "confusion.png"),
                                  misclassified_plot=str(folder / "misclassified.png"),
@@ -252,7 +256,8 @@ def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluati
              f"({artifact_link(digits.path)})"]
     for model, evaluation in zip(models, evaluations, strict=True):
         lines.append(
-            f"- **{model.name}**: test accuracy {100 * evaluation.metrics['accuracy']:.2f}%, "
+            f"- **{model.name}**: test accuracy "
+            f"{format_accuracy(evaluation.metrics['accuracy'], evaluation.metrics['count'])}, "
             f"error {evaluation.metrics['error_percent']:.2f}%; model `{model.path}`; "
             f"[confusion matrix]({artifact_link(evaluation.confusion_plot)}), "
             f"[misread digits]({artifact_link(evaluation.misclassified_plot)})")

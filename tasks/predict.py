@@ -51,7 +51,8 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
 
     Raises:
         ModelError: `model` is not a bundle.
-        RegistryError: no model given and the registry has no champion.
+        RegistryError: no model given and the registry has no champion, or the champion's
+            files differ from the registry's record.
     """
     from ocr_core.bundle import bundle_dir
 
@@ -63,6 +64,7 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
     if champion is None:
         raise RegistryError(f"no model given and no champion in {registry.path} yet "
                             "(train one: ocr-pipeline retrain)")
+    registry.verified(champion)
     run_logger().info("reading with the champion %s (%s)", champion.name, champion.path)
     return ChosenModel(str(champion.path), bundle_digest(Path(champion.path)), name=champion.name)
 

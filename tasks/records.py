@@ -1,37 +1,59 @@
 """What tasks hand each other: paths to files they wrote, plus a digest that keys later caches.
 
-Records are small and picklable, so Prefect can hash and persist them. A persisted record whose
-files have since been deleted refuses to load (`MissingOutputs`); Prefect then treats the cache
-entry as absent and runs the task again, so a cache hit never points at missing files.
+Records are small and picklable, so Prefect can hash and persist them. A record names the roots
+its files were written under (`root`: the results root; `images_root`: the folder of images it
+indexes); a cached record read under other roots is `relocated` onto the current ones, and one
+whose files are gone is not served (`tasks.caching.StepPolicy` decides both).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-
-class MissingOutputs(RuntimeError):
-    """A cached record's files are gone."""
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
 class Output:
-    """Base record: `path` is the file or folder a task wrote; `digest` identifies its content."""
+    """Base record: `path` is the file or folder a task wrote; `digest` identifies its content.
+
+    `root` is the results root the files were written under (set by `tasks.caching` for every
+    step with a `results_dir`; empty for a record of a user's folder). It is not content: it
+    never goes into a key.
+    """
 
     path: str
     digest: str
+    root: str = field(default="", kw_only=True)
 
     def files(self) -> list[str]:
         """Paths that must exist for the record to be usable."""
         return [self.path]
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        missing = [p for p in self.files() if not Path(p).exists()]
-        if missing:
-            raise MissingOutputs(f"{type(self).__name__} files are gone: {', '.join(missing)}")
+    def missing_files(self) -> list[str]:
+        """The files of `files()` that are not there (now)."""
+        return [path for path in self.files() if path and not Path(path).exists()]
+
+    def relocated(self, moves: dict[str, str]) -> Self:
+        """This record with every path under an old root of `moves` put under the new one
+        (the roots themselves included)."""
+        changes = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, str) and (moved := _moved(value, moves)) != value:
+                changes[item.name] = moved
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+def _moved(path: str, moves: dict[str, str]) -> str:
+    for old, new in moves.items():
+        if path == old:
+            return new
+        if path.startswith(old.rstrip(os.sep) + os.sep):
+            return new.rstrip(os.sep) + path[len(old.rstrip(os.sep)):]
+    return path
 
 
 @dataclass(frozen=True)
@@ -48,6 +70,7 @@ class Manifest(Output):
     count: int = 0
     vocabulary: str = ""
     report: str | None = None  # validation report (JSON), when the images were validated
+    images_root: str = ""  # the folder its image paths are relative to
 
     def files(self) -> list[str]:
         return [self.path] + ([self.report] if self.report else [])
@@ -59,6 +82,7 @@ class Split(Output):
 
     counts: dict[str, int] = field(default_factory=dict)
     vocabulary: str = ""
+    images_root: str = ""  # the folder its image paths are relative to
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,7 @@ class Datasets(Output):
     vocabulary: str = ""
     max_label_length: int = 0
     split_manifest: str = ""
+    images_root: str = ""  # the folder the split manifest's image paths are relative to
 
     def split_path(self, name: str) -> str:
         return str(Path(self.path) / name)
@@ -99,6 +124,7 @@ class ModelBundle(TrainedModel):
     """A trained captcha model bundle (see `ocr_core.bundle`)."""
 
     recipe: str = ""
+    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.stopping)
 
 
 @dataclass(frozen=True)
@@ -136,9 +162,12 @@ class PromotionDecision(Output):
     champion_before: str | None = None
     champion_after: str | None = None
     margin: float = 0.0
+    significance: float | None = None
+    comparison: dict[str, Any] | None = None  # the paired test: count, discordant counts, p
     challenger_scores: dict[str, Any] | None = None
     champion_scores: dict[str, Any] | None = None
     evaluation_set: dict[str, Any] | None = None
+    evaluation_set_uses: int | None = None  # decisions that compared models on this set
     registry: str = ""
 
 

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ocr_core.files import read_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.links import artifact_link
 from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
@@ -91,13 +92,15 @@ def publish_report(
     create_table_artifact(
         key="captcha-metrics",
         table=[
-            {"metric": "test sequence accuracy", "value": f"{metrics['sequence_accuracy']:.4f}"},
+            {"metric": "test sequence accuracy (95% interval)",
+             "value": format_accuracy(metrics["sequence_accuracy"], metrics["count"])},
             {"metric": "test character error rate",
              "value": f"{metrics['character_error_rate']:.4f}"},
             {"metric": "test images", "value": str(metrics["count"])},
             {"metric": "validation sequence accuracy",
              "value": f"{model.validation['val_sequence_accuracy']:.4f}"},
-            {"metric": "best epoch / epochs run", "value": f"{model.best_epoch} / {model.epochs_run}"},
+            {"metric": "kept epoch / epochs run", "value": f"{model.best_epoch} / {model.epochs_run}"},
+            {"metric": "kept because", "value": model.kept_because},
             {"metric": "training seconds", "value": f"{model.train_seconds:.0f}"},
         ],
         description=f"Model {model.recipe} at {model.path}",
@@ -119,8 +122,9 @@ def publish_report(
         markdown="\n".join([
             "# Captcha OCR run",
             f"- model bundle: `{model.path}`",
-            f"- test sequence accuracy: **{100 * metrics['sequence_accuracy']:.2f}%** "
-            f"on {metrics['count']} images ({metrics['decoder']} decoding)",
+            f"- test sequence accuracy: "
+            f"**{format_accuracy(metrics['sequence_accuracy'], metrics['count'])}** "
+            f"({metrics['decoder']} decoding; Wilson 95% interval)",
             f"- test character error rate: {metrics['character_error_rate']:.4f}",
             *[f"- {p.title}: `{p.path}`" for p in pictures],
         ]),

@@ -1,4 +1,4 @@
-"""The seed's three digit classifiers (Keras 3, channels last, input (28, 28, 1), 10 classes),
+"""The original notebook's three digit classifiers (Keras 3, channels last, input (28, 28, 1), 10 classes),
 and the model folder they are saved in.
 
 Weight initialisers and dropout take explicit seeds, so a seed reproduces a model without
@@ -28,7 +28,7 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class DigitModelSpec:
-    """One of the seed's models: how to build it and whether it outputs logits or probabilities."""
+    """One of the original notebook's models: how to build it and whether it outputs logits."""
 
     name: str
     description: str

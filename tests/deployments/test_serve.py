@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from prefect.utilities.schema_tools import validate
 
 from flows.serving import DEFAULT_RETRAIN_CRON, build_deployments, serve
-from ocr_core.config import RESULTS_ENV, RetrainParams
+from ocr_core.config import RetrainParams
+from ocr_core.layout import RESULTS_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_ROOT / "deployments" / "prefect.yaml"

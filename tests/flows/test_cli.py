@@ -57,7 +57,7 @@ class TestCaptchaFlags:
     def test_unknown_recipe(self, runner):
         result = runner.invoke(main, ["captcha", "--recipe", "resnet"])
         assert result.exit_code == 2
-        assert "'resnet' is not one of" in _one_line_error(result)
+        assert "'resnet' is not allowed: input should be 'crnn' or 'keras_example'" in _one_line_error(result)
 
 
 class TestPredict:

@@ -72,6 +72,10 @@ def test_sweep_trains_each_configuration_and_gates_the_best(prefect_server, resu
     assert max(at_once) == 2, at_once
     assert len([r for r in runs if r.name.startswith("build_datasets")]) == 1  # data once
     table = json.loads(artifacts["captcha-sweep"].data)
+    assert "chosen on validation figures only" in artifacts["captcha-sweep"].description
+    assert "test figures are shown for every configuration but never choose" in (
+        artifacts["captcha-sweep"].description)
+    assert best["val sequence accuracy"] == max(row["val sequence accuracy"] for row in ok)
     assert [row["configuration"] for row in table] == [row["configuration"] for row in summary.rows]
     assert "captcha-promotion" in artifacts
 

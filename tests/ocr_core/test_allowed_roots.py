@@ -13,8 +13,9 @@ from ocr_core.allowed_roots import (
     path_parameters,
     roots_setting,
 )
-from ocr_core.config import RESULTS_ENV, IngestParams, PredictParams, RetrainParams
+from ocr_core.config import IngestParams, PredictParams, RetrainParams
 from ocr_core.errors import ConfigError
+from ocr_core.layout import RESULTS_ENV
 
 
 class TestRoots:

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -79,6 +80,50 @@ class TestBundle:
         assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
+class TestVocabularyChecks:
+    """A bundle's vocabulary becomes file names: one that could steer a path is refused at load."""
+
+    def crafted(self, bundle_path, tmp_path, vocabulary):
+        folder = tmp_path / "crafted"
+        shutil.copytree(bundle_path, folder)
+        info = json.loads((folder / "bundle.json").read_text())
+        (folder / "bundle.json").write_text(json.dumps(info | {"vocabulary": vocabulary}))
+        return folder
+
+    def test_dot_dot_slash_is_refused_at_load(self, bundle_path, tmp_path):
+        folder = self.crafted(bundle_path, tmp_path, "2345678bcdefgmnp../")
+        with pytest.raises(ModelError, match=r"crafted/bundle\.json: vocabulary entry 16 \('\.'\) "
+                                             r"is a dot .*refused: predictions become file names"):
+            load_bundle(folder)
+
+    @pytest.mark.parametrize(("vocabulary", "problem"), [
+        ("ab/c", r"entry 2 \('/'\) is a path separator"),
+        ("ab\\c", r"entry 2 \('\\\\'\) is a path separator"),
+        ("ab\x00", "entry 2 .* is a control or unprintable character"),
+        ("ab\n", "entry 2 .* is a control or unprintable character"),
+        ("ab\u202e", "entry 2 .* is a control or unprintable character"),  # right-to-left override
+        ("abca", r"entry 3 \('a'\) is a duplicate"),
+        (["a", "b", ".."], r"entry 2 \('\.\.'\) is not a single character"),
+        (["a", ""], r"entry 1 \(''\) is not a single character"),
+        ("", "vocabulary must be a non-empty string"),
+        (17, "vocabulary must be a non-empty string"),
+    ])
+    def test_bad_entries_are_named(self, bundle_path, tmp_path, vocabulary, problem):
+        with pytest.raises(ModelError, match=problem):
+            load_bundle(self.crafted(bundle_path, tmp_path, vocabulary))
+
+    def test_a_list_of_characters_loads(self, bundle_path, tmp_path):
+        bundle = load_bundle(self.crafted(bundle_path, tmp_path, list("2345678bcdefgmnpwxy")))
+        assert bundle.vocabulary.characters == "2345678bcdefgmnpwxy"
+
+    def test_such_a_bundle_is_never_saved(self, bundle_path, tmp_path):
+        model = keras.saving.load_model(bundle_path / "model.keras")
+        with pytest.raises(ModelError, match=r"m/bundle\.json: vocabulary entry 1 \('/'\)"):
+            save_bundle(tmp_path / "m", model, vocabulary="a/b", recipe="crnn", height=32,
+                        width=128, training_manifest_sha256="0", params={}, history={})
+        assert list(tmp_path.iterdir()) == []
+
+
 class TestInference:
     def test_predictions_for_files_and_folders(self, bundle_path, captcha_dir):
         bundle = load_bundle(bundle_path)
@@ -118,7 +163,7 @@ class TestInference:
 
 
 def test_recipes_emit_time_major_logits():
-    for name, steps in (("crnn", 32), ("seed", 50)):
+    for name, steps in (("crnn", 32), ("keras_example", 50)):
         recipe = get_recipe(name)
         model = recipe.build_model(num_classes=20)
         logits = model(np.zeros((2, recipe.width, recipe.height, 1), "float32"), training=True)

@@ -29,6 +29,16 @@ class TestRetrainParams:
         with pytest.raises(ValidationError):
             RetrainParams(promotion_margin=1.5)
 
+    def test_significance_is_a_level_between_zero_and_one(self):
+        assert RetrainParams().significance == 0.05
+        assert RetrainParams(significance=0.01).significance == 0.01
+        for bad in (0, 1, -0.1):
+            with pytest.raises(ValidationError, match="significance"):
+                RetrainParams(significance=bad)
+        form = RetrainParams.model_json_schema()["properties"]["significance"]  # the UI's form
+        assert (form["exclusiveMinimum"], form["exclusiveMaximum"]) == (0, 1)
+        assert "McNemar" in form["description"]
+
 
 class TestSeedPerRun:
     def test_fixed_seed_by_default(self):

@@ -15,16 +15,17 @@ class TestPlanTraining:
 
     def test_main_job_gets_six_epochs_of_batch_64(self):
         plan = plan_training(16_000, get_recipe("crnn"))
-        assert plan == TrainingPlan(batch_size=64, epochs=6, patience=4, start_from_epoch=3)
+        assert plan == TrainingPlan(batch_size=64, epochs=6, patience=2, start_from_epoch=2,
+                                    rule="cer-then-loss")
 
     def test_small_real_set_gets_small_batches_and_many_epochs(self):
         plan = plan_training(748, get_recipe("crnn"))
-        assert plan == TrainingPlan(batch_size=16, epochs=129, patience=13, start_from_epoch=64)
+        assert plan == TrainingPlan(batch_size=16, epochs=129, patience=13, start_from_epoch=43)
         assert plan.epochs * 748 >= 96_000
 
     def test_augmented_training_sees_more_images(self):
         plan = plan_training(748, get_recipe("crnn"), augment=True)
-        assert plan == TrainingPlan(batch_size=16, epochs=214, patience=22, start_from_epoch=107)
+        assert plan == TrainingPlan(batch_size=16, epochs=214, patience=22, start_from_epoch=71)
         assert plan_training(640, get_recipe("crnn"), augment=True).epochs == 250
         assert plan_training(16_000, get_recipe("crnn"), augment=True).epochs == 10
 
@@ -39,7 +40,7 @@ class TestPlanTraining:
 
     def test_given_values_win(self):
         plan = plan_training(748, get_recipe("crnn"), epochs=80, patience=20, batch_size=8)
-        assert plan == TrainingPlan(batch_size=8, epochs=80, patience=20, start_from_epoch=40)
+        assert plan == TrainingPlan(batch_size=8, epochs=80, patience=20, start_from_epoch=26)
 
     def test_no_images(self):
         with pytest.raises(ValueError, match="train_images must be positive, got 0"):
@@ -93,6 +94,8 @@ class TestFit:
         assert history[-1] > 0.5  # the wrecked last epoch
         assert result.best_epoch < len(history)
         assert history[result.best_epoch - 1] == min(history)
+        assert result.kept_because.startswith(f"epoch {result.best_epoch}: val CER ")
+        assert not result.stopped_early
         predictions, truths, _ = predict_texts(result.model, validation, vocabulary)
         assert character_error_rate(predictions, truths) == pytest.approx(min(history))
 
