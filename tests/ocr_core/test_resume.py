@@ -71,7 +71,6 @@ def test_a_kill_while_saving_a_new_best_keeps_the_best_the_state_names(tmp_path,
     import numpy as np
 
     import ocr_core.resume as resume
-
     from ocr_core.stopping import DEFAULT_RULE, RULES, EpochSelector, SelectiveStopping
 
     stopping = SelectiveStopping(EpochSelector(RULES[DEFAULT_RULE], start_from_epoch=0, patience=3))
