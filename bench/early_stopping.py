@@ -95,10 +95,10 @@ def train(kind: str, work: Path, smoke: bool = False) -> None:
     import numpy as np
 
     from ocr_core import dataset as ds
-    from ocr_core.ctc import Vocabulary
+    from ocr_core.ctc import Vocabulary, decode_texts
     from ocr_core.models import get_recipe
     from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import fit, plan_training, predict_texts
+    from ocr_core.training import fit, plan_training
 
     if smoke:
         GENERATED.update(train=200, development=40, fresh=40)
@@ -115,12 +115,16 @@ def train(kind: str, work: Path, smoke: bool = False) -> None:
     reads: dict[str, list[str]] = {"test": [], "development": []}
     weights = work / "weights"
     weights.mkdir(parents=True, exist_ok=True)
+    # Each set held in memory in batches of 256: a few model calls per set and epoch.
+    batches = {name: list(load_split(work / "splits" / name, 256)) for name in reads}
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            for name in reads:
-                predictions, truths, _ = predict_texts(
-                    self.model, load_split(work / "splits" / name, plan.batch_size), chars)
+            for name, batch in batches.items():
+                predictions, truths = [], []
+                for images, labels in batch:
+                    predictions += decode_texts(self.model(images, training=False), chars)[0]
+                    truths += [chars.decode(row) for row in labels.numpy()]
                 reads[name].append("".join("1" if p == t else "0"
                                            for p, t in zip(predictions, truths, strict=True)))
             np.savez(weights / f"epoch-{epoch + 1}.npz", *self.model.get_weights())
