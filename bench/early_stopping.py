@@ -89,7 +89,7 @@ def data(kind: str, work: Path) -> tuple[dict, dict[str, list], bool]:
     return {name: len(records) for name, records in splits.items()}, splits, augment
 
 
-def train(kind: str, work: Path, smoke: bool = False) -> None:
+def train(kind: str, work: Path, smoke: bool = False, epochs: int | None = None) -> None:
     """Run the plan to its end; record per-epoch validation figures and development reads."""
     import keras
     import numpy as np
@@ -110,7 +110,8 @@ def train(kind: str, work: Path, smoke: bool = False) -> None:
         save_split(splits[name], chars, work / "splits" / name, height=recipe.height,
                    width=recipe.width, max_label_length=max(len(r.label) for r in every))
     plan = plan_training(len(splits["train"]), recipe, augment=augment,
-                         epochs=2 if smoke else None)
+                         epochs=2 if smoke else epochs)
+    planned = plan_training(len(splits["train"]), recipe, augment=augment)
     unstopped = dataclasses.replace(plan, patience=plan.epochs + 1, start_from_epoch=0)
     reads: dict[str, list[str]] = {"test": [], "development": []}
     weights = work / "weights"
@@ -141,6 +142,7 @@ def train(kind: str, work: Path, smoke: bool = False) -> None:
     raw = {
         "kind": kind, "recipe": recipe.name, "augment": augment, "vocabulary": vocabulary,
         "counts": counts, "plan": dataclasses.asdict(plan),
+        "default_plan_epochs": planned.epochs,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
                    "shared with other sessions' work (run with nice -n 19)",
         "train_seconds": round(time.perf_counter() - started, 1),
@@ -274,13 +276,14 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="images, splits and per-epoch weights")
     parser.add_argument("--rule", help="the rule chosen on the development set (quote)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs (a dry run)")
+    parser.add_argument("--epochs", type=int, help="a shorter plan than the default's")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.step == "train":
-        train(args.kind, args.work, args.smoke)
+        train(args.kind, args.work, args.smoke, args.epochs)
     elif args.step == "compare":
         compare()
     else:
