@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from tasks.locks import is_step_locked, lock_path, step_lock
+from ocr_core.locks import is_step_locked, lock_path, step_lock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_a_second_holder_waits_for_the_first(tmp_path):
 
 
 def test_a_killed_holder_leaves_the_key_free(tmp_path):
-    script = ("import sys, time; from pathlib import Path; from tasks.locks import step_lock\n"
+    script = ("import sys, time; from pathlib import Path; from ocr_core.locks import step_lock\n"
               "with step_lock(Path(sys.argv[1]), 'key'):\n"
               "    print('held', flush=True); time.sleep(600)\n")
     holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=PROJECT_ROOT,
