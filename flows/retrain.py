@@ -8,6 +8,7 @@ seed per run for synthetic data (`reseed_each_run`).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,22 @@ def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[st
     return data
 
 
+def seeded_for_run(params: RetrainParams, run_id: str) -> RetrainParams:
+    """`params` for one flow run: with `reseed_each_run`, a seed drawn from the run's id (logged
+    and recorded with the version, so `--seed` reproduces the run)."""
+    if not params.reseed_each_run:
+        return params
+    seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 2**31
+    if seed == params.evaluation_seed:
+        seed += 1
+    return params.model_copy(update={"seed": seed})
+
+
 @flow(name="captcha-retrain")
 @honour_refresh
 def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     """Train a challenger; it replaces the champion only if it reads the held-out set better."""
-    params = (params or RetrainParams()).for_run(str(flow_run.id))
+    params = seeded_for_run(params or RetrainParams(), str(flow_run.id))
     confine_served_run(params)
     root = params.results_dir
     try:

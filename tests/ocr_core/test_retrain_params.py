@@ -42,12 +42,16 @@ class TestRetrainParams:
 
 class TestSeedPerRun:
     def test_fixed_seed_by_default(self):
+        from flows.retrain import seeded_for_run
+
         params = RetrainParams(seed=3)
-        assert params.for_run("run-a") is params
+        assert seeded_for_run(params, "run-a") is params
 
     def test_each_run_draws_its_own_reproducible_seed(self):
+        from flows.retrain import seeded_for_run
+
         params = RetrainParams(reseed_each_run=True)
-        seeds = {params.for_run(f"run-{index}").seed for index in range(20)}
+        seeds = {seeded_for_run(params, f"run-{index}").seed for index in range(20)}
         assert len(seeds) == 20
-        assert params.for_run("run-1").seed == params.for_run("run-1").seed
+        assert seeded_for_run(params, "run-1").seed == seeded_for_run(params, "run-1").seed
         assert params.evaluation_seed not in seeds
