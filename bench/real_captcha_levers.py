@@ -54,7 +54,7 @@ def main() -> int:
     from ocr_core.inference import predict_files, score
     from ocr_core.models import build_crnn, get_recipe
     from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import fit, plan_training
+    from ocr_core.training import plan_training, train_captcha_model
 
     variant = VARIANTS[args.variant]
     pool, holdout = holdout_split(REAL_DATA)
@@ -75,11 +75,11 @@ def main() -> int:
                          **variant.get("plan", {}))
     logging.info("%s: %s", args.variant, plan.describe(len(splits["train"])))
     started = time.perf_counter()
-    result = fit(recipe, chars,
-                 load_split(work / "train", plan.batch_size, shuffle=True,
-                            augment=variant.get("augment", True), seed=42),
-                 load_split(work / "validation", plan.batch_size), plan=plan, seed=42,
-                 learning_rate=variant.get("learning_rate"))
+    result = train_captcha_model(recipe, chars,
+                                 load_split(work / "train", plan.batch_size, shuffle=True,
+                                            augment=variant.get("augment", True), seed=42),
+                                 load_split(work / "validation", plan.batch_size), plan=plan, seed=42,
+                                 learning_rate=variant.get("learning_rate"))
     seconds = time.perf_counter() - started
     bundle_path = save_bundle(work / "model", result.model, vocabulary=vocabulary,
                               recipe=recipe.name, height=recipe.height, width=recipe.width,

@@ -26,7 +26,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ocr_core.config import RunnerParams
 from ocr_core.errors import ConfigError
-from ocr_core.mnist.training import available_cpus
+from ocr_core.threads import available_cpus
 
 R = TypeVar("R")
 

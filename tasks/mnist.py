@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 
-from ocr_core.files import move_aside, sha256_json
+from ocr_core.files import move_aside, remove_path, sha256_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key, refreshing_cache
 from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
+from tasks.progress import epoch_progress
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
 GRID_SIZE = 6  # the original notebook's 6x6 grid of digits
@@ -100,20 +98,6 @@ def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     return Picture(str(path), step_key=key, title="Random training digits")
 
 
-class _ProgressArtifact(keras.callbacks.Callback):
-    """Moves a Prefect progress artifact forward after each epoch."""
-
-    def __init__(self, name: str, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.artifact_id = create_progress_artifact(
-            0.0, key=f"mnist-{name.replace('_', '-')}-training",
-            description=f"{name}: epochs done (% of the maximum; early stopping may end sooner)")
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
-
-
 @cached_task(ignore=("threads",))
 def train_digit_model(
     data: DigitData,
@@ -126,19 +110,24 @@ def train_digit_model(
     results_dir: Path,
     threads: int | None = None,
 ) -> DigitModel:
-    """Train one of the original notebook's models with early stopping on a validation split of the training
-    images; save the best epoch's model folder.
+    """Train one of the original notebook's models with early stopping on a validation split of
+    the training images; save the kept epoch's model folder.
 
-    `threads` caps TensorFlow's CPU threads; TF fixes them when it runs its first op, so this
-    takes effect in a fresh process (a Dask worker) and is a logged no-op where TF already runs.
+    It runs the one training loop (`ocr_core.fitting.fit`, rule `ocr_core.mnist.training.RULE`):
+    its state is backed up after every epoch in a work folder named by the step key, so a killed
+    run called again resumes from its last finished epoch; the step's lock (`tasks.locks`) keeps
+    the folder to one run. `threads` caps TensorFlow's CPU threads; TF fixes them when it runs
+    its first op, so this takes effect in a fresh process (a Dask worker) and is a logged no-op
+    where TF already runs.
     """
     import tensorflow as tf
 
+    from ocr_core.fitting import fit
     from ocr_core.mnist.data import load_arrays, split_validation
     from ocr_core.mnist.models import build_model, get_spec, save_digit_model
     from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
-    from ocr_core.mnist.training import fit_digit_model
-    from ocr_core.training import configure_threads
+    from ocr_core.mnist.training import RULE, digit_summary
+    from ocr_core.threads import configure_threads
 
     logger = run_logger()
     configure_threads(threads)
@@ -153,26 +142,31 @@ def train_digit_model(
     logger.info("training %s (%s) on %d images, validating on %d, for up to %d epochs",
                 model_name, get_spec(model_name).description, len(train_labels), len(val_labels),
                 epochs)
-    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
-    progress = [_ProgressArtifact(model_name, epochs)] if TaskRunContext.get() else []
-    result = fit_digit_model(
+    key = current_step_key()
+    work = ResultsLayout(results_dir).work / f"train_digit_model-{key}"
+    result = fit(
         build_model(model_name, seed=seed),
         training_pipeline(train_images, train_labels, batch_size=batch_size, seed=seed),
         evaluation_pipeline(val_images, val_labels, batch_size=batch_size),
-        epochs=epochs, patience=patience, callbacks=progress,
+        epochs=epochs, rule=RULE, patience=patience, summary=digit_summary, name=model_name,
+        callbacks=epoch_progress(
+            f"mnist-{model_name.replace('_', '-')}-training", epochs,
+            f"{model_name}: epochs done (% of the maximum; early stopping may end sooner)"),
+        backup_dir=work,
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
-    key = current_step_key()
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
     if refreshing_cache():
         move_aside(target)  # a folder there is never replaced: runs may still read it
     save_digit_model(target, result.model, name=model_name, data_digest=data.content_digest,
                      params=params, history=result.history,
-                     metrics={"validation": validation, "train_seconds": result.seconds})
-    logger.info("%s: best epoch %d of %d, validation accuracy %.2f%%, %.0f s; saved %s",
+                     metrics={"validation": validation, "train_seconds": result.seconds,
+                              "kept_epoch": result.kept_epoch(epochs)})
+    remove_path(work)
+    logger.info("%s: kept epoch %d of %d run, validation accuracy %.2f%%, %.0f s: %s; saved %s",
                 model_name, result.best_epoch, result.epochs_run,
-                100 * validation["val_accuracy"], result.seconds, target)
+                100 * validation["val_accuracy"], result.seconds, result.kept_because, target)
     return DigitModel(str(target), step_key=key, name=model_name,
                       parameters=result.model.count_params(), best_epoch=result.best_epoch,
                       epochs_run=result.epochs_run, train_seconds=result.seconds,
@@ -184,7 +178,7 @@ def train_digit_model(
 def check_digit_model_learned(model: DigitModel, min_val_accuracy: float) -> DigitModel:
     """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
     otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
-    from ocr_core.training import require_learning
+    from ocr_core.fitting import require_learning
 
     require_learning(model.validation["val_accuracy"], min_val_accuracy, model.path,
                      measure=f"validation accuracy of {model.name}")

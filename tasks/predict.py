@@ -121,7 +121,7 @@ def read_shard(
     Raises:
         DataError: an image is missing, not a PNG or cannot be decoded (the message names it).
     """
-    from ocr_core.training import configure_threads
+    from ocr_core.threads import configure_threads
 
     configure_threads(threads)  # before the imports below load the model code
     from ocr_core.inference import check_pngs, predict_files

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 
 from ocr_core.files import move_aside, read_json, remove_path, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key, refreshing_cache
 from tasks.logs import run_logger
+from tasks.progress import epoch_progress
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 from tasks.workers import current_worker
-
-
-class _ProgressArtifact(keras.callbacks.Callback):
-    """Moves a Prefect progress artifact forward after each epoch."""
-
-    def __init__(self, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.artifact_id = create_progress_artifact(
-            0.0, key="captcha-training", description="Training epochs done (%)")
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
 @cached_task(ignore=("threads",))
@@ -58,7 +43,8 @@ def train_model(
     from ocr_core.ctc import Vocabulary
     from ocr_core.models import get_recipe
     from ocr_core.pipeline import count_split, load_split
-    from ocr_core.training import configure_threads, fit, plan_training
+    from ocr_core.threads import configure_threads
+    from ocr_core.training import plan_training, train_captcha_model
 
     key = current_step_key()
     target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
@@ -80,29 +66,27 @@ def train_model(
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
                       current_worker(), plan.describe(train_images))
     work = ResultsLayout(results_dir).work / f"train_model-{key}"
-    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
-    progress = [_ProgressArtifact(plan.epochs)] if TaskRunContext.get() else []
-    result = fit(
+    result = train_captcha_model(
         spec, Vocabulary(datasets.vocabulary),
         load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
                    seed=seed),
         load_split(datasets.split_path("validation"), plan.batch_size),
         plan=plan, learning_rate=learning_rate, seed=seed,
-        callbacks=progress, backup_dir=work,
+        callbacks=epoch_progress("captcha-training", plan.epochs, "Training epochs done (%)"),
+        backup_dir=work,
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    epochs_run = len(result.history["loss"])
-    kept = {"epoch": result.best_epoch, "epochs_run": epochs_run, "epochs_planned": plan.epochs,
-            "stopped_early": result.stopped_early, "because": result.kept_because}
+    epochs_run = result.epochs_run
     training = {"best_epoch": result.best_epoch, "epochs_run": epochs_run,
                 "seconds": result.seconds, "worker": current_worker()}
     save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
                 height=spec.height, width=spec.width,
                 training_manifest_sha256=read_json(datasets.split_manifest)["digest"],
                 step_key=key, params=params, history=result.history,
-                metrics={"validation": validation, "training": training, "kept_epoch": kept})
+                metrics={"validation": validation, "training": training,
+                         "kept_epoch": result.kept_epoch(plan.epochs)})
     remove_path(work)
     run_logger().info(
         "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch, epochs_run,
@@ -135,7 +119,7 @@ def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
 
     Not cached and kept apart from training, so a rerun with another threshold reuses the model.
     """
-    from ocr_core.training import require_learning
+    from ocr_core.fitting import require_learning
 
     require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy, model.path)
     return model

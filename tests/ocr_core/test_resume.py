@@ -11,7 +11,7 @@ from ocr_core.ctc import Vocabulary
 from ocr_core.models import get_recipe
 from ocr_core.pipeline import load_split, save_split
 from ocr_core.resume import STATE_FILE
-from ocr_core.training import MONITOR, TrainingPlan, fit
+from ocr_core.training import MONITOR, TrainingPlan, train_captcha_model
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -38,9 +38,10 @@ def test_an_interrupted_fit_resumes_with_its_history_and_early_stopping(tmp_path
 
     def run(*callbacks):
         plan = TrainingPlan(batch_size=16, epochs=4, patience=4, start_from_epoch=0)
-        return fit(recipe, vocabulary, load_split(tmp_path / "train", 16, shuffle=True, seed=0),
-                   load_split(tmp_path / "validation", 16), plan=plan, seed=0,
-                   callbacks=callbacks, backup_dir=tmp_path / "work")
+        return train_captcha_model(
+            recipe, vocabulary, load_split(tmp_path / "train", 16, shuffle=True, seed=0),
+            load_split(tmp_path / "validation", 16), plan=plan, seed=0,
+            callbacks=callbacks, backup_dir=tmp_path / "work")
 
     with pytest.raises(KeyboardInterrupt):
         run(Interrupt(2))
