@@ -22,20 +22,18 @@ Content-Length before the first byte, a body without one as soon as it passes th
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import random
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from ocr_core.errors import ConfigError, DownloadError
-from ocr_core.files import atomic_path, sha256_file
+from ocr_core.files import sha256_file
 from ocr_core.retry import RETRYABLE_STATUS, Retryable, describe_error, parse_retry_after, retry_delay
 from ocr_core.revalidation import (
     conditional_headers,
@@ -45,17 +43,13 @@ from ocr_core.revalidation import (
     write_validators,
 )
 from ocr_core.targets import HopGuard, TargetPolicy, check_file_source, checked_session, get_checked
+from ocr_core.transfer import CHUNK, ProgressCallback, too_large, write_stream
 from ocr_core.version import __version__
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("http", "https", "file")
 DEFAULT_MAX_BYTES = 64 * 2**20  # the published captcha zip is 9 MB
-_CHUNK = 1 << 16
-
-ProgressCallback = Callable[[int, int | None], None]
-"""Called with (bytes received, total bytes or None) while a download runs."""
-
 
 @dataclass(frozen=True)
 class DownloadSettings:
@@ -251,9 +245,10 @@ def _fetch_once(
             if response.headers.get("Content-Encoding", "identity") != "identity":
                 total = None  # the declared length counts encoded bytes, the body decoded ones
             if total is not None and total > settings.max_bytes:
-                raise _too_large(url, settings.max_bytes, f"it announces {total} bytes")
-            written = _write_stream(response.iter_content(_CHUNK), url, target, expected, total,
-                                    settings, progress)
+                raise too_large(url, settings.max_bytes, f"it announces {total} bytes")
+            written = write_stream(response.iter_content(CHUNK), url, target, expected, total,
+                                   max_bytes=settings.max_bytes,
+                                   progress_interval=settings.progress_interval, progress=progress)
             write_validators(target, response_validators(response.headers))
             return written
     except requests.exceptions.InvalidURL as error:
@@ -268,13 +263,6 @@ def _local_source(url: str) -> Path:
     return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
 
 
-def _too_large(url: str, limit: int, what: str) -> DownloadError:
-    return DownloadError(
-        f"{url}: refused, {what}, over the download size limit of {limit} bytes "
-        f"({limit / 2**20:.1f} MiB); nothing was kept (raise the limit, download_max_mib, "
-        "only for a source you trust)")
-
-
 def _copy_local(
     url: str, target: Path, expected: str | None, settings: DownloadSettings,
     progress: ProgressCallback | None, policy: TargetPolicy,
@@ -285,55 +273,14 @@ def _copy_local(
     with open(source, "rb") as handle:
         size = source.stat().st_size
         if size > settings.max_bytes:
-            raise _too_large(url, settings.max_bytes, f"the file has {size} bytes")
-        chunks = iter(lambda: handle.read(_CHUNK), b"")
+            raise too_large(url, settings.max_bytes, f"the file has {size} bytes")
+        chunks = iter(lambda: handle.read(CHUNK), b"")
         try:
-            size, digest = _write_stream(chunks, url, target, expected, size, settings, progress)
+            size, digest = write_stream(chunks, url, target, expected, size,
+                                        max_bytes=settings.max_bytes,
+                                        progress_interval=settings.progress_interval,
+                                        progress=progress)
         except Retryable as error:  # the file changed while it was copied
             raise DownloadError(f"{url}: {error}") from None
     logger.info("copied %s (%d bytes, sha256 %s)", url, size, digest)
     return DownloadResult(target, digest, size, attempts=1)
-
-
-def _write_stream(
-    chunks, url: str, target: Path, expected: str | None, total: int | None,
-    settings: DownloadSettings, progress: ProgressCallback | None,
-) -> tuple[int, str]:
-    """Write `chunks` to a temporary file, check size, length and checksum, rename onto `target`."""
-    hasher = hashlib.sha256()
-    received = 0
-    last_report = time.monotonic()
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            for chunk in chunks:
-                if received + len(chunk) > settings.max_bytes:
-                    raise _too_large(url, settings.max_bytes, "the body is longer")
-                handle.write(chunk)
-                hasher.update(chunk)
-                received += len(chunk)
-                if time.monotonic() - last_report >= settings.progress_interval:
-                    last_report = time.monotonic()
-                    _report_progress(url, received, total, progress)
-        if total is not None and received != total:
-            raise Retryable(f"body truncated at {received} of {total} bytes")
-        digest = hasher.hexdigest()
-        if expected is not None and digest != expected:
-            raise DownloadError(
-                f"{url}: sha256 mismatch, expected {expected}, got {digest} ({received} bytes)")
-    _report_progress(url, received, total, progress)
-    return received, digest
-
-
-def _report_progress(url: str, received: int, total: int | None,
-                     progress: ProgressCallback | None) -> None:
-    if progress is not None:
-        progress(received, total)
-    else:
-        logger.info("%s: %s", url, describe_progress(received, total))
-
-
-def describe_progress(received: int, total: int | None) -> str:
-    """'3.2 of 9.0 MiB (36%)', or '3.2 MiB' when the size is unknown."""
-    if total:
-        return f"{received / 2**20:.1f} of {total / 2**20:.1f} MiB ({100 * received / total:.0f}%)"
-    return f"{received / 2**20:.1f} MiB"

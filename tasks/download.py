@@ -18,16 +18,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
 from ocr_core.archive import extract_zip, find_image_folder
-from ocr_core.download import (
-    DEFAULT_MAX_BYTES,
-    DownloadSettings,
-    describe_progress,
-    download,
-    file_name_of,
-)
+from ocr_core.download import DEFAULT_MAX_BYTES, DownloadSettings, download, file_name_of
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.targets import TargetPolicy
+from ocr_core.transfer import describe_progress
 from tasks.caching import cached_task, current_step_key, step_policy_when
 from tasks.captcha import fingerprint_folder
 from tasks.logs import run_logger
