@@ -131,7 +131,7 @@ def score_version(
     from ocr_core.inference import predict_files, score
 
     records, _ = read_manifest(evaluation_set.path, evaluation_set.images_root or None)
-    predictions = predict_files(load_bundle(registry.verified(version).path, kind="captcha"),
+    predictions = predict_files(load_bundle(registry.verified(version).path),
                                 [Path(r.path) for r in records], strategy=decoder,
                                 beam_width=beam_width)
     evaluation = score(predictions)
