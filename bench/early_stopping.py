@@ -89,16 +89,16 @@ def data(kind: str, work: Path) -> tuple[dict, dict[str, list], bool]:
     return {name: len(records) for name, records in splits.items()}, splits, augment
 
 
-def train(kind: str, work: Path, smoke: bool = False) -> None:
+def train(kind: str, work: Path, smoke: bool = False, epochs: int | None = None) -> None:
     """Run the plan to its end; record per-epoch validation figures and development reads."""
     import keras
     import numpy as np
 
     from ocr_core import dataset as ds
-    from ocr_core.ctc import Vocabulary
+    from ocr_core.ctc import Vocabulary, decode_texts
     from ocr_core.models import get_recipe
     from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import fit, plan_training, predict_texts
+    from ocr_core.training import fit, plan_training
 
     if smoke:
         GENERATED.update(train=200, development=40, fresh=40)
@@ -110,17 +110,22 @@ def train(kind: str, work: Path, smoke: bool = False) -> None:
         save_split(splits[name], chars, work / "splits" / name, height=recipe.height,
                    width=recipe.width, max_label_length=max(len(r.label) for r in every))
     plan = plan_training(len(splits["train"]), recipe, augment=augment,
-                         epochs=2 if smoke else None)
+                         epochs=2 if smoke else epochs)
+    planned = plan_training(len(splits["train"]), recipe, augment=augment)
     unstopped = dataclasses.replace(plan, patience=plan.epochs + 1, start_from_epoch=0)
     reads: dict[str, list[str]] = {"test": [], "development": []}
     weights = work / "weights"
     weights.mkdir(parents=True, exist_ok=True)
+    # Each set held in memory in batches of 256: a few model calls per set and epoch.
+    batches = {name: list(load_split(work / "splits" / name, 256)) for name in reads}
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            for name in reads:
-                predictions, truths, _ = predict_texts(
-                    self.model, load_split(work / "splits" / name, plan.batch_size), chars)
+            for name, batch in batches.items():
+                predictions, truths = [], []
+                for images, labels in batch:
+                    predictions += decode_texts(self.model(images, training=False), chars)[0]
+                    truths += [chars.decode(row) for row in labels.numpy()]
                 reads[name].append("".join("1" if p == t else "0"
                                            for p, t in zip(predictions, truths, strict=True)))
             np.savez(weights / f"epoch-{epoch + 1}.npz", *self.model.get_weights())
@@ -137,6 +142,7 @@ def train(kind: str, work: Path, smoke: bool = False) -> None:
     raw = {
         "kind": kind, "recipe": recipe.name, "augment": augment, "vocabulary": vocabulary,
         "counts": counts, "plan": dataclasses.asdict(plan),
+        "default_plan_epochs": planned.epochs,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
                    "shared with other sessions' work (run with nice -n 19)",
         "train_seconds": round(time.perf_counter() - started, 1),
@@ -270,13 +276,14 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="images, splits and per-epoch weights")
     parser.add_argument("--rule", help="the rule chosen on the development set (quote)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs (a dry run)")
+    parser.add_argument("--epochs", type=int, help="a shorter plan than the default's")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.step == "train":
-        train(args.kind, args.work, args.smoke)
+        train(args.kind, args.work, args.smoke, args.epochs)
     elif args.step == "compare":
         compare()
     else:

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import click
 
-from flows.models_cli import results_dir_option
 from ocr_core.cache_entries import KeyEntry, parse_duration, plan_prune, remove_key, scan
 from ocr_core.config import default_results_dir
 from ocr_core.files import remove_path
 
 DEFAULT_OLDER_THAN = "30d"
+
+results_dir_option = click.option(
+    "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Results root whose cache to read. Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
 
 
 def _root(results_dir: Path | None) -> Path:

@@ -68,7 +68,7 @@ def describe_evaluation_set(params: RetrainParams) -> dict[str, Any]:
 def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[str, Any]:
     """What a model was trained on: source, image count, seed and the manifest's content hash."""
     data: dict[str, Any] = {"source": params.source, "images": manifest.count,
-                            "seed": params.seed, "manifest_digest": manifest.digest}
+                            "seed": params.seed, "manifest_digest": manifest.content_digest}
     if params.source == "dir":
         data["data_dir"] = str(params.data_dir)
     elif params.source == "url":

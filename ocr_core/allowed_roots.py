@@ -3,9 +3,9 @@
 A flow run started by the Prefect server (a deployment's form, an automation, a schedule) takes
 its parameters from whoever can reach the server, so its paths are confined: each one, after
 symbolic links are resolved, must lie under one of the allowed roots, and the results root must be
-the one the deployment was served with. Local CLI runs are not confined. The roots come from
-`$OCR_PIPELINE_ALLOWED_ROOTS` (folders separated by `os.pathsep`), by default the served results
-root; `ocr-pipeline serve` adds the folders it was given.
+the one the deployment was served with. Local CLI runs are not confined. The roots are the
+served results root and the folders in `$OCR_PIPELINE_ALLOWED_ROOTS` (separated by `os.pathsep`);
+`ocr-pipeline serve` sets that to the folders it was given unless the administrator set it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ ALLOWED_ROOTS_ENV = "OCR_PIPELINE_ALLOWED_ROOTS"
 
 
 def allowed_roots(environ: Mapping[str, str] = os.environ) -> list[Path]:
-    """The allowed roots, resolved: `$OCR_PIPELINE_ALLOWED_ROOTS`, else the served results root."""
+    """The allowed roots, resolved: the served results root, then `$OCR_PIPELINE_ALLOWED_ROOTS`."""
     given = [Path(part).expanduser() for part in environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep)
              if part.strip()]
-    roots = given or [default_results_dir()]
+    roots = [default_results_dir(), *given]
     return list(dict.fromkeys(root.absolute().resolve() for root in roots))
 
 

@@ -38,6 +38,7 @@ import filelock
 from ocr_core.errors import ConfigError, DataError
 from ocr_core.files import remove_path
 from ocr_core.layout import ResultsLayout
+from ocr_core.locks import is_step_locked, step_lock
 
 KEY_PATTERN = re.compile(r"(?<![0-9a-f])[0-9a-f]{24}(?![0-9a-f])")
 _KEYED_NAME = re.compile(r"^(?P<prefix>.*?)-?(?P<key>[0-9a-f]{24})(?:\.[A-Za-z0-9]+)?$")
@@ -211,25 +212,6 @@ def scan(results_dir: Path) -> dict[str, KeyEntry]:
     return entries
 
 
-def lock_path(results_dir: Path, key: str) -> Path:
-    """The lock a step holds while it computes `key`."""
-    return results_dir / "locks" / f"{key}.lock"
-
-
-def is_held(results_dir: Path, key: str) -> bool:
-    """Whether a running step holds `key`'s lock now (without creating a lock file)."""
-    path = lock_path(results_dir, key)
-    if not path.exists():
-        return False
-    lock = filelock.FileLock(path, timeout=0)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        return True
-    lock.release()
-    return False
-
-
 @dataclass
 class PrunePlan:
     """What a prune removes, and why each other old key stays."""
@@ -250,7 +232,7 @@ def plan_prune(results_dir: Path, older_than: float, now: float | None = None) -
             kept[key] = f"registry {', '.join(sorted(item.registry))}"
         elif now - item.last_used < older_than:
             kept[key] = "recent"
-        elif is_held(results_dir, key):
+        elif is_step_locked(results_dir, key):
             kept[key] = "held by a running step"
     pending = list(kept)
     while pending:  # what a kept key's result points at stays with it
@@ -269,10 +251,8 @@ def plan_prune(results_dir: Path, older_than: float, now: float | None = None) -
 def remove_key(results_dir: Path, item: KeyEntry) -> bool:
     """Remove a key's places: its Prefect result first, then each place renamed aside and
     deleted, all under the key's lock. False when a running step holds the lock."""
-    path = lock_path(results_dir, item.key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with filelock.FileLock(path, timeout=0):
+        with step_lock(results_dir, item.key, timeout=0):
             for place in sorted(item.places, key=lambda p: p.parent.name != "prefect-results"):
                 aside = place.with_name(f"{ASIDE_PREFIX}{uuid.uuid4().hex[:12]}-{place.name}")
                 try:

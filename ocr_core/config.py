@@ -179,9 +179,10 @@ class CaptchaParams(RunParams):
     )
     patience: int | None = Field(
         None, ge=1,
-        description="Epochs without a lower validation character error rate before stopping; "
-        "early stopping never stops in the first half of the epochs. Default: a tenth of the "
-        "epochs, at least 4 (4 for the main job, 22 for 748 augmented images).",
+        description="Epochs without a better one (lower validation character error rate, ties "
+        "broken by lower validation loss) before stopping; epochs in the first third are not "
+        "considered. Default: a tenth of the epochs, at least 2 (2 for the main job, 22 for 748 "
+        "augmented images).",
     )
     batch_size: int | None = Field(
         None, ge=1, le=4096,

@@ -3,9 +3,10 @@
 The key of a step (a task function called with some inputs) hashes:
 
 - the step's name (module and function);
-- its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
-  the parameters a step declares as not changing its output (a thread count) and where it
-  writes (`results_dir`: moving the results root keeps every key);
+- its inputs' content (`content_token`): a record's `identity` (its content digest, else its step
+  key), a parameter's value, leaving out the parameters a step declares as not changing its
+  output (a thread count) and where it writes (`results_dir`: moving the results root keeps
+  every key);
 - the code the step runs and the versions of the libraries that code imports
   (`tasks.code_identity`: an edit to `ocr_core/models.py` retrains but does not regenerate).
 
@@ -29,8 +30,8 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from ocr_core.files import sha256_json
+from ocr_core.locks import step_lock
 from tasks.code_identity import code_identity
-from tasks.locks import step_lock
 from tasks.records import Output
 from tasks.step_policy import StepPolicy, refreshing, usable_record
 
@@ -38,7 +39,7 @@ from tasks.step_policy import StepPolicy, refreshing, usable_record
 def content_token(value: Any) -> Any:
     """A JSON-able stand-in for `value` that changes exactly when its content does."""
     if isinstance(value, Output):
-        return {"type": type(value).__name__, "digest": value.digest}
+        return {"type": type(value).__name__, "identity": value.identity}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -86,7 +87,7 @@ class KeyedStep:
     `.step_key(parameters)` for the cache policy, both from the same call's parameters with
     defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
 
-    A call with a `results_dir` holds that key's lock (`tasks.locks`) while it runs; a call that
+    A call with a `results_dir` holds that key's lock (`ocr_core.locks`) while it runs; a call that
     waited for the lock uses the record the holder persisted, if it is usable, instead of
     computing again. The record it returns names that results root as its `root`.
 

@@ -61,7 +61,7 @@ def collect_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFol
     found = len(ds.list_pngs(target)) if target.is_dir() else 0
     if found != num_samples:
         raise DataError(f"{target} holds {found} generated captchas, expected {num_samples}")
-    return ImageFolder(str(target), digest=current_step_key(), count=num_samples)
+    return ImageFolder(str(target), step_key=current_step_key(), count=num_samples)
 
 
 # NO_CACHE: it reads the folder's files to make the key the later steps are cached by.
@@ -70,7 +70,7 @@ def fingerprint_folder(folder: Path) -> ImageFolder:
     """Describe a user's folder of captchas by the content of its PNGs (not cached: it is the key)."""
     paths = ds.list_pngs(folder)
     digest = sha256_json([[p.name, sha256_file(p)] for p in paths])
-    return ImageFolder(str(Path(folder).absolute()), digest=digest, count=len(paths))
+    return ImageFolder(str(Path(folder).absolute()), content_digest=digest, count=len(paths))
 
 
 @cached_task()
@@ -85,10 +85,10 @@ def split_dataset(
     key = current_step_key()
     path = ResultsLayout(results_dir).manifests / f"split-{key}.json"
     digest = ds.write_split(path, splits, vocabulary, images_root=manifest.images_root or None,
-                            seed=seed, source_manifest=manifest.digest)
+                            seed=seed, source_manifest=manifest.content_digest)
     counts = {name: len(splits[name]) for name in ds.SPLITS}
     run_logger().info("split %s", counts)
-    return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary,
+    return Split(str(path), content_digest=digest, counts=counts, vocabulary=vocabulary,
                  images_root=manifest.images_root)
 
 
@@ -109,11 +109,11 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
         for name in ds.SPLITS:
             save_split(records[name], chars, tmp / name, height=spec.height, width=spec.width,
                        max_label_length=max_length)
-        write_json(tmp / "datasets.json", {"split": split.digest, "height": spec.height,
+        write_json(tmp / "datasets.json", {"split": split.content_digest, "height": spec.height,
                                            "width": spec.width, "vocabulary": vocabulary,
                                            "max_label_length": max_length})
     run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
                           spec.height, target)
-    return Datasets(str(target), digest=key, height=spec.height, width=spec.width,
+    return Datasets(str(target), step_key=key, height=spec.height, width=spec.width,
                     vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path,
                     images_root=split.images_root)

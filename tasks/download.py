@@ -87,7 +87,7 @@ def download_archive(
                                 backoff=backoff, max_bytes=max_bytes)
     result = download(url, target, sha256=sha256, settings=settings,
                       progress=_ProgressReporter(url), policy=target_policy())
-    return DownloadedFile(str(result.path), digest=result.sha256, url=url, size=result.size,
+    return DownloadedFile(str(result.path), content_digest=result.sha256, url=url, size=result.size,
                           attempts=result.attempts)
 
 

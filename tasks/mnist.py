@@ -48,7 +48,7 @@ def locate_mnist(
         dataset = sources.TFDS_NAME if source == "tfds" else sources.KERAS_MNIST_SHA256
         digest = sha256_json({"source": source, "dataset": dataset})
     run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
-    return MnistSource(str(mnist_path or cache), digest=digest, source=source,
+    return MnistSource(str(mnist_path or cache), content_digest=digest, source=source,
                        mnist_path=None if mnist_path is None else str(mnist_path))
 
 
@@ -62,7 +62,7 @@ def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
     key = current_step_key()
     path = save_arrays(arrays, ResultsLayout(results_dir).data / "mnist" / key / "mnist.npz")
     run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
-    return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
+    return DigitData(str(path), content_digest=arrays.digest(), source=source.source, counts=arrays.counts)
 
 
 # NO_CACHE: it only logs, and each run's log should show it.
@@ -97,7 +97,7 @@ def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     path = plot_digit_grid(arrays.x_train[chosen], [str(label) for label in arrays.y_train[chosen]],
                            ResultsLayout(results_dir).plots / f"mnist-digits-{key}.png",
                            columns=GRID_SIZE, title="Random training digits")
-    return Picture(str(path), digest=key, title="Random training digits")
+    return Picture(str(path), step_key=key, title="Random training digits")
 
 
 class _ProgressArtifact(keras.callbacks.Callback):
@@ -169,13 +169,13 @@ def train_digit_model(
     if refreshing_cache():
         move_aside(target)  # a folder there is never replaced: runs may still read it
     save_bundle(target, result.model, bundle_fields(model_name), recipe=model_name,
-                training_data_sha256=data.digest, step_key=key, params=params,
+                training_data_sha256=data.content_digest, step_key=key, params=params,
                 history=result.history,
                 metrics={"validation": validation, "train_seconds": result.seconds})
     logger.info("%s: best epoch %d of %d, validation accuracy %.2f%%, %.0f s; saved %s",
                 model_name, result.best_epoch, result.epochs_run,
                 100 * validation["val_accuracy"], result.seconds, target)
-    return DigitModel(str(target), digest=key, name=model_name,
+    return DigitModel(str(target), step_key=key, name=model_name,
                       parameters=result.model.count_params(), best_epoch=result.best_epoch,
                       epochs_run=result.epochs_run, train_seconds=result.seconds,
                       validation=validation)
@@ -227,7 +227,7 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
     run_logger().info("%s Error: %.2f%% (test accuracy %s, loss %.4f)", model.name,
                       evaluation.error_percent,
                       format_accuracy(evaluation.accuracy, evaluation.count), evaluation.loss)
-    return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,
+    return DigitEvaluationReport(str(folder / "metrics.json"), step_key=key, model=model.name,
                                  confusion_plot=str(folder / "confusion.png"),
                                  misclassified_plot=str(folder / "misclassified.png"),
                                  metrics=summary)

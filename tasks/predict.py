@@ -131,7 +131,7 @@ def read_shard(
     start = time.perf_counter()
     files = [Path(p) for p in paths]
     check_pngs(files)
-    bundle = _bundle(model.path, model.digest)
+    bundle = _bundle(model.path, model.content_digest)
     predictions = predict_files(bundle, files, batch_size=batch_size, strategy=decoder,
                                 beam_width=beam_width)
     write_part(predictions, part, output_format)  # type: ignore[arg-type]

@@ -1,4 +1,8 @@
-"""What tasks hand each other: paths to files they wrote, plus a digest that keys later caches.
+"""What tasks hand each other: paths to files they wrote, and what identifies their content.
+
+A record carries a `content_digest` (a sha256 of its content: images' labels and bytes, a file's
+bytes) where one is known, else the `step_key` of the step that wrote it (the same key, the same
+content); later steps' keys take its `identity`, whichever it has.
 
 Records are small and picklable, so Prefect can hash and persist them. A record names the roots
 its files were written under (`root`: the results root; `images_root`: the folder of images it
@@ -17,16 +21,23 @@ from typing import Any, Self
 
 @dataclass(frozen=True)
 class Output:
-    """Base record: `path` is the file or folder a task wrote; `digest` identifies its content.
+    """Base record: `path` is the file or folder a task wrote.
 
-    `root` is the results root the files were written under (set by `tasks.caching` for every
-    step with a `results_dir`; empty for a record of a user's folder). It is not content: it
-    never goes into a key.
+    `content_digest`: sha256 (hex, or its first 24 digits) of the content, where known.
+    `step_key`: the key of the step that wrote it (`tasks.caching`), for a step's output.
+    `root`: the results root the files were written under (set by `tasks.caching` for every
+    step with a `results_dir`; empty for a record of a user's folder). Not content: never keyed.
     """
 
     path: str
-    digest: str
+    content_digest: str = ""
+    step_key: str = field(default="", kw_only=True)
     root: str = field(default="", kw_only=True)
+
+    @property
+    def identity(self) -> str:
+        """What later steps' keys take from this record: its content digest, else its step key."""
+        return self.content_digest or self.step_key
 
     def files(self) -> list[str]:
         """Paths that must exist for the record to be usable."""
@@ -147,7 +158,7 @@ class Picture(Output):
 
 @dataclass(frozen=True)
 class RegisteredModel(Output):
-    """A version in the model registry; `digest` is the bundle's content hash."""
+    """A version in the model registry; `content_digest` is the bundle's content hash."""
 
     version: str = ""
 
@@ -173,7 +184,7 @@ class PromotionDecision(Output):
 
 @dataclass(frozen=True)
 class DownloadedFile(Output):
-    """A downloaded file; `digest` is its sha256, `attempts` what it took (0: already there)."""
+    """A downloaded file; `content_digest` is its sha256, `attempts` what it took (0: already there)."""
 
     url: str = ""
     size: int = 0
@@ -183,7 +194,7 @@ class DownloadedFile(Output):
 @dataclass(frozen=True)
 class MnistSource(Output):
     """Where MNIST will be read from (a local copy, or the download cache of tfds/keras);
-    `digest` identifies the content the source delivers."""
+    `content_digest` identifies the content the source delivers."""
 
     source: str = ""
     mnist_path: str | None = None  # local copy, or tfds's folder of official .gz files
@@ -194,7 +205,8 @@ class MnistSource(Output):
 
 @dataclass(frozen=True)
 class DigitData(Output):
-    """MNIST in the canonical `.npz` (x_train, y_train, x_test, y_test); `digest` hashes the arrays."""
+    """MNIST in the canonical `.npz` (x_train, y_train, x_test, y_test); `content_digest` hashes
+    the arrays."""
 
     source: str = ""
     counts: dict[str, int] = field(default_factory=dict)

@@ -50,7 +50,7 @@ def reserve_evaluation_set(
             f"{len(shared)} of the {evaluation_set.count} evaluation images are also training "
             f"images (first: {Path(shared[0].path).name}); the evaluation set must be held out"
         )
-    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.digest, evaluation_set.count,
+    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.content_digest, evaluation_set.count,
                                                     description, images={
                                                         sha: Path(r.path).name
                                                         for sha, r in held_out.items()})
@@ -84,7 +84,7 @@ def register_model(
         metrics={"validation": model.validation, "test": test.metrics},
         split=None if split is None else split_membership(split.path))
     run_logger().info("challenger: %s (%s)", version.name, version.path)
-    return RegisteredModel(str(version.path), digest=version.digest, version=version.name)
+    return RegisteredModel(str(version.path), content_digest=version.digest, version=version.name)
 
 
 @task(cache_policy=NO_CACHE)
@@ -121,7 +121,7 @@ def score_version(
     beam_width: int,
 ) -> Scores:
     """A version's scores on the evaluation set, computed once per model, set and decoding."""
-    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.digest,
+    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.content_digest,
                    decoder=decoder, beam_width=beam_width)
     known = version.scores.get(key)
     if known is not None and "misread" in known:
@@ -140,7 +140,7 @@ def score_version(
     scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate,
                     evaluation.count, misread)
     registry.record_scores(version, key, scores.as_dict() | {
-        "misread": sorted(misread), "evaluation_set": evaluation_set.digest, "decoder": decoder,
+        "misread": sorted(misread), "evaluation_set": evaluation_set.content_digest, "decoder": decoder,
         "beam_width": beam_width})
     run_logger().info("%s on the evaluation set: sequence accuracy %s, CER %.4f", version.name,
                       format_accuracy(scores.sequence_accuracy, scores.count),
@@ -247,7 +247,7 @@ def _decision_record(path: Path, entry: dict[str, Any], registry: Registry) -> P
                                     "champion_after", "margin", "significance", "comparison",
                                     "challenger_scores", "champion_scores", "evaluation_set",
                                     "evaluation_set_uses")}
-    return PromotionDecision(str(path), digest=sha256_json(entry)[:24], registry=str(registry.path),
+    return PromotionDecision(str(path), content_digest=sha256_json(entry)[:24], registry=str(registry.path),
                              **fields)
 
 

@@ -53,7 +53,7 @@ def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
     key = current_step_key()
     path = plot(images, [vocabulary.decode(row) for row in labels],
                 ResultsLayout(results_dir).plots / f"samples-{key}.png")
-    return Picture(str(path), digest=key, title="Training samples")
+    return Picture(str(path), step_key=key, title="Training samples")
 
 
 @cached_task()
@@ -64,7 +64,7 @@ def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
     history = read_json(Path(model.path) / "history.json")
     key = current_step_key()
     path = plot(history, ResultsLayout(results_dir).plots / f"history-{key}.png")
-    return Picture(str(path), digest=key, title="Loss curves")
+    return Picture(str(path), step_key=key, title="Loss curves")
 
 
 @cached_task()
@@ -79,7 +79,7 @@ def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_d
     key = current_step_key()
     path = plot(images, [r["text"] for r in rows], [r["truth"] for r in rows],
                 ResultsLayout(results_dir).plots / f"predictions-{key}.png")
-    return Picture(str(path), digest=key, title="Test predictions")
+    return Picture(str(path), step_key=key, title="Test predictions")
 
 
 # NO_CACHE: artifacts belong to a run; every run publishes its own.

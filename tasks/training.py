@@ -52,7 +52,7 @@ def train_model(
     a work folder named by the step key: a killed run called again resumes from its last
     finished epoch (see `ocr_core.resume`). A complete bundle already in the key's folder (a run
     killed before Prefect kept its result) is the result: it is not trained again, unless the
-    run refreshes the cache. The step's lock (`tasks.locks`) keeps both folders to one run.
+    run refreshes the cache. The step's lock (`ocr_core.locks`) keeps both folders to one run.
     """
     from ocr_core.bundle import captcha_fields, save_bundle
     from ocr_core.ctc import Vocabulary
@@ -122,7 +122,7 @@ def finished_bundle(folder: Path, key: str) -> ModelBundle | None:
     if "training" not in metrics or not (folder / "model.keras").is_file():
         return None
     training = metrics["training"]
-    return ModelBundle(str(folder), digest=key, recipe=recipe, best_epoch=training["best_epoch"],
+    return ModelBundle(str(folder), step_key=key, recipe=recipe, best_epoch=training["best_epoch"],
                        epochs_run=training["epochs_run"], train_seconds=training["seconds"],
                        validation=metrics["validation"], worker=training["worker"],
                        kept_because=metrics.get("kept_epoch", {}).get("because", ""))
@@ -171,5 +171,5 @@ def evaluate_model(
     run_logger().info("%s: sequence accuracy %s, CER %.4f", split,
                       format_accuracy(evaluation.sequence_accuracy, evaluation.count),
                       metrics["character_error_rate"])
-    return EvaluationReport(str(folder / "metrics.json"), digest=key,
+    return EvaluationReport(str(folder / "metrics.json"), step_key=key,
                             predictions=str(folder / "predictions.json"), metrics=metrics)

@@ -19,9 +19,11 @@ from ocr_core.layout import RESULTS_ENV
 
 
 class TestRoots:
-    def test_the_setting_lists_folders_separated_by_pathsep(self, tmp_path):
+    def test_the_results_root_and_the_setting_separated_by_pathsep(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
         env = {ALLOWED_ROOTS_ENV: f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}"}
-        assert allowed_roots(env) == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+        assert allowed_roots(env) == [(tmp_path / "results").resolve(),
+                                      (tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
 
     def test_without_it_the_results_root_is_the_only_root(self, tmp_path, monkeypatch):
         monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))

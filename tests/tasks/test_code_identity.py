@@ -31,8 +31,8 @@ from tasks.training import evaluate_model, train_model
 from tasks.validation import validate_images
 
 ROOT = Path("/results")
-DATASETS = Datasets("/r/d", digest="d1")
-DIGITS = DigitData("/r/n", digest="n1")
+DATASETS = Datasets("/r/d", content_digest="d1")
+DIGITS = DigitData("/r/n", content_digest="n1")
 
 GENERATION = {"collect_captchas", "validate_images"}
 DATA_PREPARATION = {"split_dataset", "build_datasets"}
@@ -49,12 +49,12 @@ def _pipeline_keys() -> dict[str, str]:
         "collect_captchas": collect_captchas.fn.step_key(
             {"num_samples": 40, "seed": 1, "results_dir": ROOT}),
         "validate_images": validate_images.fn.step_key(
-            {"images": ImageFolder("/r/i", digest="i1"), "results_dir": ROOT}),
+            {"images": ImageFolder("/r/i", content_digest="i1"), "results_dir": ROOT}),
         "split_dataset": split_dataset.fn.step_key(
-            {"manifest": Manifest("/r/x", digest="x"), "seed": 1, "validation_fraction": 0.1,
+            {"manifest": Manifest("/r/x", content_digest="x"), "seed": 1, "validation_fraction": 0.1,
              "test_fraction": 0.1, "results_dir": ROOT}),
         "build_datasets": build_datasets.fn.step_key(
-            {"split": Split("/r/s", digest="s"), "recipe": "crnn", "results_dir": ROOT}),
+            {"split": Split("/r/s", content_digest="s"), "recipe": "crnn", "results_dir": ROOT}),
         "train_model": train_model.fn.step_key(
             {"datasets": DATASETS, "recipe": "crnn", "epochs": 1, "patience": 1, "batch_size": 8,
              "learning_rate": None, "augment": False, "seed": 1, "results_dir": ROOT}),
@@ -62,24 +62,24 @@ def _pipeline_keys() -> dict[str, str]:
         "download_archive": download_archive.fn.step_key(
             {"url": "http://127.0.0.1:1/a.zip", "sha256": "ab" * 32, "results_dir": ROOT}),
         "extract_archive": extract_archive.fn.step_key(
-            {"archive": DownloadedFile("/r/a.zip", digest="ab" * 32), "results_dir": ROOT}),
+            {"archive": DownloadedFile("/r/a.zip", content_digest="ab" * 32), "results_dir": ROOT}),
         "load_mnist": load_mnist.fn.step_key(
-            {"source": MnistSource("/r/m", digest="m", source="tfds"), "results_dir": ROOT}),
+            {"source": MnistSource("/r/m", content_digest="m", source="tfds"), "results_dir": ROOT}),
         "plot_digits": plot_digits.fn.step_key({"data": DIGITS, "seed": 1, "results_dir": ROOT}),
         "train_digit_model": train_digit_model.fn.step_key(
             {"data": DIGITS, "model_name": "dense", "epochs": 1, "patience": 1, "batch_size": 8,
              "validation_fraction": 0.1, "seed": 1, "results_dir": ROOT}),
     }
-    model = ModelBundle("/r/model", digest=keys["train_model"])
+    model = ModelBundle("/r/model", content_digest=keys["train_model"])
     keys["evaluate_model"] = evaluate_model.fn.step_key(
         {"model": model, "datasets": DATASETS, "split": "test", "decoder": "greedy",
          "beam_width": 4, "results_dir": ROOT})
     keys["plot_history"] = plot_history.fn.step_key({"model": model, "results_dir": ROOT})
     keys["plot_predictions"] = plot_predictions.fn.step_key(
-        {"evaluation": EvaluationReport("/r/e", digest=keys["evaluate_model"]),
+        {"evaluation": EvaluationReport("/r/e", content_digest=keys["evaluate_model"]),
          "datasets": DATASETS, "results_dir": ROOT})
     keys["evaluate_digit_model"] = evaluate_digit_model.fn.step_key(
-        {"model": DigitModel("/r/dm", digest=keys["train_digit_model"]), "data": DIGITS,
+        {"model": DigitModel("/r/dm", content_digest=keys["train_digit_model"]), "data": DIGITS,
          "batch_size": 8, "results_dir": ROOT})
     return keys
 

@@ -82,7 +82,7 @@ class TestServedRun:
 
     def test_a_local_runs_download_does_not_stand_in(self, file_server, results_dir, monkeypatch):
         url = file_server.script("/data.zip", Reply(body=PAYLOAD))
-        assert fetch(url, DIGEST, results_dir, 2**20).digest == DIGEST  # local: cached, on disk
+        assert fetch(url, DIGEST, results_dir, 2**20).content_digest == DIGEST  # local: cached, on disk
         monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "6a0b2f4e-3c1d-4e5f-8a9b-0c1d2e3f4a5b")
         monkeypatch.setenv(ALLOWED_ROOTS_ENV, str(results_dir))
         with pytest.raises(DownloadError, match=r"loopback address\): a served run"):

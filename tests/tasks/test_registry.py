@@ -43,14 +43,14 @@ def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
                 training_data_sha256="0" * 64, params={"favourite": favourite_class},
                 history={})
-    return ModelBundle(str(folder), digest=f"constant-{favourite_class}", recipe="crnn")
+    return ModelBundle(str(folder), content_digest=f"constant-{favourite_class}", recipe="crnn")
 
 
 def manifest_of(folder: Path, path: Path) -> Manifest:
     records = index_images(list_pngs(folder))
     digest = write_manifest(path, records)
     labels = "".join(r.label for r in records)
-    return Manifest(str(path), digest=digest, count=len(records),
+    return Manifest(str(path), content_digest=digest, count=len(records),
                     vocabulary="".join(sorted(set(labels))))
 
 
@@ -67,7 +67,7 @@ def bundles(tmp_path) -> dict[str, ModelBundle]:
 
 def register(bundle: ModelBundle, results_dir: Path):
     with disable_run_logger():
-        test = EvaluationReport(str(results_dir / "m.json"), digest="e", metrics={"count": 4})
+        test = EvaluationReport(str(results_dir / "m.json"), content_digest="e", metrics={"count": 4})
         return register_model.fn(bundle, test, {"source": "synthetic", "images": 40, "seed": 1},
                                  {"seed": 1}, results_dir)
 
@@ -141,7 +141,7 @@ def hundred_image_set(tmp_path: Path) -> Manifest:
                for i in range(100)]
     digest = write_manifest(tmp_path / "hundred.json", records)
     Registry.of(tmp_path).reserve_evaluation_set(digest, 100, {"folder": "/evaluation"})
-    return Manifest(str(tmp_path / "hundred.json"), digest=digest, count=100,
+    return Manifest(str(tmp_path / "hundred.json"), content_digest=digest, count=100,
                     vocabulary="0123456789")
 
 
@@ -175,7 +175,7 @@ class TestPairedGate:
         logged = Registry.of(tmp_path).decisions()[-1]
         assert logged["comparison"] == close.comparison
         assert (logged["margin"], logged["significance"]) == (0.01, 0.05)
-        assert logged["evaluation_set"]["digest"] == evaluation_set.digest
+        assert logged["evaluation_set"]["digest"] == evaluation_set.content_digest
         assert "images" not in logged["evaluation_set"]
         assert logged["evaluation_set_uses"] == 2
 
@@ -208,7 +208,7 @@ class TestSmallEvaluationSet:
         with disable_run_logger():
             warning = warn_small_evaluation_set.fn(evaluation_set, 0.01, 0.05)
             assert "at least 401 images" in warning and "40 images" in warning
-            big = Manifest("x", digest="d", count=500)
+            big = Manifest("x", content_digest="d", count=500)
             assert warn_small_evaluation_set.fn(big, 0.01, 0.05) is None
 
 
@@ -288,7 +288,7 @@ class TestReserveEvaluationSet:
 class TestDecisionMarkdown:
     def test_shows_both_rows_the_outcome_and_the_reason(self):
         decision = PromotionDecision(
-            "/r/decisions/000002.json", digest="x", promoted=False, reason="worse: 0.5 vs 0.7",
+            "/r/decisions/000002.json", content_digest="x", promoted=False, reason="worse: 0.5 vs 0.7",
             challenger="v2", champion_before="v1", champion_after="v1", margin=0.01,
             challenger_scores={"sequence_accuracy": 0.5, "character_error_rate": 0.2,
                                "count": 20},

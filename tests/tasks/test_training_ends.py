@@ -55,4 +55,4 @@ def test_the_bundle_names_its_training_data_by_content_and_its_step_by_key(
     info = json.loads((Path(trained.path) / "bundle.json").read_text())
     split = json.loads(Path(datasets.split_manifest).read_text())
     assert info["training_data_sha256"] == split["digest"]  # the images' labels and bytes
-    assert info["training_step_key"] == trained.digest and trained.path.endswith(trained.digest)
+    assert info["training_step_key"] == trained.step_key and trained.path.endswith(trained.step_key)

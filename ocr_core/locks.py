@@ -3,8 +3,8 @@
 `<results root>/locks/<step_key>.lock` is an advisory `fcntl` lock (`filelock.FileLock`): the
 operating system releases it when its process dies, so a killed run never leaves a key locked.
 Two processes (or Dask workers) that miss the same key take turns: the second waits, then finds
-the first's result (`tasks.caching`). `cache prune` asks `is_step_locked` before removing a
-key's folders.
+the first's result (`tasks.caching`). `cache prune` takes a key's lock without waiting before it
+removes the key's folders, and skips a key whose lock is held.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ def lock_path(results_dir: Path, step_key: str) -> Path:
 
 
 @contextlib.contextmanager
-def step_lock(results_dir: Path, step_key: str) -> Iterator[None]:
-    """Hold the lock of `step_key` for the block, waiting as long as another process holds it."""
+def step_lock(results_dir: Path, step_key: str, timeout: float = -1) -> Iterator[None]:
+    """Hold the lock of `step_key` for the block, waiting as long as another process holds it
+    (or at most `timeout` seconds, then `filelock.Timeout`)."""
     path = lock_path(results_dir, step_key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path):
+    with _lock(path).acquire(timeout=timeout):
         yield
 
 
