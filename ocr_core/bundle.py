@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,10 @@ class Bundle:
     def width(self) -> int:
         return self.info["input"]["width"]
 
-    @property
+    @cached_property
     def vocabulary(self) -> Vocabulary:
-        """A captcha model's characters, in output order after the CTC blank."""
+        """A captcha model's characters, in output order after the CTC blank (built once: its
+        lookup layers are not free)."""
         require_kind(self.info, CAPTCHA, self.path)
         return Vocabulary(self.info["vocabulary"])
 

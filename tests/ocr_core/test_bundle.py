@@ -272,3 +272,8 @@ class TestOneFormatForBothKinds:
         with pytest.raises(ModelError, match=problem) as refused:
             load_bundle(folder)
         assert "\n" not in str(refused.value)
+
+
+def test_a_bundle_builds_its_vocabulary_once(bundle_path):
+    bundle = load_bundle(bundle_path)
+    assert bundle.vocabulary is bundle.vocabulary
