@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-from ocr_core.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
+from ocr_core.bundle import Bundle, captcha_fields, load_bundle, save_bundle  # noqa: E402
 from ocr_core.ctc import BLANK_INDEX  # noqa: E402
 from ocr_core.inference import (  # noqa: E402
     compiled_model,
@@ -92,9 +92,9 @@ def rate(count: int, run, repeats: int) -> dict:
 
 def tiny_bundle(path: Path, recipe_name: str) -> Path:
     recipe = get_recipe(recipe_name)
-    return save_bundle(path, recipe.build_model(len(VOCABULARY) + 1), vocabulary=VOCABULARY,
-                       recipe=recipe.name, height=recipe.height, width=recipe.width,
-                       training_manifest_sha256="0", params={}, history={})
+    return save_bundle(path, recipe.build_model(len(VOCABULARY) + 1),
+                       captcha_fields(VOCABULARY, recipe.height, recipe.width), recipe=recipe.name,
+                       training_data_sha256="0", params={}, history={})
 
 
 def cli_rate(model: Path, folder: Path, paths: list[Path], work: Path, repeats: int) -> dict:

@@ -49,7 +49,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ocr_core import dataset as ds
-    from ocr_core.bundle import load_bundle, save_bundle
+    from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.inference import predict_files, score
     from ocr_core.models import build_crnn, get_recipe
@@ -81,9 +81,10 @@ def main() -> int:
                                  load_split(work / "validation", plan.batch_size), plan=plan, seed=42,
                                  learning_rate=variant.get("learning_rate"))
     seconds = time.perf_counter() - started
-    bundle_path = save_bundle(work / "model", result.model, vocabulary=vocabulary,
-                              recipe=recipe.name, height=recipe.height, width=recipe.width,
-                              training_manifest_sha256="bench", params={}, history=result.history)
+    bundle_path = save_bundle(work / "model", result.model,
+                              captcha_fields(vocabulary, recipe.height, recipe.width),
+                              recipe=recipe.name, training_data_sha256="bench", params={},
+                              history=result.history)
     bundle = load_bundle(bundle_path)
     development = score(predict_files(bundle, [Path(r.path) for r in splits["test"]]))
     history = result.history

@@ -10,11 +10,12 @@ import click
 
 from flows.environment import prepare_environment
 from flows.options import params_command
+from ocr_core.bundle_format import upgrade
 from ocr_core.config import RetrainParams, default_results_dir
 from ocr_core.dataset import list_pngs
 from ocr_core.errors import DataError
 from ocr_core.gate import comparison_text
-from ocr_core.registry import ModelVersion, Registry
+from ocr_core.registry import VERSION_FILE, ModelVersion, Registry
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
 
 results_dir_option = click.option(
@@ -117,7 +118,8 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
                                             and champion.name == found.name,
                                             "decisions": decisions}, indent=2))
         return
-    info, bundle = found.info, found.info["bundle"]
+    info = found.info
+    bundle = upgrade(info["bundle"], found.path / VERSION_FILE)  # records of older bundles too
     is_champion = champion is not None and champion.name == found.name
     click.echo(f"{found.name}{'  (champion)' if is_champion else ''}")
     click.echo(f"  path:             {found.path}")
@@ -126,7 +128,7 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
                f"{bundle['input']['height']}, vocabulary {bundle['vocabulary']!r}, "
                f"blank index {bundle['blank_index']}")
     click.echo(f"  trained on:       {_trained_on(info['training_data'])}")
-    click.echo(f"  training data:    split manifest {bundle['training_manifest_sha256'][:16]}, "
+    click.echo(f"  training data:    split manifest {bundle['training_data_sha256'][:16]}, "
                f"images {info['training_data'].get('manifest_digest', '?')[:16]}")
     click.echo(f"  package:          ocr-pipeline {bundle['package_version']}, "
                f"code {bundle['code_version']}")

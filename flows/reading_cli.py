@@ -53,7 +53,7 @@ def _load_model(model: Path | None, results_dir: Path | None = None):
                                 "(train one: ocr-pipeline retrain)")
         model = registry.verified(champion).path
         click.echo(f"using the champion {champion.name} ({champion.path})", err=True)
-    return load_bundle(model)
+    return load_bundle(model, kind="captcha")
 
 
 def _read(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import hashlib
 import json
@@ -101,3 +102,8 @@ def remove_path(path: str | os.PathLike[str]) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def utc_timestamp() -> str:
+    """The current UTC time to the second, as written in records (ISO 8601)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -19,11 +19,9 @@ content: registering the same model.keras again returns the existing version.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,15 +30,16 @@ from typing import Any
 
 import filelock
 
-from ocr_core.errors import ConfigError, RegistryError
-from ocr_core.files import read_json, remove_path, sha256_file, sha256_json, write_json
+from ocr_core.errors import RegistryError
+from ocr_core.files import read_json, remove_path, sha256_file, utc_timestamp, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.registry_evaluation_set import EvaluationSetRecord
+from ocr_core.registry_files import bundle_digest, check_files, snapshot
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 CHAMPION_FILE = "champion.json"
-EVALUATION_SET_FILE = "evaluation-set.json"
 VERSION_FILE = "version.json"
 SCORES_FILE = "scores.json"
 SPLIT_FILE = "split.json"
@@ -84,18 +83,7 @@ def version_number(reference: str | int) -> int:
     return int(match.group(1))
 
 
-def bundle_digest(folder: Path) -> str:
-    """Content hash that identifies a bundle: its model file and its description."""
-    from ocr_core.bundle import BUNDLE_FILE, MODEL_FILE
-
-    return sha256_json({name: sha256_file(folder / name) for name in (MODEL_FILE, BUNDLE_FILE)})
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class Registry:
+class Registry(EvaluationSetRecord):
     """The registry folder of one results root. An instance is safe to share: its lock is
     re-entrant within a thread and exclusive across threads and processes."""
 
@@ -186,14 +174,15 @@ class Registry:
             split: which images (by content hash) were in each split, kept as split.json so
                 the next retrain can say what joined each split.
         """
-        from ocr_core.bundle import BUNDLE_FILE, bundle_dir
+        from ocr_core.bundle import bundle_dir, describe_bundle
 
+        describe_bundle(bundle, kind="captcha")
         source = bundle_dir(bundle)
         with self.lock():
             self.versions_dir.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".tmp-version-", dir=self.versions_dir))
             try:
-                _snapshot(source, staging)
+                snapshot(source, staging)
                 digest = bundle_digest(staging)
                 for existing in self.versions():
                     if existing.digest == digest:
@@ -207,9 +196,9 @@ class Registry:
                     "version": name,
                     "digest": digest,
                     "files": {p.name: sha256_file(p) for p in sorted(staging.iterdir())},
-                    "registered": _now(),
+                    "registered": utc_timestamp(),
                     "source": str(source),
-                    "bundle": read_json(staging / BUNDLE_FILE),
+                    "bundle": describe_bundle(staging),
                     "training_data": training_data,
                     "params": params,
                     "metrics": metrics if metrics is not None else (
@@ -227,21 +216,7 @@ class Registry:
         Raises:
             RegistryError: a file is missing or its content changed; the message names it.
         """
-        recorded = version.info.get("files")
-        if recorded is None:  # registered before per-file digests: the bundle digest covers two
-            if bundle_digest(version.path) != version.digest:
-                raise RegistryError(f"registered {version.name} changed since registration: "
-                                    f"{version.path / 'model.keras'} or "
-                                    f"{version.path / 'bundle.json'} differs from the record")
-            return version
-        for name, digest in recorded.items():
-            path = version.path / name
-            if not path.is_file():
-                raise RegistryError(f"registered {version.name} lost a file: {path}")
-            if sha256_file(path) != digest:
-                raise RegistryError(f"registered {version.name} changed since registration: "
-                                    f"{path} differs from its recorded sha256 {digest[:12]}; "
-                                    "restore it or register the model again")
+        check_files(version.name, version.path, version.info)
         return version
 
     def split_of(self, version: ModelVersion) -> dict[str, Any] | None:
@@ -267,59 +242,8 @@ class Registry:
         """Point the champion at `version`, atomically (a reader sees the old or the new one)."""
         with self.lock():
             write_json(self.path / CHAMPION_FILE, {
-                "version": version.name, "digest": version.digest, "since": _now(),
+                "version": version.name, "digest": version.digest, "since": utc_timestamp(),
                 "reason": reason})
-
-    # The evaluation set
-
-    def evaluation_set(self) -> dict[str, Any] | None:
-        """The recorded held-out set: digest, image count and a description of where it is from."""
-        path = self.path / EVALUATION_SET_FILE
-        return read_json(path) if path.exists() else None
-
-    def reserve_evaluation_set(
-        self, digest: str, count: int, description: dict[str, Any],
-        images: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Record the evaluation set on first use; later runs must bring the same one.
-
-        `images` (file name by content hash) let an ingest refuse evaluation images.
-
-        Raises:
-            ConfigError: the registry already compares models on another set.
-        """
-        with self.lock():
-            recorded = self.evaluation_set()
-            if recorded is None or (recorded["digest"] == digest and images is not None
-                                    and "images" not in recorded):
-                recorded = {"digest": digest, "count": count, "description": description,
-                            "recorded": _now()} | (recorded or {})
-                if images is not None:
-                    recorded["images"] = dict(sorted(images.items()))
-                write_json(self.path / EVALUATION_SET_FILE, recorded)
-            elif recorded["digest"] != digest:
-                asked = {"digest": digest, "count": count, "description": description}
-                raise ConfigError(
-                    f"registry {self.path} compares models on {_describe(recorded)}; this run "
-                    f"brings {_describe(asked)}. Use the recorded evaluation set, or another "
-                    "results dir for a new registry."
-                )
-            return recorded
-
-    def evaluation_images(self) -> dict[str, str]:
-        """The evaluation set's images, file name by content hash (none before the first retrain).
-
-        A set recorded before the registry kept its images is read from its folder, if any.
-        """
-        from ocr_core.dataset import list_pngs
-
-        recorded = self.evaluation_set() or {}
-        if "images" in recorded:
-            return recorded["images"]
-        folder = recorded.get("description", {}).get("folder")
-        if folder is None or not Path(folder).is_dir():
-            return {}
-        return {sha256_file(path): path.name for path in list_pngs(folder)}
 
     # Decisions
 
@@ -329,7 +253,7 @@ class Registry:
             self.decisions_dir.mkdir(parents=True, exist_ok=True)
             numbers = [int(p.stem) for p in self.decisions_dir.glob("*.json") if p.stem.isdigit()]
             path = self.decisions_dir / f"{max(numbers, default=0) + 1:06d}.json"
-            write_json(path, {"decided": _now()} | entry)
+            write_json(path, {"decided": utc_timestamp()} | entry)
             return path
 
     def evaluation_set_uses(self, digest: str) -> int:
@@ -344,34 +268,3 @@ class Registry:
             return []
         paths = sorted(p for p in self.decisions_dir.glob("*.json") if p.stem.isdigit())
         return [read_json(p) for p in paths]
-
-
-def _describe(evaluation_set: dict[str, Any]) -> str:
-    details = ", ".join(f"{k} {v}" for k, v in evaluation_set.get("description", {}).items())
-    return f"{evaluation_set['count']} images ({details}; digest {evaluation_set['digest'][:12]})"
-
-
-def _file_ids(folder: Path) -> dict[str, tuple[int, int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.iterdir() if p.is_file()}
-
-
-def _snapshot(source: Path, target: Path, attempts: int = 5) -> None:
-    """Copy the files of `source` into `target`, all from one version of `source`.
-
-    Copies, not hard links: an edit of the cache's file must not change a registered version.
-    A concurrent run may replace the bundle folder (same cache key) while it is read; the file
-    identities before and after tell, and the copy is retried.
-    """
-    for _ in range(attempts):
-        try:
-            before = _file_ids(source)
-            for name in before:
-                shutil.copy2(source / name, target / name)
-            if _file_ids(source) == before:
-                return
-        except FileNotFoundError:
-            pass
-        for path in target.iterdir():
-            path.unlink()
-    raise RegistryError(f"bundle {source} kept changing while it was being registered")

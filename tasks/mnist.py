@@ -122,9 +122,10 @@ def train_digit_model(
     """
     import tensorflow as tf
 
+    from ocr_core.bundle import save_bundle
     from ocr_core.fitting import fit
     from ocr_core.mnist.data import load_arrays, split_validation
-    from ocr_core.mnist.models import build_model, get_spec, save_digit_model
+    from ocr_core.mnist.models import build_model, bundle_fields, get_spec
     from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
     from ocr_core.mnist.training import RULE, digit_summary
     from ocr_core.threads import configure_threads
@@ -159,10 +160,11 @@ def train_digit_model(
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
     if refreshing_cache():
         move_aside(target)  # a folder there is never replaced: runs may still read it
-    save_digit_model(target, result.model, name=model_name, data_digest=data.content_digest,
-                     params=params, history=result.history,
-                     metrics={"validation": validation, "train_seconds": result.seconds,
-                              "kept_epoch": result.kept_epoch(epochs)})
+    save_bundle(target, result.model, bundle_fields(model_name), recipe=model_name,
+                training_data_sha256=data.content_digest, step_key=key, params=params,
+                history=result.history,
+                metrics={"validation": validation, "train_seconds": result.seconds,
+                         "kept_epoch": result.kept_epoch(epochs)})
     remove_path(work)
     logger.info("%s: kept epoch %d of %d run, validation accuracy %.2f%%, %.0f s: %s; saved %s",
                 model_name, result.best_epoch, result.epochs_run,
@@ -194,16 +196,16 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
     """
     import numpy as np
 
+    from ocr_core.bundle import load_bundle
     from ocr_core.files import atomic_path, write_json
     from ocr_core.mnist.data import load_arrays
     from ocr_core.mnist.evaluation import evaluate_digits
-    from ocr_core.mnist.models import load_digit_model
     from ocr_core.mnist.plots import plot_confusion_matrix, plot_misclassified
 
-    keras_model, info = load_digit_model(model.path)
+    bundle = load_bundle(model.path, kind="digits")
     arrays = load_arrays(data.path)
-    evaluation = evaluate_digits(keras_model, arrays.x_test, arrays.y_test,
-                                 from_logits=info["output"] == "logits", batch_size=batch_size)
+    evaluation = evaluate_digits(bundle.model, arrays.x_test, arrays.y_test,
+                                 from_logits=bundle.from_logits, batch_size=batch_size)
     metrics = {"model": model.name, "split": "test", **evaluation.as_dict()}
     wrong = np.flatnonzero(evaluation.predictions != arrays.y_test)[:MISCLASSIFIED_SHOWN]
     key = current_step_key()

@@ -54,9 +54,10 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
         RegistryError: no model given and the registry has no champion, or the champion's
             files differ from the registry's record.
     """
-    from ocr_core.bundle import bundle_dir
+    from ocr_core.bundle import bundle_dir, describe_bundle
 
     if model is not None:
+        describe_bundle(model, kind="captcha")
         folder = bundle_dir(model)
         return ChosenModel(str(folder.absolute()), bundle_digest(folder), name=folder.name)
     registry = Registry.of(results_dir)
@@ -104,7 +105,7 @@ def _bundle(folder: str, digest: str):
 
     if bundle_digest(Path(folder)) != digest:
         raise ModelError(f"{folder} changed while this predict run was reading with it")
-    return load_bundle(folder)
+    return load_bundle(folder, kind="captcha")
 
 
 @task(cache_policy=NO_CACHE)

@@ -214,7 +214,7 @@ class DigitData(Output):
 
 @dataclass(frozen=True)
 class DigitModel(TrainedModel):
-    """A trained MNIST model folder (see `ocr_core.mnist.models`)."""
+    """A trained MNIST model: a bundle of kind `digits` (`ocr_core.bundle`)."""
 
     name: str = ""
     parameters: int = 0

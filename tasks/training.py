@@ -39,7 +39,7 @@ def train_model(
     killed before Prefect kept its result) is the result: it is not trained again, unless the
     run refreshes the cache. The step's lock (`ocr_core.locks`) keeps both folders to one run.
     """
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import captcha_fields, save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.models import get_recipe
     from ocr_core.pipeline import count_split, load_split
@@ -81,9 +81,9 @@ def train_model(
     epochs_run = result.epochs_run
     training = {"best_epoch": result.best_epoch, "epochs_run": epochs_run,
                 "seconds": result.seconds, "worker": current_worker()}
-    save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
-                height=spec.height, width=spec.width,
-                training_manifest_sha256=read_json(datasets.split_manifest)["digest"],
+    save_bundle(target, result.model,
+                captcha_fields(datasets.vocabulary, spec.height, spec.width), recipe=recipe,
+                training_data_sha256=read_json(datasets.split_manifest)["digest"],
                 step_key=key, params=params, history=result.history,
                 metrics={"validation": validation, "training": training,
                          "kept_epoch": result.kept_epoch(plan.epochs)})
@@ -139,7 +139,7 @@ def evaluate_model(
     from ocr_core.dataset import read_split
     from ocr_core.inference import predict_files, score
 
-    bundle = load_bundle(model.path)
+    bundle = load_bundle(model.path, kind="captcha")
     records = read_split(datasets.split_manifest, datasets.images_root or None)[0][split]
     predictions = predict_files(bundle, [Path(r.path) for r in records],
                                 strategy=decoder, beam_width=beam_width)

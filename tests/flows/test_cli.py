@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from ocr_core.bundle import save_bundle
+from ocr_core.bundle import captcha_fields, save_bundle
 from ocr_core.models import get_recipe
 
 
@@ -21,9 +21,9 @@ def runner() -> CliRunner:
 def untrained_bundle(tmp_path_factory):
     recipe = get_recipe("crnn")
     path = tmp_path_factory.mktemp("bundle") / "model"
-    save_bundle(path, recipe.build_model(20), vocabulary="2345678bcdefgmnpwxy", recipe="crnn",
-                height=recipe.height, width=recipe.width, training_manifest_sha256="0",
-                params={}, history={})
+    save_bundle(path, recipe.build_model(20),
+                captcha_fields("2345678bcdefgmnpwxy", recipe.height, recipe.width), recipe="crnn",
+                training_data_sha256="0", params={}, history={})
     return path
 
 
@@ -95,6 +95,22 @@ class TestPredict:
                                       str(captcha_dir)])
         assert result.exit_code == 4
         assert "no model at" in _one_line_error(result)
+
+    def test_a_digits_bundle_is_refused_naming_folder_and_kind(self, runner, captcha_dir,
+                                                               tmp_path):
+        from ocr_core.errors import ModelError
+        from ocr_core.mnist.models import build_model, bundle_fields
+        from tasks.predict import choose_model
+
+        digits = save_bundle(tmp_path / "mnist-dense", build_model("dense"),
+                             bundle_fields("dense"), recipe="dense", training_data_sha256="0",
+                             params={}, history={})
+        result = runner.invoke(main, ["predict", "--model", str(digits), str(captcha_dir)])
+        assert result.exit_code == 4
+        assert _one_line_error(result) == (f"Error: {digits} holds a digits model; this needs a "
+                                           "captcha model")
+        with pytest.raises(ModelError, match="holds a digits model; this needs a captcha model"):
+            choose_model.fn(digits, tmp_path)  # the flow that writes a results file
 
 
 class TestGenerateAndEvaluate:

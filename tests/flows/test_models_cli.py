@@ -16,7 +16,7 @@ def two_reader(folder: Path) -> Path:
     """A real bundle that reads every captcha as "2" (its logits always favour class 1)."""
     import keras
 
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import captcha_fields, save_bundle
 
     classes = len(CAPTCHA_ALPHABET) + 1
     inputs = keras.Input((16, 8, 1))
@@ -25,8 +25,8 @@ def two_reader(folder: Path) -> Path:
     bias = np.zeros(classes, dtype="float32")
     bias[1] = 10.0
     dense.set_weights([np.zeros((8, classes), dtype="float32"), bias])
-    return save_bundle(folder, model, vocabulary=CAPTCHA_ALPHABET, recipe="crnn", height=8,
-                       width=16, training_manifest_sha256="0" * 64, params={"seed": 3},
+    return save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
+                       training_data_sha256="0" * 64, params={"seed": 3},
                        history={}, metrics={"test": {"sequence_accuracy": 0.25,
                                                      "character_error_rate": 0.5, "count": 4}})
 
@@ -97,6 +97,18 @@ class TestModelsShow:
         assert "test split:       sequence accuracy 25.0% (1/4, 4.6-69.9%)" in result.output
         assert "evaluation set:   sequence accuracy 50.0% (10/20, 29.9-70.1%)" in result.output
         assert "promoted: first model" in result.output
+
+    def test_reads_a_version_registered_from_a_format_1_bundle(self, registry):
+        from ocr_core.files import read_json, write_json
+
+        record = registry.path / "versions" / "v1" / "version.json"
+        info = read_json(record)
+        old = {"format": 1} | {k: v for k, v in info["bundle"].items()
+                               if k not in ("format_version", "kind", "training_data_sha256")}
+        write_json(record, info | {"bundle": old | {"training_manifest_sha256": "9" * 64}})
+        result = run("models", "show", "--results-dir", results_of(registry))
+        assert result.exit_code == 0, result.output
+        assert "training data:    split manifest 9999999999999999," in result.output
 
     def test_shows_the_paired_test_of_each_decision(self, registry):
         registry.record_decision({

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -43,6 +44,9 @@ class TestRegister:
         assert (second.path / "model.keras").read_bytes() == b"model b"
         assert second.info["training_data"]["seed"] == 2
         assert second.info["bundle"]["recipe"] == "crnn"
+        # a format 1 bundle is recorded in today's field names
+        assert second.info["bundle"]["kind"] == "captcha"
+        assert second.info["bundle"]["training_data_sha256"] == "d" * 64
         assert second.info["metrics"]["test"]["sequence_accuracy"] == 0.5
         assert second.digest == bundle_digest(tmp_path / "b")
 
@@ -58,6 +62,16 @@ class TestRegister:
         bundle = make_bundle(tmp_path / "a", "a")
         assert register(registry, bundle).name == register(registry, bundle / "model.keras").name
         assert [v.name for v in registry.versions()] == ["v1"]
+
+    def test_a_digits_bundle_is_refused(self, tmp_path):
+        folder = make_bundle(tmp_path / "mnist", "digits")
+        files.write_json(folder / "bundle.json", {
+            "format": 1, "task": "mnist", "recipe": "dense", "input": {"height": 28, "width": 28},
+            "output": "logits", "classes": list("0123456789"), "training_data_sha256": "d" * 64})
+        with pytest.raises(ModelError, match=f"^{re.escape(str(folder))} holds a digits model; "
+                                             "this needs a captcha model$"):
+            register(Registry(tmp_path / "registry"), folder)
+        assert not (tmp_path / "registry" / "versions").exists()
 
     def test_a_folder_without_a_bundle_is_refused(self, tmp_path):
         (tmp_path / "empty").mkdir()
@@ -92,13 +106,13 @@ class TestRegister:
     def test_a_registered_version_is_a_loadable_bundle(self, tmp_path):
         import keras
 
-        from ocr_core.bundle import load_bundle, save_bundle
+        from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
 
         inputs = keras.Input((16, 8, 1))
         outputs = keras.layers.Dense(4)(keras.layers.Reshape((16, 8))(inputs))
-        bundle = save_bundle(tmp_path / "bundle", keras.Model(inputs, outputs), vocabulary="abc",
-                             recipe="crnn", height=8, width=16, training_manifest_sha256="0" * 64,
-                             params={}, history={})
+        bundle = save_bundle(tmp_path / "bundle", keras.Model(inputs, outputs),
+                             captcha_fields("abc", 8, 16), recipe="crnn",
+                             training_data_sha256="0" * 64, params={}, history={})
         version = register(Registry(tmp_path / "registry"), bundle)
         loaded = load_bundle(version.path)
         assert loaded.vocabulary.characters == "abc"

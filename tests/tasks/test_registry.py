@@ -31,7 +31,7 @@ def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     """A bundle whose logits always favour one class (0 = blank) at every time step."""
     import keras
 
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import captcha_fields, save_bundle
 
     num_classes = len(CAPTCHA_ALPHABET) + 1
     inputs = keras.Input((16, 8, 1))  # (batch, width, height, 1)
@@ -40,8 +40,8 @@ def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     bias = np.zeros(num_classes, dtype="float32")
     bias[favourite_class] = 10.0
     dense.set_weights([np.zeros((8, num_classes), dtype="float32"), bias])
-    save_bundle(folder, model, vocabulary=CAPTCHA_ALPHABET, recipe="crnn", height=8, width=16,
-                training_manifest_sha256="0" * 64, params={"favourite": favourite_class},
+    save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
+                training_data_sha256="0" * 64, params={"favourite": favourite_class},
                 history={})
     return ModelBundle(str(folder), content_digest=f"constant-{favourite_class}", recipe="crnn")
 

@@ -54,5 +54,5 @@ def test_the_bundle_names_its_training_data_by_content_and_its_step_by_key(
         trained = train_model.fn(datasets, "crnn", 1, 1, 8, None, False, 1, results_dir)
     info = json.loads((Path(trained.path) / "bundle.json").read_text())
     split = json.loads(Path(datasets.split_manifest).read_text())
-    assert info["training_manifest_sha256"] == split["digest"]  # the images' labels and bytes
+    assert info["training_data_sha256"] == split["digest"]  # the images' labels and bytes
     assert info["training_step_key"] == trained.step_key and trained.path.endswith(trained.step_key)
