@@ -115,7 +115,7 @@ def train_digit_model(
 
     It runs the one training loop (`ocr_core.fitting.fit`, rule `ocr_core.mnist.training.RULE`):
     its state is backed up after every epoch in a work folder named by the step key, so a killed
-    run called again resumes from its last finished epoch; the step's lock (`tasks.locks`) keeps
+    run called again resumes from its last finished epoch; the step's lock (`ocr_core.locks`) keeps
     the folder to one run. `threads` caps TensorFlow's CPU threads; TF fixes them when it runs
     its first op, so this takes effect in a fresh process (a Dask worker) and is a logged no-op
     where TF already runs.
