@@ -12,7 +12,8 @@ stopped) is then computed from the history with the product's own rule code
 - real: the shared 936 captcha_images_v2 files; the 136 of bench/real_holdout.txt (already
   consulted once) are the development set, with the run's own 70 test images; the next 100 by
   sha256 (bench/real_fresh.txt) are the fresh set; the other 700 are what the README's real-data
-  command trains on (split 80/10/10 with seed 42, augmented, 286 epochs of 560).
+  command trains on (split 80/10/10 with seed 42, augmented; the default plan is 286 epochs of
+  560, the recorded run used `--epochs 60` for lack of machine time).
 
 The fresh set is read only by `quote`, once the rule is chosen on the development set, with the
 kept epochs' saved weights. Run trainings alone (`nice -n 19`, one at a time):
