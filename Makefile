@@ -16,6 +16,7 @@ captcha: $(STAMP)
 	$(BIN)/ocr-pipeline captcha $(ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(ARGS)
 

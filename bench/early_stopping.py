@@ -99,7 +99,7 @@ def train(kind: str, work: Path, smoke: bool = False, epochs: int | None = None)
     from ocr_core.ctc import Vocabulary, decode_texts
     from ocr_core.models import get_recipe
     from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import fit, plan_training
+    from ocr_core.training import plan_training, train_captcha_model
 
     if smoke:
         GENERATED.update(train=200, development=40, fresh=40)
@@ -134,11 +134,11 @@ def train(kind: str, work: Path, smoke: bool = False, epochs: int | None = None)
                   f"{counts['development']}", flush=True)
 
     started = time.perf_counter()
-    result = fit(recipe, chars,
-                 load_split(work / "splits" / "train", plan.batch_size, shuffle=True,
-                            augment=augment, seed=SEEDS["train"]),
-                 load_split(work / "splits" / "validation", plan.batch_size),
-                 plan=unstopped, seed=SEEDS["train"], callbacks=[Record()])
+    result = train_captcha_model(recipe, chars,
+                                 load_split(work / "splits" / "train", plan.batch_size, shuffle=True,
+                                            augment=augment, seed=SEEDS["train"]),
+                                 load_split(work / "splits" / "validation", plan.batch_size),
+                                 plan=unstopped, seed=SEEDS["train"], callbacks=[Record()])
     history = result.history
     raw = {
         "kind": kind, "recipe": recipe.name, "augment": augment, "vocabulary": vocabulary,

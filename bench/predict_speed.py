@@ -6,7 +6,7 @@ Generates `--count` captchas once (seeded), takes `--model` or saves a tiny untr
 `--recipe` (speed does not depend on the weights), then measures in this one process, start-up and
 tracing excluded (each path reads a few batches before its clock starts):
 
-- `one_by_one`: the reading path before issue 10 (each PNG decoded eagerly, the model called
+- `one_by_one`: the old reading path (each PNG decoded eagerly, the model called
   eagerly per batch of 64, TensorFlow's CTC decoder), on `--baseline-count` images;
 - `batched`: `ocr_core.inference.predict_files` on all images, per batch size;
 - `model_only`: the bare model on images already decoded in memory: eager (batch 64, as before),
@@ -15,7 +15,7 @@ tracing excluded (each path reads a few batches before its clock starts):
 - `decode_only`: the tf.data read + decode + resize pipeline alone;
 - `cli` (with `--cli`): `ocr-pipeline predict` as a user runs it, images/s after start-up =
   (count - 100) / (time for count - time for 100 images).
-- `flow` (with `--flow-count N`): `ocr-pipeline predict --output` (the captcha-predict flow) on N
+- `flow` (with `--flow-count N`): `ocr-pipeline predict-batch` (the captcha-predict flow) on N
   other captchas, on threads and on a local Dask cluster of 2 workers: the whole command (Prefect's
   temporary server and the cluster included) and the flow's own time, as the command reports it.
 
@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-from ocr_core.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
+from ocr_core.bundle import Bundle, captcha_fields, load_bundle, save_bundle  # noqa: E402
 from ocr_core.ctc import BLANK_INDEX  # noqa: E402
 from ocr_core.inference import (  # noqa: E402
     compiled_model,
@@ -59,7 +59,7 @@ VOCABULARY = "2345678bcdefgmnpwxy"
 
 
 def predict_one_by_one(bundle: Bundle, paths: list[Path], batch_size: int = 64) -> list[str]:
-    """The reading path before issue 10, kept here as the baseline."""
+    """The old reading path, kept here as the baseline."""
     texts = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
@@ -92,9 +92,9 @@ def rate(count: int, run, repeats: int) -> dict:
 
 def tiny_bundle(path: Path, recipe_name: str) -> Path:
     recipe = get_recipe(recipe_name)
-    return save_bundle(path, recipe.build_model(len(VOCABULARY) + 1), vocabulary=VOCABULARY,
-                       recipe=recipe.name, height=recipe.height, width=recipe.width,
-                       training_manifest_sha256="0", params={}, history={})
+    return save_bundle(path, recipe.build_model(len(VOCABULARY) + 1),
+                       captcha_fields(VOCABULARY, recipe.height, recipe.width), recipe=recipe.name,
+                       training_data_sha256="0", params={}, history={})
 
 
 def cli_rate(model: Path, folder: Path, paths: list[Path], work: Path, repeats: int) -> dict:
@@ -117,14 +117,14 @@ def cli_rate(model: Path, folder: Path, paths: list[Path], work: Path, repeats: 
 
 
 def flow_rates(model: Path, folder: Path, count: int, work: Path, shard_size: int) -> dict:
-    """`ocr-pipeline predict --output` on threads and on 2 local Dask workers, each once."""
+    """`ocr-pipeline predict-batch` on threads and on 2 local Dask workers, each once."""
     results = {}
     for name, flags in {"threads": [], "dask-workers-2": ["--dask-workers", "2"]}.items():
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env |= {"PREFECT_HOME": str(work / f"prefect-{name}"),
                 "OCR_PIPELINE_RESULTS": str(work / f"results-{name}")}
         output = work / f"predictions-{name}.csv"
-        command = [str(Path(sys.executable).parent / "ocr-pipeline"), "predict", "--model",
+        command = [str(Path(sys.executable).parent / "ocr-pipeline"), "predict-batch", "--model",
                    str(model), "--output", str(output), "--shard-size", str(shard_size), *flags,
                    str(folder)]
         start = time.perf_counter()

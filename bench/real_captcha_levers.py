@@ -49,12 +49,12 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ocr_core import dataset as ds
-    from ocr_core.bundle import load_bundle, save_bundle
+    from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.inference import predict_files, score
     from ocr_core.models import build_crnn, get_recipe
     from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import fit, plan_training
+    from ocr_core.training import plan_training, train_captcha_model
 
     variant = VARIANTS[args.variant]
     pool, holdout = holdout_split(REAL_DATA)
@@ -75,15 +75,16 @@ def main() -> int:
                          **variant.get("plan", {}))
     logging.info("%s: %s", args.variant, plan.describe(len(splits["train"])))
     started = time.perf_counter()
-    result = fit(recipe, chars,
-                 load_split(work / "train", plan.batch_size, shuffle=True,
-                            augment=variant.get("augment", True), seed=42),
-                 load_split(work / "validation", plan.batch_size), plan=plan, seed=42,
-                 learning_rate=variant.get("learning_rate"))
+    result = train_captcha_model(recipe, chars,
+                                 load_split(work / "train", plan.batch_size, shuffle=True,
+                                            augment=variant.get("augment", True), seed=42),
+                                 load_split(work / "validation", plan.batch_size), plan=plan, seed=42,
+                                 learning_rate=variant.get("learning_rate"))
     seconds = time.perf_counter() - started
-    bundle_path = save_bundle(work / "model", result.model, vocabulary=vocabulary,
-                              recipe=recipe.name, height=recipe.height, width=recipe.width,
-                              training_manifest_sha256="bench", params={}, history=result.history)
+    bundle_path = save_bundle(work / "model", result.model,
+                              captcha_fields(vocabulary, recipe.height, recipe.width),
+                              recipe=recipe.name, training_data_sha256="bench", params={},
+                              history=result.history)
     bundle = load_bundle(bundle_path)
     development = score(predict_files(bundle, [Path(r.path) for r in splits["test"]]))
     history = result.history
@@ -117,7 +118,7 @@ def main() -> int:
 
 
 VARIANTS: dict[str, dict] = {
-    # What bench/real_captchas.py ran before issue 9 (its light in-model augmentation is gone;
+    # What bench/real_captchas.py ran before the training plan (its light in-model augmentation is gone;
     # this is the same length, batch and patience with the new augmentation).
     "before": {"plan": {"epochs": 80, "patience": 20, "batch_size": 16}},
     "default": {},

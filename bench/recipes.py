@@ -26,7 +26,7 @@ from ocr_core.ctc import Vocabulary  # noqa: E402
 from ocr_core.models import get_recipe  # noqa: E402
 from ocr_core.pipeline import load_split, save_split  # noqa: E402
 from ocr_core.synthetic import generate_captchas  # noqa: E402
-from ocr_core.training import TrainingPlan, fit  # noqa: E402
+from ocr_core.training import TrainingPlan, train_captcha_model  # noqa: E402
 
 THRESHOLDS = (0.5, 0.9, 0.95)
 
@@ -61,11 +61,12 @@ def run(recipe_name: str, epochs: int, minutes: float, work: Path, records, voca
         for name, part in records.items():
             save_split(part, vocabulary, folder / name, height=recipe.height, width=recipe.width,
                        max_label_length=5)
-    result = fit(recipe, vocabulary,
-                 load_split(folder / "train", recipe.batch_size, shuffle=True, seed=seed),
-                 load_split(folder / "validation", recipe.batch_size),
-                 plan=TrainingPlan(recipe.batch_size, epochs, patience=epochs, start_from_epoch=0),
-                 seed=seed, callbacks=[TimeBudget(minutes * 60)])
+    result = train_captcha_model(
+        recipe, vocabulary,
+        load_split(folder / "train", recipe.batch_size, shuffle=True, seed=seed),
+        load_split(folder / "validation", recipe.batch_size),
+        plan=TrainingPlan(recipe.batch_size, epochs, patience=epochs, start_from_epoch=0),
+        seed=seed, callbacks=[TimeBudget(minutes * 60)])
     history = result.history
     return {
         "recipe": recipe_name,
@@ -100,7 +101,7 @@ def main() -> None:
     vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in index]))
 
     results = [run(name, epochs, args.minutes, args.out, records, vocabulary, args.seed)
-               for name, epochs in (("crnn", args.crnn_epochs), ("seed", args.seed_epochs))]
+               for name, epochs in (("crnn", args.crnn_epochs), ("keras_example", args.seed_epochs))]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
     (args.out / "results.json").write_text(json.dumps(
         {"machine": machine, "num_samples": args.num_samples, "results": results}, indent=2))

@@ -4,17 +4,22 @@ The embedded default (local mode, `prefect server start` without settings) keeps
 SQLite serialises writers, so many Dask workers and flow-run processes reporting at once get
 "database is locked". This script starts the production shape on one machine:
 
-1. PostgreSQL: Debian's `postgresql` package (installed with apt-get when missing and we are root),
-   a cluster made with `initdb` in `--data-dir` (kept between runs unless `--ephemeral`), owned by
-   the `postgres` user when run as root, listening on 127.0.0.1 only, password authentication;
-   a `prefect` role and database (password generated once, kept in `<data-dir>/prefect.password`).
+1. PostgreSQL: Debian's `postgresql` package (installed with apt-get only when `--install` is
+   given and we are root), a cluster made with `initdb` in `--data-dir` (kept between runs unless
+   `--ephemeral`), owned by the `postgres` user when run as root, listening on 127.0.0.1 only,
+   password authentication; a `prefect` role and database (password generated once, kept in
+   `<data-dir>/prefect.password`).
 2. `prefect server start --host 127.0.0.1` with `PREFECT_API_DATABASE_CONNECTION_URL` pointing
-   at it (asyncpg driver; Prefect runs its migrations at start).
-3. Prints `PREFECT_API_URL=...` for the workers, then waits; Ctrl-C or SIGTERM stops the server
+   at it (asyncpg driver; Prefect runs its migrations at start) and Prefect's basic auth on:
+   `PREFECT_SERVER_API_AUTH_STRING` from the environment, else generated once and kept in
+   `<data-dir>/prefect.auth` (`prefect:<random>`); the UI asks for it.
+3. Prints `PREFECT_API_URL=...` for the workers and, on stderr, how to export the auth string
+   every client needs (`PREFECT_API_AUTH_STRING`), then waits; Ctrl-C or SIGTERM stops the server
    and PostgreSQL (and removes the data folder with `--ephemeral`).
 
-Ports are free loopback ports unless given. `--info-file` writes the URLs (the database one with
-its password) as JSON, mode 600, for tools that need them.
+Ports are free loopback ports unless given. Secret files are created with mode 600 before their
+first byte is written. `--info-file` writes the URLs (the database one with its password) and the
+auth file's path as JSON, mode 600, for tools that need them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deployments.secret_files import read_or_create_secret, write_secret
+
+AUTH_FILE = "prefect.auth"
 DATABASE = "prefect"
 ROLE = "prefect"
 START_TIMEOUT = 180.0
@@ -67,7 +75,8 @@ def postgres_bindir(install: bool) -> Path:
     if initdb := shutil.which("initdb"):
         return Path(initdb).resolve().parent
     if not install:
-        raise ServerError("PostgreSQL is not installed (no initdb found) and --no-install was given")
+        raise ServerError("PostgreSQL is not installed (no initdb found): install Debian's "
+                          "postgresql package, or give --install to let this script run apt-get")
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise ServerError("PostgreSQL is not installed and cannot be installed here (needs root and "
                           "apt-get): install Debian's postgresql package, then run this again")
@@ -130,8 +139,7 @@ class Cluster:
             self.start()
             self.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'")
             self.psql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
-            self.password_file.write_text(password)
-            self.password_file.chmod(0o600)
+            write_secret(self.password_file, password)
             return password
         if not self.password_file.is_file():
             raise ServerError(f"{self.pgdata} exists but {self.password_file} is missing")
@@ -187,8 +195,20 @@ def stop_group(process: subprocess.Popen, first: signal.Signals, grace: float) -
             continue
 
 
-def start_prefect(database_url: str, host: str, port: int, log_path: Path) -> subprocess.Popen:
-    env = os.environ | {"PREFECT_API_DATABASE_CONNECTION_URL": database_url}
+def server_auth_string(auth_file: Path) -> str:
+    """`PREFECT_SERVER_API_AUTH_STRING` if set (then written to `auth_file` for the clients),
+    else the string kept in `auth_file`, generated on first use."""
+    if given := os.environ.get("PREFECT_SERVER_API_AUTH_STRING"):
+        if not auth_file.is_file() or auth_file.read_text().strip() != given:
+            write_secret(auth_file, given)
+        return given
+    return read_or_create_secret(auth_file, lambda: f"prefect:{secrets.token_urlsafe(24)}")
+
+
+def start_prefect(database_url: str, auth_string: str, host: str, port: int,
+                  log_path: Path) -> subprocess.Popen:
+    env = os.environ | {"PREFECT_API_DATABASE_CONNECTION_URL": database_url,
+                        "PREFECT_SERVER_API_AUTH_STRING": auth_string}
     prefect = Path(sys.executable).parent / "prefect"
     command = [str(prefect) if prefect.exists() else "prefect", "server", "start", "--host", host,
                "--port", str(port)]
@@ -225,9 +245,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=4200, help="Prefect API port; 0: a free one")
     parser.add_argument("--postgres-user", default="postgres",
                         help="system user that owns the cluster when run as root")
-    parser.add_argument("--no-install", action="store_true", help="never run apt-get")
+    parser.add_argument("--install", action="store_true",
+                        help="install Debian's postgresql package with apt-get when missing (root)")
+    parser.add_argument("--no-install", action="store_true",
+                        help="never run apt-get (the default; kept for old scripts)")
     parser.add_argument("--info-file", type=Path,
-                        help="write the API and database URLs here as JSON (mode 600)")
+                        help="write the API and database URLs and the auth file's path here "
+                        "as JSON (mode 600)")
     return parser.parse_args(argv)
 
 
@@ -252,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     cluster = None
     try:
-        cluster = Cluster(postgres_bindir(install=not args.no_install), data_dir,
+        cluster = Cluster(postgres_bindir(install=args.install and not args.no_install), data_dir,
                           args.postgres_port or free_port(),
                           args.postgres_user if os.geteuid() == 0 else None)
         password = cluster.prepare()
@@ -262,16 +286,21 @@ def main(argv: list[str] | None = None) -> int:
         port = args.port or free_port()
         api_url = f"http://{args.host}:{port}/api"
         server_log = data_dir / "prefect-server.log"
-        server = start_prefect(database_url, args.host, port, server_log)
+        auth_file = data_dir / AUTH_FILE
+        auth_string = server_auth_string(auth_file)
+        server = start_prefect(database_url, auth_string, args.host, port, server_log)
         wait_for_health(api_url, server, server_log)
         if args.info_file:
-            args.info_file.write_text(json.dumps({
+            write_secret(args.info_file, json.dumps({
                 "api_url": api_url, "database_url": database_url, "data_dir": str(data_dir),
-                "server_pid": server.pid, "postgres_pid": cluster.process.pid}, indent=2))
-            args.info_file.chmod(0o600)
+                "auth_file": str(auth_file), "server_pid": server.pid,
+                "postgres_pid": cluster.process.pid}, indent=2))
         log(f"database: postgresql+asyncpg://{ROLE}:***@127.0.0.1:{cluster.port}/{DATABASE} "
             f"(data in {data_dir})")
         print(f"PREFECT_API_URL={api_url}", flush=True)
+        log(f"every client (CLI, serve, workers, Dask workers) needs: export PREFECT_API_URL="
+            f"{api_url} PREFECT_API_AUTH_STRING=\"$(cat {auth_file})\"; the UI asks for the "
+            "same USER:PASSWORD")
         log("ready; Ctrl-C or SIGTERM stops the server and PostgreSQL")
         while True:
             if server.poll() is not None:

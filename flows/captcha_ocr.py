@@ -14,6 +14,7 @@ from tasks.captcha import build_datasets, fingerprint_folder, split_dataset
 from tasks.download import download_archive, extract_archive
 from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
+from tasks.served import confine_served_run
 from tasks.training import check_learned, evaluate_model, train_model
 from tasks.validation import validate_images
 
@@ -35,7 +36,8 @@ def acquire_images(params: CaptchaParams) -> ImageFolder:
         return fingerprint_folder(params.data_dir)
     archive = download_archive(params.url, params.sha256, params.results_dir,
                                params.download_timeout, params.download_attempts,
-                               params.download_backoff)
+                               params.download_backoff,
+                               max_bytes=params.download_max_mib * 2**20)
     return extract_archive(archive, params.results_dir)
 
 
@@ -69,6 +71,7 @@ def train_and_test(
 def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
     """Train and evaluate a captcha reader; every step is cached by content."""
     params = params or CaptchaParams()
+    confine_served_run(params)
     manifest = checked_manifest(acquire_images(params), params)
     model, evaluation, (samples, history, predictions) = train_and_test(params, manifest)
     return CaptchaRunSummary(

@@ -1,10 +1,11 @@
 """Process set-up shared by the CLI, `serve`, the benchmarks and programmatic use: settings that
 must be in place before Prefect and TensorFlow load, and a console without their start-up noise.
 
-Prefect reads its settings once, when it is first imported. Importing `flows` (which any
-`from flows.captcha_ocr import captcha_ocr` does first) applies `apply_process_defaults()`, so a
-plain Python program that imports the flows before Prefect gets the CLI's settings; the CLI then
-calls `prepare_environment` with the run's results root.
+Prefect reads its settings once, when it is first imported, so these run at the entry points
+before it loads: the CLI (`prepare_environment` with the run's results root), `serve`, and the Dask
+worker preload (`dask_setup`). Importing the packages changes nothing: a plain Python program
+that runs the flows calls `apply_process_defaults(results_dir)` first to get the CLI's settings
+(Prefect's persisted results under the results root, no telemetry noise).
 """
 
 from __future__ import annotations
@@ -96,6 +97,31 @@ def import_tensorflow_quietly() -> None:
 
 def dask_setup(worker: object) -> None:
     """Dask worker preload (`dask worker --preload flows.environment`, and every local cluster of
-    `--dask-workers`): TensorFlow loads once per worker, quietly, before the first task."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    `--dask-workers`): the process defaults (a local cluster's workers inherit the CLI's), and
+    the Prefect server must accept the worker's credentials, and TensorFlow loaded once per
+    worker, quietly, before the first task."""
+    apply_process_defaults()
+    check_server_credentials()
     import_tensorflow_quietly()
+
+
+def check_server_credentials() -> None:
+    """Exit when `PREFECT_API_URL`'s server answers 401 to this process's
+    `PREFECT_API_AUTH_STRING`: a worker without them would fail every task it is given."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    from flows.command_errors import UNAUTHORIZED, unauthorized_message
+
+    if not get_current_settings().api.url:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.api_version()  # an authenticated endpoint (health is not)
+    except httpx.HTTPStatusError as error:
+        if error.response.status_code == UNAUTHORIZED:
+            # SystemExit, not an exception: Dask logs a preload's exceptions and starts anyway.
+            raise SystemExit(f"Error: {unauthorized_message(error)}") from None
+    except httpx.HTTPError:  # unreachable now: the tasks will say so when they run
+        return

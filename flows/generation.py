@@ -22,8 +22,8 @@ from prefect.logging import get_run_logger
 from flows.runners import run_on_chosen_runner, worker_slots
 from ocr_core.config import RunnerParams
 from ocr_core.files import atomic_path, remove_path
-from ocr_core.mnist.training import available_cpus
 from ocr_core.synthetic import CaptchaShard, plan_shards
+from ocr_core.threads import available_cpus
 from tasks.captcha import collect_captchas, generated_folder, render_captcha_shard
 from tasks.records import ImageFolder
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from flows.refresh import honour_refresh
 from ocr_core.config import IngestParams
 from tasks.ingest import announce_dataset_update, move_accepted, plan_ingest, write_ingest_report
+from tasks.served import confine_served_run
 
 
 class IngestSummary(BaseModel):
@@ -31,8 +32,9 @@ class IngestSummary(BaseModel):
 @honour_refresh
 def captcha_ingest(params: IngestParams) -> IngestSummary:
     """Move checked `<label>.png` captchas into a dataset folder and announce the update."""
+    confine_served_run(params)
     plan = plan_ingest(params.source_dir, params.data_dir, params.label_pattern,
-                       params.image_width_height)
+                       params.image_width_height, params.results_dir)
     outcome = move_accepted(plan)
     report = write_ingest_report(outcome, params.results_dir)
     event_id = announce_dataset_update(outcome, report) if outcome.accepted else None

@@ -28,6 +28,7 @@ from tasks.mnist import (
     publish_comparison,
     train_digit_model,
 )
+from tasks.served import confine_served_run
 
 
 class MnistRunSummary(BaseModel):
@@ -42,8 +43,9 @@ class MnistRunSummary(BaseModel):
 @flow(name="mnist", task_runner=thread_pool(2))
 @honour_refresh
 def mnist(params: MnistParams | None = None) -> MnistRunSummary:
-    """Train and compare the seed's digit classifiers on MNIST; every step is cached by content."""
+    """Train and compare the original notebook's digit classifiers; every step is cached by content."""
     params = params or MnistParams()
+    confine_served_run(params)
     if (handover := run_on_chosen_runner(mnist, params)) is not None:
         return handover()
     root = params.results_dir

@@ -10,12 +10,28 @@ import click
 
 from flows.environment import prepare_environment
 from flows.options import params_command
+from ocr_core.bundle_format import upgrade
 from ocr_core.config import RetrainParams, default_results_dir
-from ocr_core.registry import ModelVersion, Registry
+from ocr_core.dataset import list_pngs
+from ocr_core.errors import DataError
+from ocr_core.gate import comparison_text
+from ocr_core.registry import VERSION_FILE, ModelVersion, Registry
+from ocr_core.statistics import evaluation_size_warning, format_accuracy
 
 results_dir_option = click.option(
     "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Results root holding the registry. Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
+
+
+def _evaluation_count(params: RetrainParams) -> int | None:
+    """Images in the evaluation set a retrain will use, before Prefect starts; None when the
+    folder cannot be read (the run reports that)."""
+    if params.evaluation_dir is None:
+        return params.evaluation_samples
+    try:
+        return len(list_pngs(params.evaluation_dir))
+    except DataError:
+        return None
 
 
 def registry_at(results_dir: Path | None) -> Registry:
@@ -27,12 +43,23 @@ def registry_at(results_dir: Path | None) -> Registry:
 @params_command(RetrainParams)
 def retrain(params: RetrainParams) -> None:
     """Train a challenger and promote it if it beats the champion (the captcha-retrain flow)."""
+    count = _evaluation_count(params)
+    size_warning = None if count is None else evaluation_size_warning(
+        count, params.promotion_margin, params.significance)
+    if size_warning is not None:
+        click.echo(f"Warning: {size_warning}", err=True)
     prepare_environment(params.results_dir)
     from flows.retrain import captcha_retrain
 
     summary = captcha_retrain(params)
     click.echo("")
     click.echo(f"challenger: {summary.challenger} (seed {summary.seed})")
+    test = summary.test_metrics
+    click.echo(f"test split: sequence accuracy "
+               f"{format_accuracy(float(test['sequence_accuracy']), int(test['count']))}")
+    if summary.split_changes:
+        click.echo("new data:   " + ", ".join(f"{c['joined']} joined {name}"
+                                              for name, c in summary.split_changes.items()))
     click.echo(f"decision:   {'promoted' if summary.promoted else 'kept the champion'}: "
                f"{summary.reason}")
     click.echo(f"champion:   {summary.champion}")
@@ -59,13 +86,14 @@ def list_models(results_dir: Path | None, as_json: bool) -> None:
     if not versions:
         click.echo(f"no models registered in {registry.path} (train one: ocr-pipeline retrain)")
         return
-    rows = [("", "version", "registered", "recipe", "trained on", "eval acc", "eval CER")]
+    rows = [("", "version", "registered", "recipe", "trained on", "eval acc (95% interval)",
+             "eval CER")]
     for version in versions:
         summary = _summary(version, champion, evaluation_set)
         scores = summary["evaluation"] or {}
         rows.append(("*" if summary["champion"] else "", version.name, summary["registered"],
                      summary["recipe"], summary["trained_on"],
-                     _number(scores.get("sequence_accuracy")),
+                     _accuracy(scores),
                      _number(scores.get("character_error_rate"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -90,7 +118,8 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
                                             and champion.name == found.name,
                                             "decisions": decisions}, indent=2))
         return
-    info, bundle = found.info, found.info["bundle"]
+    info = found.info
+    bundle = upgrade(info["bundle"], found.path / VERSION_FILE)  # records of older bundles too
     is_champion = champion is not None and champion.name == found.name
     click.echo(f"{found.name}{'  (champion)' if is_champion else ''}")
     click.echo(f"  path:             {found.path}")
@@ -99,23 +128,31 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
                f"{bundle['input']['height']}, vocabulary {bundle['vocabulary']!r}, "
                f"blank index {bundle['blank_index']}")
     click.echo(f"  trained on:       {_trained_on(info['training_data'])}")
-    click.echo(f"  training data:    manifest {bundle['training_manifest_sha256'][:16]} "
-               f"(datasets), {info['training_data'].get('manifest_digest', '?')[:16]} (images)")
+    click.echo(f"  training data:    split manifest {bundle['training_data_sha256'][:16]}, "
+               f"images {info['training_data'].get('manifest_digest', '?')[:16]}")
     click.echo(f"  package:          ocr-pipeline {bundle['package_version']}, "
                f"code {bundle['code_version']}")
     test = info["metrics"].get("test")
     if test:
-        click.echo(f"  test split:       sequence accuracy {test['sequence_accuracy']:.4f}, "
-                   f"CER {test['character_error_rate']:.4f} ({test['count']} images)")
+        click.echo(f"  test split:       sequence accuracy {_accuracy(test)}, "
+                   f"CER {test['character_error_rate']:.4f}")
     for scores in found.scores.values():
-        click.echo(f"  evaluation set:   sequence accuracy {scores['sequence_accuracy']:.4f}, "
-                   f"CER {scores['character_error_rate']:.4f} ({scores['count']} images, "
-                   f"set {scores['evaluation_set'][:12]}, {scores['decoder']})")
+        click.echo(f"  evaluation set:   sequence accuracy {_accuracy(scores)}, "
+                   f"CER {scores['character_error_rate']:.4f} (set "
+                   f"{scores['evaluation_set'][:12]}, {scores['decoder']})")
+    for name, change in (info["training_data"].get("split_changes") or {}).items():
+        click.echo(f"  new in {name + ':':11s}{change['joined']} images (of {change['images']})")
     params = ", ".join(f"{k}={v}" for k, v in info["params"].items() if v is not None)
     click.echo(f"  parameters:       {params}")
     for decision in decisions:
         outcome = "promoted" if decision["promoted"] else "kept " + str(decision["champion_before"])
         click.echo(f"  decision {decision['decided']}: {outcome}: {decision['reason']}")
+        if decision.get("comparison"):
+            click.echo(f"    paired test: {comparison_text(decision['comparison'])} "
+                       f"(margin {decision['margin']:g}, significance "
+                       f"{decision['significance']:g}); evaluation set "
+                       f"{decision['evaluation_set']['digest'][:12]}, used by "
+                       f"{decision['evaluation_set_uses']} decisions")
 
 
 @models.command("promote")
@@ -164,3 +201,9 @@ def _trained_on(data: dict[str, Any]) -> str:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _accuracy(scores: dict[str, Any]) -> str:
+    if scores.get("sequence_accuracy") is None:
+        return "-"
+    return format_accuracy(scores["sequence_accuracy"], scores["count"])

@@ -34,6 +34,14 @@ class CommaSeparated(click.ParamType):
                 for part in str(value).split(",") if part.strip()]
 
 
+class LiteralChoice(click.Choice):
+    """A choice whose help lists the allowed values but leaves checking to the parameters model,
+    whose message can say more than "not one of" (a renamed value names its new name)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+
 def _click_type(annotation: Any) -> tuple[Any, bool]:
     """(click type, is_boolean_flag) for a field annotation; Optional[X] is treated as X."""
     args = typing.get_args(annotation)
@@ -43,8 +51,10 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return _click_type(inner[0]) if len(inner) == 1 else (str, False)
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _click_type(args[0])
     if typing.get_origin(annotation) is Literal:
-        return click.Choice([str(a) for a in args]), False
+        return LiteralChoice([str(a) for a in args]), False
     if annotation is bool:
         return bool, True
     if annotation is Path:
@@ -95,8 +105,11 @@ def build_params(model: type[BaseModel], given: dict[str, Any]) -> BaseModel:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            location = "--" + "-".join(str(p) for p in item["loc"]).replace("_", "-")
+            location = "--" + "-".join(str(p) for p in item["loc"] if not isinstance(p, int))
+            location = location.replace("_", "-")
             message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "literal_error":
+                message = f"{item['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
             problems.append(message if not item["loc"] else f"{location}: {message}")
         raise click.UsageError("; ".join(problems)) from None
 

@@ -34,6 +34,7 @@ from tasks.predict import (
     read_shard,
     remove_parts,
 )
+from tasks.served import confine_served_run
 
 
 class PredictSummary(BaseModel):
@@ -50,6 +51,7 @@ class PredictSummary(BaseModel):
 @flow(name="captcha-predict", task_runner=thread_pool(2))
 def captcha_predict(params: PredictParams) -> PredictSummary:
     """Read every image of `params.inputs` with one model into the results file `params.output`."""
+    confine_served_run(params)
     if (handover := run_on_chosen_runner(captcha_predict, params)) is not None:
         return handover()
     start = time.perf_counter()

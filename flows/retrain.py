@@ -8,6 +8,7 @@ seed per run for synthetic data (`reseed_each_run`).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,18 @@ from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
 from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
-from tasks.captcha import fingerprint_folder
+from tasks.captcha import fingerprint_folder, split_dataset
 from tasks.records import ImageFolder, Manifest
 from tasks.registry import (
     challenge_champion,
     publish_decision,
     record_failed_challenger,
     register_model,
+    report_split_changes,
     reserve_evaluation_set,
+    warn_small_evaluation_set,
 )
+from tasks.served import confine_served_run
 
 
 class RetrainSummary(BaseModel):
@@ -41,6 +45,8 @@ class RetrainSummary(BaseModel):
     test_metrics: dict[str, float | int | str]
     challenger_scores: dict[str, float | int]
     champion_scores: dict[str, float | int] | None
+    comparison: dict[str, float | int | str] | None = None
+    split_changes: dict[str, dict[str, int]] | None = None
     decision_path: Path
     results_dir: Path
 
@@ -63,7 +69,7 @@ def describe_evaluation_set(params: RetrainParams) -> dict[str, Any]:
 def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[str, Any]:
     """What a model was trained on: source, image count, seed and the manifest's content hash."""
     data: dict[str, Any] = {"source": params.source, "images": manifest.count,
-                            "seed": params.seed, "manifest_digest": manifest.digest}
+                            "seed": params.seed, "manifest_digest": manifest.content_digest}
     if params.source == "dir":
         data["data_dir"] = str(params.data_dir)
     elif params.source == "url":
@@ -71,31 +77,49 @@ def describe_training_data(params: RetrainParams, manifest: Manifest) -> dict[st
     return data
 
 
+def seeded_for_run(params: RetrainParams, run_id: str) -> RetrainParams:
+    """`params` for one flow run: with `reseed_each_run`, a seed drawn from the run's id (logged
+    and recorded with the version, so `--seed` reproduces the run)."""
+    if not params.reseed_each_run:
+        return params
+    seed = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 2**31
+    if seed == params.evaluation_seed:
+        seed += 1
+    return params.model_copy(update={"seed": seed})
+
+
 @flow(name="captcha-retrain")
 @honour_refresh
 def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     """Train a challenger; it replaces the champion only if it reads the held-out set better."""
-    params = (params or RetrainParams()).for_run(str(flow_run.id))
+    params = seeded_for_run(params or RetrainParams(), str(flow_run.id))
+    confine_served_run(params)
     root = params.results_dir
     try:
         manifest = checked_manifest(acquire_images(params), params)
         evaluation_set = reserve_evaluation_set(
             checked_manifest(acquire_evaluation_images(params), params), manifest,
             describe_evaluation_set(params), root)
+        warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
+        split = split_dataset(manifest, params.seed, params.validation_fraction,
+                              params.test_fraction, root)
+        changes = report_split_changes(split, root)
         model, test, _ = train_and_test(params, manifest)
-        challenger = register_model(model, test, describe_training_data(params, manifest),
-                                    params.model_dump(mode="json"), root)
+        challenger = register_model(
+            model, test, describe_training_data(params, manifest) | {"split_changes": changes},
+            params.model_dump(mode="json"), root, split)
     except Exception as error:
         publish_decision(record_failed_challenger(f"{type(error).__name__}: {error}",
                                                   params.promotion_margin, root))
         raise
     decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
-                                  params.decoder, params.beam_width, root)
+                                  params.decoder, params.beam_width, root,
+                                  significance=params.significance)
     publish_decision(decision)
     return RetrainSummary(
         promoted=decision.promoted, reason=decision.reason, challenger=challenger.version,
         champion=decision.champion_after, seed=params.seed, test_metrics=test.metrics,
         challenger_scores=decision.challenger_scores or {},
-        champion_scores=decision.champion_scores, decision_path=Path(decision.path),
-        results_dir=root,
+        champion_scores=decision.champion_scores, comparison=decision.comparison,
+        split_changes=changes, decision_path=Path(decision.path), results_dir=root,
     )

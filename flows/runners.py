@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ocr_core.config import RunnerParams
 from ocr_core.errors import ConfigError
-from ocr_core.mnist.training import available_cpus
+from ocr_core.threads import available_cpus
 
 R = TypeVar("R")
 
@@ -37,9 +37,17 @@ a pool of only `max_workers` threads would run the trainings one at a time; the 
 trainings (and shards) themselves at `max_workers` (`wait_for_a_free_slot`)."""
 
 
-def thread_pool(max_workers: int) -> ThreadPoolTaskRunner:
+class SizedThreadPool(ThreadPoolTaskRunner):
+    """A thread runner that says how many threads it has (`size`): Prefect keeps that private."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers=max_workers)
+        self.size = max_workers
+
+
+def thread_pool(max_workers: int) -> SizedThreadPool:
     """The thread runner for `max_workers` trainings (or shards) at a time."""
-    return ThreadPoolTaskRunner(max_workers=max_workers * TASKS_PER_TRAINING)
+    return SizedThreadPool(max_workers=max_workers * TASKS_PER_TRAINING)
 
 
 def task_runner_for(params: RunnerParams, load_tensorflow: bool = True) -> TaskRunner:
@@ -76,7 +84,7 @@ def describe_runner(params: RunnerParams) -> str:
 
 def start_up_warnings(
     params: RunnerParams, folder: Path, folder_given: str | os.PathLike | None,
-    environ: dict[str, str] | os._Environ = os.environ, check_env: bool = True,
+    environ: Mapping[str, str] = os.environ, check_env: bool = True,
 ) -> list[str]:
     """What a user should know before a Dask run starts.
 
@@ -88,7 +96,7 @@ def start_up_warnings(
         environ: the environment the run (and a local cluster's workers) sees.
         check_env: the folder defaults to $OCR_PIPELINE_RESULTS (the results root).
     """
-    from ocr_core.config import RESULTS_ENV
+    from ocr_core.layout import RESULTS_ENV
 
     warnings = []
     typed = folder_given if folder_given is not None or not check_env else environ.get(RESULTS_ENV)
@@ -145,8 +153,8 @@ def run_on_chosen_runner(flow: Any, params: RunnerParams) -> Callable[[], R] | N
     context = FlowRunContext.get()
     current = context.task_runner if context else None
     wanted = task_runner_for(params)
-    if isinstance(wanted, ThreadPoolTaskRunner) and isinstance(current, ThreadPoolTaskRunner):
-        if (getattr(current, "_max_workers", None) or 0) >= wanted._max_workers:
+    if isinstance(wanted, SizedThreadPool) and isinstance(current, ThreadPoolTaskRunner):
+        if (getattr(current, "size", None) or 0) >= (wanted.size or 0):  # unknown: too small
             return None
     elif current is not None and runner_key(current) == runner_key(wanted):
         return None
@@ -169,7 +177,7 @@ def wait_for_a_free_slot(running: list[PrefectFuture], limit: int) -> None:
 def runner_key(runner: TaskRunner) -> tuple:
     """What makes two task runners run tasks in the same place (worker preloads aside)."""
     if isinstance(runner, ThreadPoolTaskRunner):
-        return ("threads", getattr(runner, "_max_workers", None))
+        return ("threads", getattr(runner, "size", None))
     if type(runner).__name__ == "DaskTaskRunner":
         cluster = {k: v for k, v in runner.cluster_kwargs.items() if k != "preload"}
         return ("dask", runner.address, str(runner.cluster_class), sorted(cluster.items()))

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from flows.command_errors import CliCommand
 from flows.environment import prepare_environment
 from flows.options import params_command
-from ocr_core.config import RESULTS_ENV, CaptchaParams, RetrainParams, SweepParams
+from ocr_core.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
+from ocr_core.config import CaptchaParams, RetrainParams, SweepParams
 from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+from ocr_core.layout import RESULTS_ENV
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -54,8 +58,9 @@ def new_data_trigger(params: RetrainParams, defaults: dict[str, Any],
     matching events until `debounce` seconds after that first one (Prefect's window, `within`).
     Its run is scheduled `debounce` seconds after the firing (`schedule_after`), so it starts
     when the window has closed and reads every file the burst brought. An event after the
-    window opens a new one. The run's parameters are the deployment's defaults with `data_dir`
-    taken from the event; only events naming this folder match, others start nothing.
+    window opens a new one. Only events whose resource is exactly this folder match; the run's
+    parameters are the deployment's own defaults, `data_dir` included: nothing in an event (whose
+    payload anyone allowed to post events writes) chooses what is trained.
     """
     from prefect.events import DeploymentEventTrigger
 
@@ -71,7 +76,7 @@ def new_data_trigger(params: RetrainParams, defaults: dict[str, Any],
         threshold=1,
         within=window,
         schedule_after=window,
-        parameters={"params": defaults["params"] | {"data_dir": "{{ event.payload.data_dir }}"}},
+        parameters={"params": defaults["params"] | {"data_dir": str(params.data_dir)}},
     )
 
 
@@ -123,7 +128,7 @@ def build_deployments(
             "champion."),
         mnist.to_deployment(
             "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
-            description="Train and compare the seed's MNIST digit models."),
+            description="Train and compare the original notebook's MNIST digit models."),
         captcha_predict.to_deployment(
             "predict", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
             description="Read folders of captchas with the champion (or a given bundle) into "
@@ -131,6 +136,12 @@ def build_deployments(
             "dask_address."),
     ]
     return deployments
+
+
+def served_folders(params: RetrainParams) -> list[Path]:
+    """The folders a served run may use by default: the results root and the data folders given."""
+    given = [params.results_dir, params.data_dir, params.evaluation_dir]
+    return [folder for folder in given if folder is not None]
 
 
 def check_schedule(cron: str, timezone: str) -> None:
@@ -145,7 +156,7 @@ def check_schedule(cron: str, timezone: str) -> None:
                                          for e in error.errors())) from None
 
 
-@click.command()
+@click.command(cls=CliCommand)
 @params_command(RetrainParams)
 @click.option("--cron", default=DEFAULT_RETRAIN_CRON, show_default=True,
               help="When the retrain deployment runs (cron; the default is Mondays 03:00).")
@@ -169,8 +180,10 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
     """
     if not no_schedule:
         check_schedule(cron, timezone)
-    # Flow runs are child processes: they inherit the results root and Prefect's storage path.
+    # Flow runs are child processes: they inherit the results root, Prefect's storage path and
+    # the allowed roots (an administrator's setting wins over the folders given here).
     os.environ[RESULTS_ENV] = str(params.results_dir)
+    os.environ.setdefault(ALLOWED_ROOTS_ENV, roots_setting(served_folders(params)))
     prepare_environment(params.results_dir)
     from prefect import serve as serve_deployments
     from prefect.settings import get_current_settings

@@ -40,7 +40,9 @@ from tasks.registry import (
     record_failed_challenger,
     register_model,
     reserve_evaluation_set,
+    warn_small_evaluation_set,
 )
+from tasks.served import confine_served_run
 from tasks.sweep import SweepResult, best_result, publish_sweep
 from tasks.training import check_learned, evaluate_model, train_model
 
@@ -112,7 +114,8 @@ def gate_best(
     challenger = register_model(best.model, best.evaluation, training_data,
                                 configuration_params(params, config), root)
     decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
-                                  params.decoder, params.beam_width, root)
+                                  params.decoder, params.beam_width, root,
+                                  significance=params.significance)
     publish_decision(decision)
     return best, challenger, decision
 
@@ -122,6 +125,7 @@ def gate_best(
 def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     """Train every configuration on the same data, compare them, gate the best."""
     params = params or SweepParams()
+    confine_served_run(params)
     if (handover := run_on_chosen_runner(captcha_sweep, params)) is not None:
         return handover()
     root = params.results_dir
@@ -130,6 +134,7 @@ def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     evaluation_set = reserve_evaluation_set(
         checked_manifest(acquire_evaluation_images(params), params), manifest,
         describe_evaluation_set(params), root)
+    warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
     split = split_dataset(manifest, params.seed, params.validation_fraction,
                           params.test_fraction, root)
     configs = params.configurations()

@@ -51,7 +51,8 @@ class ExtractionResult:
 def extract_zip(
     archive: str | Path, target: str | Path, limits: ArchiveLimits | None = None
 ) -> ExtractionResult:
-    """Unpack `archive` into `target` (replaced if it exists), all or nothing.
+    """Unpack `archive` into `target`, all or nothing. An existing `target` is kept: extraction
+    folders are named by the archive's content, and another run may be reading the one there.
 
     Raises:
         UnsafeArchiveError: an entry is unsafe or the archive is a decompression bomb.

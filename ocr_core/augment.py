@@ -3,8 +3,10 @@
 Real captcha_images_v2 files differ from each other in small ways: where the text sits, a slight
 slant, stroke width, blur and the noise line. Each image of a batch gets its own random affine
 warp (shift, rotation, shear, scale), blur, stroke thickening or thinning, noise and contrast.
-Randomness is stateless and derived from (seed, batch index), so a training run is reproducible
-and a resumed run draws what the uninterrupted one would have.
+Randomness is stateless, derived from the seed and one seeded random draw per batch, so a training
+run from the start is reproducible. A resumed run starts the data's iteration over, so it draws
+other distortions (and another order) than the uninterrupted run would have: the two agree within
+noise, not bit for bit (see `ocr_core.resume`).
 """
 
 from __future__ import annotations

@@ -10,42 +10,51 @@ A copy on disk is reused without a request when a sha256 pins its content. Witho
 may have moved on (a branch link): the copy is revalidated with a conditional request
 (If-None-Match / If-Modified-Since, from the ETag and Last-Modified the server sent with it,
 kept beside the file); 304 reuses it, 200 replaces it. A server that sent neither is asked for
-the whole file again; a file:// source is compared by size and modification time.
+the whole file again; a file:// source is compared by size and modification time
+(`ocr_core.revalidation`).
+
+A hostile URL is refused (`ocr_core.targets`): a served run's file:// outside the allowed roots,
+and private addresses in a served run or after a public hop, each redirect checked before it is
+followed. A body over `settings.max_bytes` (default 64 MiB) ends the transfer: an announced
+Content-Length before the first byte, a body without one as soon as it passes the limit.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
+import contextlib
 import logging
 import random
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
 from ocr_core.errors import ConfigError, DownloadError
-from ocr_core.files import atomic_path, read_json, remove_path, sha256_file, write_json
+from ocr_core.files import sha256_file
+from ocr_core.retry import RETRYABLE_STATUS, Retryable, describe_error, parse_retry_after, retry_delay
+from ocr_core.revalidation import (
+    conditional_headers,
+    file_validators,
+    read_validators,
+    response_validators,
+    write_validators,
+)
+from ocr_core.targets import HopGuard, TargetPolicy, check_file_source, checked_session, get_checked
+from ocr_core.transfer import CHUNK, ProgressCallback, too_large, write_stream
 from ocr_core.version import __version__
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("http", "https", "file")
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-_CHUNK = 1 << 16
-
-ProgressCallback = Callable[[int, int | None], None]
-"""Called with (bytes received, total bytes or None) while a download runs."""
-
+DEFAULT_MAX_BYTES = 64 * 2**20  # the published captcha zip is 9 MB
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """How hard to try: timeouts in seconds, attempts in total, backoff base and cap in seconds."""
+    """How hard to try: timeouts in seconds, attempts in total, backoff base and cap in seconds;
+    and the most bytes a body may have."""
 
     attempts: int = 5
     connect_timeout: float = 10.0
@@ -53,10 +62,13 @@ class DownloadSettings:
     backoff: float = 1.0
     max_delay: float = 60.0
     progress_interval: float = 5.0
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ConfigError(f"download attempts must be at least 1, got {self.attempts}")
+        if self.max_bytes < 1:
+            raise ConfigError(f"download max_bytes must be at least 1, got {self.max_bytes}")
         for name in ("connect_timeout", "read_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"download {name} must be positive, got {getattr(self, name)}")
@@ -73,14 +85,6 @@ class DownloadResult:
     sha256: str
     size: int
     attempts: int
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way that another attempt may fix."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 def check_url(url: str) -> str:
@@ -116,6 +120,7 @@ def download(
     sha256: str | None = None,
     settings: DownloadSettings | None = None,
     progress: ProgressCallback | None = None,
+    policy: TargetPolicy | None = None,
 ) -> DownloadResult:
     """Fetch `url` into `target` unless a good copy is already there.
 
@@ -127,20 +132,29 @@ def download(
         url: http, https or file URL; redirects are followed.
         target: the file to create; its folder is created if needed.
         sha256: expected hex digest; a mismatch fails without retrying.
-        settings: timeouts, attempts and backoff (default: `DownloadSettings()`).
+        settings: timeouts, attempts, backoff and size limit (default: `DownloadSettings()`).
         progress: called with (bytes received, total or None) at most every
             `settings.progress_interval` seconds and once at the end; default: log the progress.
+        policy: what the URL and its redirects may reach (default: a local run's,
+            `TargetPolicy()`; a served run passes its allowed roots).
 
     Raises:
-        ConfigError: the URL's scheme is not allowed.
+        ConfigError: the URL's scheme is not allowed, or a served run's file:// URL is outside
+            the allowed roots.
         DownloadError: the file could not be fetched after `settings.attempts` attempts, the
-            server refused it (4xx), or its checksum did not match.
+            server refused it (4xx), its checksum did not match, it was over the size limit, or
+            a hop was refused (`ocr_core.targets`).
     """
     check_url(url)
     settings = settings or DownloadSettings()
+    policy = policy or TargetPolicy()
     target = Path(target)
     expected = sha256.lower() if sha256 else None
     is_file_url = urllib.parse.urlsplit(url).scheme.lower() == "file"
+    if is_file_url:  # before a copy on disk is reused: that would stand in for the source
+        check_file_source(_local_source(url), policy)
+    elif policy.served:
+        HopGuard(url, policy).check_url(url)
     validators: dict[str, str] = {}
     if target.is_file():
         digest = sha256_file(target)
@@ -150,69 +164,43 @@ def download(
         if expected is not None:
             logger.warning("%s does not match sha256 %s; downloading again", target, expected)
         else:
-            validators = _read_validators(target)
-            if is_file_url and validators and validators == _file_validators(url):
+            validators = read_validators(target)
+            if is_file_url and validators and validators == file_validators(url):
                 logger.info("%s is unchanged; using the copy at %s", url, target)
                 return DownloadResult(target, digest, target.stat().st_size, attempts=0)
             if not validators:
                 logger.info("%s: no ETag or Last-Modified kept from the last download; "
                             "downloading it again to check for changes", url)
-    if is_file_url:
-        result = _copy_local(url, target, expected, settings, progress)
-        _write_validators(target, _file_validators(url))
-        return result
-    return _fetch_with_retries(url, target, expected, settings, progress, validators)
-
-
-def validators_path(target: Path) -> Path:
-    """Where the validators (ETag, Last-Modified) of a downloaded file are kept."""
-    return target.with_name(f"{target.name}.validators.json")
-
-
-def _read_validators(target: Path) -> dict[str, str]:
-    path = validators_path(target)
-    return read_json(path) if path.is_file() else {}
-
-
-def _write_validators(target: Path, validators: dict[str, str]) -> None:
-    if validators:
-        write_json(validators_path(target), validators)
-    else:
-        remove_path(validators_path(target))
-
-
-def _file_validators(url: str) -> dict[str, str]:
-    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-    if not source.is_file():
-        return {}
-    stat = source.stat()
-    return {"size": str(stat.st_size), "mtime_ns": str(stat.st_mtime_ns)}
-
-
-def _conditional_headers(validators: dict[str, str]) -> dict[str, str]:
-    headers = {}
-    if "etag" in validators:
-        headers["If-None-Match"] = validators["etag"]
-    if "last_modified" in validators:
-        headers["If-Modified-Since"] = validators["last_modified"]
-    return headers
+    folder_existed = target.parent.exists()
+    try:
+        if is_file_url:
+            result = _copy_local(url, target, expected, settings, progress, policy)
+            write_validators(target, file_validators(url))
+            return result
+        return _fetch_with_retries(url, target, expected, settings, progress, policy, validators)
+    except BaseException:
+        if not folder_existed:  # leave nothing behind, not even the empty folder
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()
+        raise
 
 
 def _fetch_with_retries(
     url: str, target: Path, expected: str | None, settings: DownloadSettings,
-    progress: ProgressCallback | None, validators: dict[str, str] | None = None,
+    progress: ProgressCallback | None, policy: TargetPolicy, validators: dict[str, str],
 ) -> DownloadResult:
     rng = random.Random()
-    with requests.Session() as session:
+    guard = HopGuard(url, policy)
+    with checked_session() as session:
         session.headers.update({"User-Agent": f"ocr-pipeline/{__version__}",
                                 "Accept-Encoding": "identity"})
         attempt = 0
         while True:
             attempt += 1
             try:
-                fetched = _fetch_once(session, url, target, expected, settings, progress,
-                                      validators or {})
-            except _Retryable as error:
+                fetched = _fetch_once(session, guard, target, expected, settings, progress,
+                                      validators)
+            except Retryable as error:
                 if attempt >= settings.attempts:
                     raise DownloadError(
                         f"could not download {url} after {attempt} attempt(s): {error}") from None
@@ -231,52 +219,23 @@ def _fetch_with_retries(
             return DownloadResult(target, digest, size, attempt)
 
 
-def retry_delay(
-    attempt: int, settings: DownloadSettings, retry_after: float | None, rng: random.Random
-) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based).
-
-    The server's Retry-After when it sent one, else exponential backoff with equal jitter
-    (half fixed, half random) so that many clients do not retry in step; capped at `max_delay`.
-    """
-    if retry_after is not None:
-        return min(retry_after, settings.max_delay)
-    ceiling = min(settings.backoff * 2 ** (attempt - 1), settings.max_delay)
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _fetch_once(
-    session: requests.Session, url: str, target: Path, expected: str | None,
+    session: requests.Session, guard: HopGuard, target: Path, expected: str | None,
     settings: DownloadSettings, progress: ProgressCallback | None,
     validators: dict[str, str],
 ) -> tuple[int, str] | None:
     """(size, sha256) of the body written to `target`, or None if the server answered 304."""
+    url = guard.url
     timeout = (settings.connect_timeout, settings.read_timeout)
     try:
-        with session.get(url, stream=True, timeout=timeout, allow_redirects=True,
-                         headers=_conditional_headers(validators)) as response:
+        with get_checked(session, guard, stream=True, timeout=timeout,
+                         headers=conditional_headers(validators)) as response:
             if response.status_code == 304:
                 if validators and target.is_file():
                     return None
                 raise DownloadError(f"{url}: HTTP 304 to a request that was not conditional")
             if response.status_code in RETRYABLE_STATUS:
-                raise _Retryable(f"HTTP {response.status_code} {response.reason}",
+                raise Retryable(f"HTTP {response.status_code} {response.reason}",
                                  parse_retry_after(response.headers.get("Retry-After")))
             if response.status_code >= 400:
                 raise DownloadError(
@@ -285,86 +244,43 @@ def _fetch_once(
             total = int(declared) if declared and declared.isdigit() else None
             if response.headers.get("Content-Encoding", "identity") != "identity":
                 total = None  # the declared length counts encoded bytes, the body decoded ones
-            written = _write_stream(response.iter_content(_CHUNK), url, target, expected, total,
-                                    settings, progress)
-            _write_validators(target, {name: response.headers[header] for name, header in (
-                ("etag", "ETag"), ("last_modified", "Last-Modified")) if header in response.headers})
+            if total is not None and total > settings.max_bytes:
+                raise too_large(url, settings.max_bytes, f"it announces {total} bytes")
+            written = write_stream(response.iter_content(CHUNK), url, target, expected, total,
+                                   max_bytes=settings.max_bytes,
+                                   progress_interval=settings.progress_interval, progress=progress)
+            write_validators(target, response_validators(response.headers))
             return written
     except requests.exceptions.InvalidURL as error:
         raise DownloadError(f"{url}: invalid URL ({error})") from None
-    except requests.exceptions.TooManyRedirects as error:
-        raise DownloadError(f"{url}: {error}") from None
     except (requests.ConnectionError, requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as error:
-        raise _Retryable(_describe(error)) from None
+        raise Retryable(describe_error(error)) from None
+
+
+def _local_source(url: str) -> Path:
+    return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
 
 
 def _copy_local(
     url: str, target: Path, expected: str | None, settings: DownloadSettings,
-    progress: ProgressCallback | None,
+    progress: ProgressCallback | None, policy: TargetPolicy,
 ) -> DownloadResult:
-    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    source = check_file_source(_local_source(url), policy)
     if not source.is_file():
         raise DownloadError(f"{url}: no such file {source}")
     with open(source, "rb") as handle:
-        chunks = iter(lambda: handle.read(_CHUNK), b"")
+        size = source.stat().st_size
+        if size > settings.max_bytes:
+            raise too_large(url, settings.max_bytes, f"the file has {size} bytes")
+        chunks = iter(lambda: handle.read(CHUNK), b"")
         try:
-            size, digest = _write_stream(chunks, url, target, expected, source.stat().st_size,
-                                         settings, progress)
-        except _Retryable as error:  # the file changed while it was copied
+            size, digest = write_stream(chunks, url, target, expected, size,
+                                        max_bytes=settings.max_bytes,
+                                        progress_interval=settings.progress_interval,
+                                        progress=progress)
+        except Retryable as error:  # the file changed while it was copied
             raise DownloadError(f"{url}: {error}") from None
     logger.info("copied %s (%d bytes, sha256 %s)", url, size, digest)
     return DownloadResult(target, digest, size, attempts=1)
-
-
-def _write_stream(
-    chunks, url: str, target: Path, expected: str | None, total: int | None,
-    settings: DownloadSettings, progress: ProgressCallback | None,
-) -> tuple[int, str]:
-    """Write `chunks` to a temporary file, check length and checksum, rename onto `target`."""
-    hasher = hashlib.sha256()
-    received = 0
-    last_report = time.monotonic()
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                hasher.update(chunk)
-                received += len(chunk)
-                if time.monotonic() - last_report >= settings.progress_interval:
-                    last_report = time.monotonic()
-                    _report_progress(url, received, total, progress)
-        if total is not None and received != total:
-            raise _Retryable(f"body truncated at {received} of {total} bytes")
-        digest = hasher.hexdigest()
-        if expected is not None and digest != expected:
-            raise DownloadError(
-                f"{url}: sha256 mismatch, expected {expected}, got {digest} ({received} bytes)")
-    _report_progress(url, received, total, progress)
-    return received, digest
-
-
-def _report_progress(url: str, received: int, total: int | None,
-                     progress: ProgressCallback | None) -> None:
-    if progress is not None:
-        progress(received, total)
-    else:
-        logger.info("%s: %s", url, describe_progress(received, total))
-
-
-def describe_progress(received: int, total: int | None) -> str:
-    """'3.2 of 9.0 MiB (36%)', or '3.2 MiB' when the size is unknown."""
-    if total:
-        return f"{received / 2**20:.1f} of {total / 2**20:.1f} MiB ({100 * received / total:.0f}%)"
-    return f"{received / 2**20:.1f} MiB"
-
-
-def _describe(error: Exception) -> str:
-    """A one-line reason: requests nests urllib3's errors, whose innermost text is the useful part."""
-    inner = error.args[0] if error.args else error
-    while getattr(inner, "reason", None) is not None:
-        inner = inner.reason
-    if isinstance(inner, Exception) and inner.args and isinstance(inner.args[0], str):
-        inner = inner.args[0]
-    return f"{type(error).__name__}: {inner}"

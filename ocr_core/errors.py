@@ -36,7 +36,8 @@ class ModelError(OcrPipelineError):
 
 
 class RegistryError(OcrPipelineError):
-    """The model registry has no such version, no champion, or stayed locked too long."""
+    """The model registry has no such version or no champion, a registered version's files
+    changed, or the registry stayed locked too long."""
 
     exit_code = 5
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +37,9 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
     """Yield a temporary sibling of `target`; rename it onto `target` only if the block succeeds.
 
     A failure (or a kill) leaves at most a `.tmp-*` sibling behind, never a partial `target`.
-    An existing `target` is replaced; for folders the old one is moved aside first.
+    An existing file is replaced (atomically: a reader has the old or the new one). An existing
+    folder is kept and the new one dropped: folders are named by their content key, so the one
+    there holds the same content, and another run may be reading it.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,7 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
     try:
         yield tmp
         if is_dir:
-            _replace_dir(tmp, target)
+            _rename_unless_there(tmp, target)
         else:
             os.replace(tmp, target)
     except BaseException:
@@ -58,26 +60,25 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
         raise
 
 
-def _replace_dir(source: Path, target: Path, attempts: int = 100) -> None:
-    # Two runs may write the same content-keyed folder at once: a rename onto a non-empty folder
-    # fails, so the current one is moved aside and the rename retried until ours is in place.
-    aside: list[Path] = []
+def _rename_unless_there(source: Path, target: Path) -> None:
     try:
-        for _ in range(attempts):
-            try:
-                os.rename(source, target)
-                return
-            except OSError as error:
-                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-            old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
-            aside.append(old)
-            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
-                os.replace(target, old / target.name)
-        raise OSError(errno.EBUSY, f"could not put {target} in place after {attempts} attempts")
-    finally:
-        for old in aside:
-            shutil.rmtree(old, ignore_errors=True)
+        os.rename(source, target)  # fails onto a non-empty folder: then the one there stays
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        remove_path(source)
+
+
+def move_aside(path: str | os.PathLike[str]) -> Path | None:
+    """Rename `path` to a hidden `.old-<name>-<id>` sibling (not deleted: another run may still
+    be reading it); None if there was nothing there."""
+    path = Path(path)
+    aside = path.parent / f".old-{path.name}-{uuid.uuid4().hex[:12]}"
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
 
 
 def write_json(path: str | os.PathLike[str], value: Any) -> Path:
@@ -101,3 +102,8 @@ def remove_path(path: str | os.PathLike[str]) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def utc_timestamp() -> str:
+    """The current UTC time to the second, as written in records (ISO 8601)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -117,17 +117,15 @@ def compiled_model(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
 
 def _frozen(traced) -> Callable[[tf.Tensor], tf.Tensor] | None:
     try:
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2,
-        )
+        from ocr_core.compat import freeze_function
 
         level = tf.get_logger().level
         tf.get_logger().setLevel("ERROR")  # a harmless warning about lookup-table initialisers
         try:
-            frozen = convert_variables_to_constants_v2(traced.get_concrete_function())
+            frozen = freeze_function(traced.get_concrete_function())
         finally:
             tf.get_logger().setLevel(level)
-    except Exception as error:  # a private TensorFlow API: never let it break reading
+    except Exception as error:  # a private TensorFlow API (see compat): never break reading
         logger.info("reading with the unfrozen model (%s)", error)
         return None
 

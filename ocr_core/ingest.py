@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,12 @@ def _pngs_or_none(folder: Path) -> list[Path]:
         return []
 
 
-def plan_ingest(source_dir: str | Path, data_dir: str | Path,
-                spec: ImageSpec | None = None) -> IngestPlan:
+def plan_ingest(source_dir: str | Path, data_dir: str | Path, spec: ImageSpec | None = None,
+                held_out: Mapping[str, str] | None = None) -> IngestPlan:
     """Decide which PNGs directly in `source_dir` may enter `data_dir`, and why others may not.
 
+    `held_out` (file name by content hash) is the evaluation set models are compared on: an
+    image with the same bytes is refused, since training on it would void every comparison.
     Other files (a review queue's `review.jsonl`, hidden files, sub-folders) are ignored.
 
     Raises:
@@ -112,9 +115,14 @@ def plan_ingest(source_dir: str | Path, data_dir: str | Path,
     by_digest = {sha256_file(path): path.name for path in existing}
     names = {path.name for path in existing}
     accepted = []
+    held_out = held_out or {}
     for name in report.accepted:
         reasons = []
-        if (twin := by_digest.get(sha256_file(source / name))) is not None:
+        digest = sha256_file(source / name)
+        if (evaluation_twin := held_out.get(digest)) is not None:
+            reasons.append(f"same bytes as {evaluation_twin} in the evaluation set, which no "
+                           "model may train on")
+        if (twin := by_digest.get(digest)) is not None:
             reasons.append(f"same bytes as {twin}, already in the dataset")
         elif name in names:
             reasons.append(f"name clash: {name} is already in the dataset with other bytes")

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+RESULTS_ENV = "OCR_PIPELINE_RESULTS"
+DEFAULT_RESULTS_DIR = "ocr-results"
+
+
+def default_results_dir() -> Path:
+    """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`, as an absolute path."""
+    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,11 @@ class ResultsLayout:
     def work(self) -> Path:
         """Unfinished steps' state (a training's last epoch), kept so a killed run resumes."""
         return self.root / "work"
+
+    @property
+    def locks(self) -> Path:
+        """One lock file per step key (`ocr_core.locks`): who is computing that key now."""
+        return self.root / "locks"
 
     @property
     def prefect_results(self) -> Path:

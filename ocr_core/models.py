@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from ocr_core.input_sizes import INPUT_SIZES
+from ocr_core.recipe_names import check_recipe_name
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -53,8 +56,9 @@ def build_crnn(width: int, height: int, num_classes: int, *, columns_per_step: i
     return keras.Model(inputs, logits, name="crnn")
 
 
-def build_seed(width: int, height: int, num_classes: int) -> keras.Model:
-    """The notebook's model: Conv32-pool-Conv64-pool-Dense64-BiLSTM128-BiLSTM64, logits out."""
+def build_keras_example(width: int, height: int, num_classes: int) -> keras.Model:
+    """The keras.io captcha OCR example's model (the original notebook's), logits out:
+    Conv32-pool-Conv64-pool-Dense64-BiLSTM128-BiLSTM64."""
     inputs = keras.Input((width, height, 1), name="image")
     x = layers.Conv2D(32, 3, activation="relu", kernel_initializer="he_normal", padding="same")(inputs)
     x = layers.MaxPooling2D(2)(x)
@@ -67,20 +71,22 @@ def build_seed(width: int, height: int, num_classes: int) -> keras.Model:
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True, dropout=0.25))(x)
     # The notebook ends in a softmax; logits here, since CTC loss and decoding apply it themselves.
     logits = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name="seed_ocr")
+    return keras.Model(inputs, logits, name="keras_example_ocr")
 
 
 RECIPES: dict[str, Recipe] = {
     "crnn": Recipe(
-        name="crnn", height=32, width=128, batch_size=64, learning_rate=3e-3, warmup_cosine=True,
+        name="crnn", height=INPUT_SIZES["crnn"].height, width=INPUT_SIZES["crnn"].width,
+        batch_size=64, learning_rate=3e-3, warmup_cosine=True,
         build=build_crnn,
         description="batch-normalised CRNN on 128x32 (32 CTC steps), Adam with warm-up and "
         "cosine decay",
     ),
-    "seed": Recipe(
-        name="seed", height=50, width=200, batch_size=16, learning_rate=1e-3, warmup_cosine=False,
-        build=build_seed,
-        description="the notebook's CNN + BiLSTM on 200x50, Adam 1e-3",
+    "keras_example": Recipe(
+        name="keras_example", height=INPUT_SIZES["keras_example"].height,
+        width=INPUT_SIZES["keras_example"].width, batch_size=16, learning_rate=1e-3,
+        warmup_cosine=False, build=build_keras_example,
+        description="the keras.io captcha OCR example's CNN + BiLSTM on 200x50, Adam 1e-3",
     ),
 }
 
@@ -88,6 +94,6 @@ RECIPES: dict[str, Recipe] = {
 def get_recipe(name: str) -> Recipe:
     """The recipe called `name`."""
     try:
-        return RECIPES[name]
+        return RECIPES[check_recipe_name(name)]
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}") from None

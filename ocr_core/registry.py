@@ -4,8 +4,11 @@
       .lock                  locked (filelock) by whoever changes the registry
       evaluation-set.json    the one held-out set every champion/challenger comparison uses
       champion.json          {"version": "v3", ...}: the model `predict` uses; replaced atomically
-      versions/v3/           a bundle (files hard-linked or copied) + version.json + scores.json
+      versions/v3/           a bundle (files copied) + split.json + version.json + scores.json
       decisions/000007.json  one file per promotion decision
+
+A version's files are copies, never links into the cache, and version.json records the sha256 of
+each: `verified` refuses a version whose files changed since, naming the file.
 
 Writers hold an exclusive `filelock.FileLock` on `.lock` (an OS lock, released when the process
 dies), briefly: never while a model is scored. Every file is written whole and renamed into
@@ -16,89 +19,31 @@ content: registering the same model.keras again returns the existing version.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import filelock
 
-from ocr_core.errors import ConfigError, RegistryError
-from ocr_core.files import read_json, remove_path, sha256_file, sha256_json, write_json
+from ocr_core.errors import RegistryError
+from ocr_core.files import read_json, remove_path, sha256_file, utc_timestamp, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.registry_evaluation_set import EvaluationSetRecord
+from ocr_core.registry_files import bundle_digest, check_files, snapshot
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 CHAMPION_FILE = "champion.json"
-EVALUATION_SET_FILE = "evaluation-set.json"
 VERSION_FILE = "version.json"
 SCORES_FILE = "scores.json"
+SPLIT_FILE = "split.json"
 _VERSION_NAME = re.compile(r"^v(\d+)$")
-_TOLERANCE = 1e-9  # accuracies are counts over the same set; this only absorbs float noise
-
-
-@dataclass(frozen=True)
-class Scores:
-    """A model's reading of the evaluation set."""
-
-    sequence_accuracy: float
-    character_error_rate: float
-    count: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether the challenger replaces the champion, and why, in one sentence."""
-
-    promote: bool
-    reason: str
-
-
-def decide(challenger: Scores | None, champion: Scores | None, margin: float) -> Decision:
-    """The champion/challenger rule.
-
-    The challenger is promoted when there is no champion, when its sequence accuracy beats the
-    champion's by at least `margin` (and by more than nothing), or when both accuracies are equal
-    and its character error rate is lower. Otherwise, and when it has no scores (it failed), the
-    champion stays: a tie on both metrics keeps the model that is already serving.
-
-    Args:
-        challenger: scores of the new model, or None when it could not be trained or scored.
-        champion: scores of the current champion on the same set, or None when there is none.
-        margin: required gain in sequence accuracy, a fraction in [0, 1].
-    """
-    if not 0 <= margin <= 1:
-        raise ValueError(f"margin must be in [0, 1], got {margin}")
-    if challenger is None:
-        return Decision(False, "the challenger has no scores (it failed); the champion stays")
-    if champion is None:
-        return Decision(True, "first model: there is no champion yet")
-    if challenger.count != champion.count:
-        raise ValueError(f"scores on different sets: {challenger.count} and {champion.count} images")
-    gain = challenger.sequence_accuracy - champion.sequence_accuracy
-    accuracies = (f"sequence accuracy {challenger.sequence_accuracy:.4f} vs "
-                  f"{champion.sequence_accuracy:.4f}")
-    if abs(gain) <= _TOLERANCE:
-        rates = (f"character error rate {challenger.character_error_rate:.4f} vs "
-                 f"{champion.character_error_rate:.4f}")
-        if champion.character_error_rate - challenger.character_error_rate > _TOLERANCE:
-            return Decision(True, f"tie on {accuracies}; the lower {rates} breaks it")
-        return Decision(False, f"tie on {accuracies} and no lower {rates}; the champion stays")
-    if gain < 0:
-        return Decision(False, f"worse: {accuracies}")
-    if gain + _TOLERANCE >= margin:
-        return Decision(True, f"better by {gain:.4f} (margin {margin:.4f}): {accuracies}")
-    return Decision(False, f"better by only {gain:.4f}, below the margin {margin:.4f}: {accuracies}")
 
 
 @dataclass(frozen=True)
@@ -138,18 +83,7 @@ def version_number(reference: str | int) -> int:
     return int(match.group(1))
 
 
-def bundle_digest(folder: Path) -> str:
-    """Content hash that identifies a bundle: its model file and its description."""
-    from ocr_core.bundle import BUNDLE_FILE, MODEL_FILE
-
-    return sha256_json({name: sha256_file(folder / name) for name in (MODEL_FILE, BUNDLE_FILE)})
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class Registry:
+class Registry(EvaluationSetRecord):
     """The registry folder of one results root. An instance is safe to share: its lock is
     re-entrant within a thread and exclusive across threads and processes."""
 
@@ -227,6 +161,7 @@ class Registry:
     def register(
         self, bundle: str | os.PathLike[str], *, training_data: dict[str, Any],
         params: dict[str, Any], metrics: dict[str, Any] | None = None,
+        split: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Copy a bundle in as the next version; the same bundle content returns its version.
 
@@ -236,28 +171,34 @@ class Registry:
             params: the run parameters that produced it.
             metrics: its metrics (validation, test split), read from where its evaluation
                 wrote them; default: the bundle's own metrics.json (validation only).
+            split: which images (by content hash) were in each split, kept as split.json so
+                the next retrain can say what joined each split.
         """
-        from ocr_core.bundle import BUNDLE_FILE, bundle_dir
+        from ocr_core.bundle import bundle_dir, describe_bundle
 
+        describe_bundle(bundle, kind="captcha")
         source = bundle_dir(bundle)
         with self.lock():
             self.versions_dir.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".tmp-version-", dir=self.versions_dir))
             try:
-                _snapshot(source, staging)
+                snapshot(source, staging)
                 digest = bundle_digest(staging)
                 for existing in self.versions():
                     if existing.digest == digest:
                         logger.info("%s is already registered as %s", source, existing.name)
                         return existing
                 name = f"v{max((v.number for v in self.versions()), default=0) + 1}"
+                if split is not None:
+                    write_json(staging / SPLIT_FILE, split)
                 bundle_metrics = staging / "metrics.json"
                 write_json(staging / VERSION_FILE, {
                     "version": name,
                     "digest": digest,
-                    "registered": _now(),
+                    "files": {p.name: sha256_file(p) for p in sorted(staging.iterdir())},
+                    "registered": utc_timestamp(),
                     "source": str(source),
-                    "bundle": read_json(staging / BUNDLE_FILE),
+                    "bundle": describe_bundle(staging),
                     "training_data": training_data,
                     "params": params,
                     "metrics": metrics if metrics is not None else (
@@ -268,6 +209,20 @@ class Registry:
                 remove_path(staging)
             logger.info("registered %s as %s", source, name)
             return self.version(name)
+
+    def verified(self, version: ModelVersion) -> ModelVersion:
+        """`version`, after checking its files against the digests recorded at registration.
+
+        Raises:
+            RegistryError: a file is missing or its content changed; the message names it.
+        """
+        check_files(version.name, version.path, version.info)
+        return version
+
+    def split_of(self, version: ModelVersion) -> dict[str, Any] | None:
+        """The split record a version was registered with, or None."""
+        path = version.path / SPLIT_FILE
+        return read_json(path) if path.exists() else None
 
     def record_scores(self, version: ModelVersion, key: str, scores: dict[str, Any]) -> None:
         """Remember a version's scores on an evaluation set (`key` names set and decoding)."""
@@ -287,38 +242,8 @@ class Registry:
         """Point the champion at `version`, atomically (a reader sees the old or the new one)."""
         with self.lock():
             write_json(self.path / CHAMPION_FILE, {
-                "version": version.name, "digest": version.digest, "since": _now(),
+                "version": version.name, "digest": version.digest, "since": utc_timestamp(),
                 "reason": reason})
-
-    # The evaluation set
-
-    def evaluation_set(self) -> dict[str, Any] | None:
-        """The recorded held-out set: digest, image count and a description of where it is from."""
-        path = self.path / EVALUATION_SET_FILE
-        return read_json(path) if path.exists() else None
-
-    def reserve_evaluation_set(
-        self, digest: str, count: int, description: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Record the evaluation set on first use; later runs must bring the same one.
-
-        Raises:
-            ConfigError: the registry already compares models on another set.
-        """
-        with self.lock():
-            recorded = self.evaluation_set()
-            if recorded is None:
-                recorded = {"digest": digest, "count": count, "description": description,
-                            "recorded": _now()}
-                write_json(self.path / EVALUATION_SET_FILE, recorded)
-            elif recorded["digest"] != digest:
-                asked = {"digest": digest, "count": count, "description": description}
-                raise ConfigError(
-                    f"registry {self.path} compares models on {_describe(recorded)}; this run "
-                    f"brings {_describe(asked)}. Use the recorded evaluation set, or another "
-                    "results dir for a new registry."
-                )
-            return recorded
 
     # Decisions
 
@@ -328,8 +253,14 @@ class Registry:
             self.decisions_dir.mkdir(parents=True, exist_ok=True)
             numbers = [int(p.stem) for p in self.decisions_dir.glob("*.json") if p.stem.isdigit()]
             path = self.decisions_dir / f"{max(numbers, default=0) + 1:06d}.json"
-            write_json(path, {"decided": _now()} | entry)
+            write_json(path, {"decided": utc_timestamp()} | entry)
             return path
+
+    def evaluation_set_uses(self, digest: str) -> int:
+        """How many recorded decisions scored a challenger on the evaluation set `digest`."""
+        return sum(1 for d in self.decisions()
+                   if (d.get("evaluation_set") or {}).get("digest") == digest
+                   and d.get("challenger_scores") is not None)
 
     def decisions(self) -> list[dict[str, Any]]:
         """Every recorded decision, oldest first."""
@@ -337,40 +268,3 @@ class Registry:
             return []
         paths = sorted(p for p in self.decisions_dir.glob("*.json") if p.stem.isdigit())
         return [read_json(p) for p in paths]
-
-
-def _describe(evaluation_set: dict[str, Any]) -> str:
-    details = ", ".join(f"{k} {v}" for k, v in evaluation_set.get("description", {}).items())
-    return f"{evaluation_set['count']} images ({details}; digest {evaluation_set['digest'][:12]})"
-
-
-def _file_ids(folder: Path) -> dict[str, tuple[int, int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.iterdir() if p.is_file()}
-
-
-def _snapshot(source: Path, target: Path, attempts: int = 5) -> None:
-    """Hard-link (or copy) the files of `source` into `target`, all from one version of `source`.
-
-    A concurrent run may replace the bundle folder (same cache key) while it is read; the file
-    identities before and after tell, and the copy is retried.
-    """
-    for _ in range(attempts):
-        try:
-            before = _file_ids(source)
-            for name in before:
-                _link_or_copy(source / name, target / name)
-            if _file_ids(source) == before:
-                return
-        except FileNotFoundError:
-            pass
-        for path in target.iterdir():
-            path.unlink()
-    raise RegistryError(f"bundle {source} kept changing while it was being registered")
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or links not supported
-        shutil.copy2(source, target)

@@ -7,11 +7,14 @@ save what other callbacks hold, so `ResumableTraining` adds, beside it in the sa
     work folder/
       checkpoint/           BackupAndRestore's files (latest weights + previous, epoch number)
       state.json            the epochs' history and early stopping's selector (best, wait, epoch)
-      best.weights.npz      early stopping's best weights, when it restores them
+      best-<epoch>.weights.npz  early stopping's best weights, when it restores them
 
 `state.json` is written before the checkpoint each epoch, so after a kill it is never behind the
-checkpoint. A resumed run sees its data in another shuffled order than an uninterrupted one
-would (tf.data reshuffles per pass of the dataset), so results agree within noise, not bit for bit.
+checkpoint; the best weights are written under a temporary name and renamed, so a kill leaves the
+previous best or the new one whole. A resumed run sees its data in another shuffled order and with
+other augmentations than an uninterrupted one would (tf.data starts its random sequences over), so
+results agree within noise, not bit for bit. Only public Keras API: the epoch a run resumes from
+is the first epoch `fit` begins.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from ocr_core.stopping import SelectiveStopping
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-BEST_WEIGHTS_FILE = "best.weights.npz"
+
+
+def best_weights_file(best_epoch: int) -> str:
+    """The file of early stopping's best weights of `best_epoch` (counted from 0).
+
+    A new best gets a new file, written before the `state.json` that points at it; older ones
+    go only after, so a kill at any moment leaves the file the saved state names.
+    """
+    return f"best-{best_epoch + 1:04d}.weights.npz"
 
 
 class ResumableTraining(keras.callbacks.BackupAndRestore):
@@ -51,10 +62,19 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         self.early_stopping = early_stopping
         self.history: dict[str, list[float]] = {}
         self.resumed_from = 0  # epochs restored (0: a fresh start)
+        self._begun = False
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)  # restores weights, optimizer and the epoch number
-        done = self.model._initial_epoch or 0
+        super().on_train_begin(logs)  # restores weights, optimizer and the epoch to start from
+        self._begun = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_begin(epoch, logs)
+        if not self._begun:  # `fit` begins at the first epoch not done yet
+            self._begun = True
+            self._restore(done=epoch)
+
+    def _restore(self, done: int) -> None:
         state_path = self.folder / STATE_FILE
         state = read_json(state_path) if done and state_path.exists() else None
         if not done:
@@ -75,8 +95,8 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
             return
         stopping.selector.restore(saved)
         best_epoch = saved["best_epoch"]
-        best = self.folder / BEST_WEIGHTS_FILE
-        if best_epoch is not None and best.exists():
+        best = None if best_epoch is None else self.folder / best_weights_file(best_epoch)
+        if best is not None and best.exists():
             with np.load(best) as stored:
                 if int(stored["epoch"]) == best_epoch:
                     stopping.best_weights = [stored[f"w{i}"] for i in range(len(stored) - 1)]
@@ -98,7 +118,7 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         if stopping is not None:
             snapshots.append(stopping.selector.state())
             if stopping.selector.best_epoch == epoch and stopping.best_weights is not None:
-                with atomic_path(self.folder / BEST_WEIGHTS_FILE) as tmp:
+                with atomic_path(self.folder / best_weights_file(epoch)) as tmp:
                     with open(tmp, "wb") as handle:
                         np.savez(handle, epoch=epoch, **{f"w{i}": w for i, w in
                                                          enumerate(stopping.best_weights)})
@@ -106,8 +126,16 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
             snapshots.append({})
         write_json(previous, {"epochs": epoch + 1, "history": self.history,
                               "early_stopping": snapshots})
+        # a resume may restore the state of the epoch before (its checkpoint lags by at most one)
+        wanted = {best_weights_file(s["best_epoch"]) for s in snapshots[-2:]
+                  if s and s["best_epoch"] is not None}
+        for path in self.folder.glob("best-*.weights.npz"):
+            if path.name not in wanted:
+                remove_path(path)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        if not self._begun and (self.folder / STATE_FILE).exists():  # every epoch was done
+            self._restore(done=read_json(self.folder / STATE_FILE)["epochs"])
         super().on_train_end(logs)  # deletes the checkpoint
-        for name in (STATE_FILE, BEST_WEIGHTS_FILE):
-            remove_path(self.folder / name)
+        for path in [self.folder / STATE_FILE, *self.folder.glob("best-*.weights.npz")]:
+            remove_path(path)

@@ -8,7 +8,11 @@ data and ignores `review.jsonl`). Names that would clash get a suffix:
 - a second image read as the same text, or one whose name is already in the folder, becomes
   `<prediction>-2.png`, `-3`, ... (the suffix fails the label check on purpose: ingest refuses
   the file until a person gives it its real label);
-- an empty reading becomes `_empty_.png` (and `_empty_-2.png`, ...).
+- an empty reading becomes `_empty_.png` (and `_empty_-2.png`, ...);
+- a character that could steer the path or hide the file (a path separator, `%`, a control
+  character, a leading dot) is written as `%XX` of its UTF-8 bytes, so `../x` becomes
+  `%2E.%2Fx.png` (escaped names fail the label check too); and the final path is checked to be
+  directly inside the review folder before anything is written.
 
 An image whose bytes are already in the folder is not queued twice. Every queued image adds one
 JSON line to `review.jsonl`: the source path, the file name in the folder, the prediction and its
@@ -20,16 +24,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ocr_core.errors import ConfigError
+from ocr_core.errors import ConfigError, ModelError
 from ocr_core.files import atomic_path, sha256_file
 
 REVIEW_LOG = "review.jsonl"
 EMPTY_READING = "_empty_"
+MAX_STEM_BYTES = 200  # file names are at most 255 bytes; room for "-NNN.png"
+_ESCAPED = frozenset({"/", "\\", "%", os.sep, os.altsep or "/"})
 
 
 class Reading(Protocol):
@@ -53,9 +60,25 @@ class ReviewItem:
         return asdict(self)
 
 
+def _escape(character: str, first: bool) -> str:
+    if (character in _ESCAPED or (first and character == ".")
+            or unicodedata.category(character)[0] == "C" or unicodedata.category(character) in ("Zl", "Zp")):
+        return "".join(f"%{byte:02X}" for byte in character.encode("utf-8", "surrogatepass"))
+    return character
+
+
+def safe_stem(prediction: str) -> str:
+    """`prediction` as a file name stem that names a plain file in the folder it is put in."""
+    stem = "".join(_escape(character, index == 0) for index, character in enumerate(prediction))
+    while len(stem.encode("utf-8")) > MAX_STEM_BYTES:
+        stem = stem[:-1]
+    return stem or EMPTY_READING
+
+
 def review_name(prediction: str, taken: set[str]) -> str:
-    """`<prediction>.png`, or with `-2`, `-3`, ... before `.png` when the name is taken."""
-    stem = prediction or EMPTY_READING
+    """`<prediction>.png` (escaped, see the module's docstring), or with `-2`, `-3`, ... before
+    `.png` when the name is taken."""
+    stem = safe_stem(prediction)
     name, number = f"{stem}.png", 1
     while name in taken:
         number += 1
@@ -78,6 +101,8 @@ def queue_for_review(readings: Iterable[Reading], threshold: float,
 
     Raises:
         ConfigError: `threshold` is outside [0, 1].
+        ModelError: a name that would land outside the folder (cannot happen with the escaping;
+            checked before each write all the same).
     """
     if not 0 <= threshold <= 1:
         raise ConfigError(f"review threshold must be between 0 and 1, got {threshold}")
@@ -94,7 +119,8 @@ def queue_for_review(readings: Iterable[Reading], threshold: float,
         if digest in queued_bytes:
             continue
         name = review_name(reading.text, taken)
-        with atomic_path(folder / name) as tmp:
+        destination = _inside(folder, name, reading.text)
+        with atomic_path(destination) as tmp:
             shutil.copyfile(source, tmp)
         taken.add(name)
         queued_bytes.add(digest)
@@ -102,6 +128,15 @@ def queue_for_review(readings: Iterable[Reading], threshold: float,
     if items:
         _append_log(folder / REVIEW_LOG, items)
     return items
+
+
+def _inside(folder: Path, name: str, prediction: str) -> Path:
+    """`folder / name` if it resolves to a file directly inside `folder`."""
+    destination = folder / name
+    if destination.resolve().parent != folder.resolve():
+        raise ModelError(f"the prediction {prediction!r} would be written outside the review "
+                         f"folder {folder} (as {name!r}); refused")
+    return destination
 
 
 def _append_log(path: Path, items: list[ReviewItem]) -> None:

@@ -19,7 +19,7 @@ import keras
 logger = logging.getLogger(__name__)
 
 LABELS = {"val_character_error_rate": "val CER", "val_loss": "val loss",
-          "val_sequence_accuracy": "val sequence accuracy"}
+          "val_sequence_accuracy": "val sequence accuracy", "val_accuracy": "val accuracy"}
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,27 @@
-"""Fit a captcha reader with CTC loss, validation text metrics each epoch and early stopping."""
+"""The captcha kind of training: a plan fitted to the data, CTC loss and validation text metrics,
+plugged into the one training loop (`ocr_core.fitting`)."""
 
 from __future__ import annotations
 
-import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from ocr_core.ctc import CTCLoss, Vocabulary, decode_texts
-from ocr_core.errors import TrainingError
+from ocr_core.fitting import TrainingResult, fit
 from ocr_core.metrics import character_error_rate, sequence_accuracy
-from ocr_core.models import Recipe
-from ocr_core.resume import ResumableTraining
-from ocr_core.stopping import DEFAULT_RULE, RULES, EpochSelector, SelectiveStopping
+from ocr_core.stopping import DEFAULT_RULE, RULES
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # annotations only: the caller hands in the recipe
+    from ocr_core.models import Recipe
 
 MONITOR = "val_character_error_rate"  # the stopping rules' first figure
-
-
-def configure_threads(threads: int | None) -> None:
-    """Cap TensorFlow's CPU threads; only possible before TF runs its first op in this process."""
-    if not threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:
-        logger.debug("TensorFlow already initialised; thread counts left as they are")
 
 
 def predict_texts(
@@ -66,50 +54,11 @@ class TextMetrics(keras.callbacks.Callback):
             logs["val_character_error_rate"] = character_error_rate(predictions, truths)
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Logs one line per epoch and records its wall time in the logs (`epoch_seconds`).
-
-    Args:
-        epochs: the planned number of epochs, for "epoch 3/10".
-        summary: turns an epoch's logs into the line's metrics part.
-        name: what is being trained, prefixed to the line when given.
-    """
-
-    def __init__(self, epochs: int, summary: Callable[[dict], str], name: str = "") -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.summary = summary
-        self.prefix = f"{name} " if name else ""
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs if logs is not None else {}
-        logs["epoch_seconds"] = time.perf_counter() - self._start
-        logger.info("%sepoch %d/%d: %s (%.0f s)", self.prefix, epoch + 1, self.epochs,
-                    self.summary(logs), logs["epoch_seconds"])
-
-
 def text_summary(logs: dict) -> str:
     """An OCR epoch in a few numbers: losses, validation sequence accuracy and CER."""
     return (f"loss {logs.get('loss', math.nan):.3f}, val_loss {logs.get('val_loss', math.nan):.3f}, "
             f"val sequence accuracy {100 * logs.get('val_sequence_accuracy', math.nan):.1f}%, "
             f"val CER {logs.get('val_character_error_rate', math.nan):.3f}")
-
-
-@dataclass
-class TrainingResult:
-    """The fitted model (the kept epoch's weights restored), its per-epoch history, which epoch
-    was kept (1-based) and why, and whether patience stopped the run before its last epoch."""
-
-    model: keras.Model
-    history: dict[str, list[float]]
-    best_epoch: int
-    seconds: float
-    kept_because: str = ""
-    stopped_early: bool = False
 
 
 TARGET_IMAGES_SEEN = 96_000
@@ -185,7 +134,7 @@ def learning_rate_schedule(recipe: Recipe, peak: float, total_steps: int):
         warmup_target=peak, warmup_steps=warmup)
 
 
-def fit(
+def train_captcha_model(
     recipe: Recipe,
     vocabulary: Vocabulary,
     train: tf.data.Dataset,
@@ -199,12 +148,11 @@ def fit(
 ) -> TrainingResult:
     """Train a new model of `recipe` as `plan` says; return it with the best epoch's weights.
 
-    `train` must be batched with `plan.batch_size`. Early stopping follows `plan.rule` (by
-    default the validation character error rate, which moves even while whole-label accuracy is
-    still 0, ties broken by validation loss) and restores the kept epoch's weights, since
-    accuracy swings at a high learning rate. With `backup_dir`, a killed run
-    called again resumes from its last finished epoch (see `ocr_core.resume`); the history then
-    covers every epoch, `seconds` this call's only.
+    The captcha kind of the one training loop (`ocr_core.fitting.fit`): CTC loss, the learning
+    rate schedule, validation text metrics each epoch. `train` must be batched with
+    `plan.batch_size`. Early stopping follows `plan.rule` (by default the validation character
+    error rate, which moves even while whole-label accuracy is still 0, ties broken by validation
+    loss), since accuracy swings at a high learning rate. `backup_dir`: resume after a kill.
     """
     keras.utils.set_random_seed(seed)
     model = recipe.build_model(vocabulary.num_classes)
@@ -212,37 +160,7 @@ def fit(
     schedule = learning_rate_schedule(
         recipe, learning_rate or recipe.learning_rate, plan.epochs * max(steps_per_epoch, 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=CTCLoss())
-    stopping = SelectiveStopping(
-        EpochSelector(RULES[plan.rule], plan.start_from_epoch, plan.patience))
-    resume = [ResumableTraining(backup_dir, stopping)] if backup_dir is not None else []
-    start = time.perf_counter()
-    history = model.fit(
-        train, validation_data=validation, epochs=plan.epochs, verbose=0, shuffle=False,
-        callbacks=[TextMetrics(validation, vocabulary), EpochLog(plan.epochs, text_summary),
-                   stopping, *callbacks, *resume],
-    )
-    seconds = time.perf_counter() - start
-    values = {k: [float(v) for v in vs] for k, vs in
-              (resume[0].history if resume else history.history).items()}
-    selector = stopping.selector
-    return TrainingResult(model=model, history=values, best_epoch=selector.best_epoch + 1,
-                          seconds=seconds, kept_because=selector.reason,
-                          stopped_early=len(values["loss"]) < plan.epochs)
-
-
-def require_learning(
-    best_accuracy: float, min_accuracy: float, model_path: str,
-    measure: str = "validation sequence accuracy",
-) -> None:
-    """Refuse a model whose best validation accuracy (`measure`) is below `min_accuracy`.
-
-    Raises:
-        TrainingError: naming both figures, where the model was kept, and what to try.
-    """
-    if best_accuracy < min_accuracy:
-        raise TrainingError(
-            f"the model did not learn: best {measure} {100 * best_accuracy:.1f}% "
-            f"is below min_val_accuracy {100 * min_accuracy:.1f}% (model kept for inspection at "
-            f"{model_path}, not reported as this run's model); try more data, more training "
-            "(--epochs), or --min-val-accuracy 0 to accept it"
-        )
+    return fit(model, train, validation, epochs=plan.epochs, rule=RULES[plan.rule],
+               patience=plan.patience, start_from_epoch=plan.start_from_epoch,
+               metrics=[TextMetrics(validation, vocabulary)], callbacks=callbacks,
+               summary=text_summary, backup_dir=backup_dir)

@@ -1,7 +1,9 @@
 """Check a folder of `<label>.png` captchas before training, like TFX's ExampleValidator.
 
 Every image must decode as a PNG of the expected size and an accepted mode (L, RGB or RGBA; the
-pipeline reads one grey channel from each), its label must match the expected pattern, and no two
+pipeline reads one grey channel from each), its label must match the expected pattern and hold
+only characters a model's vocabulary can (`ocr_core.characters`: no dot, separator or control
+character, whatever the pattern allows), and no two
 files may hold the same bytes (a duplicate could land in both the training and the test split).
 The report counts characters, label lengths, modes and sizes, and lists each rejected file with
 its problems. The policy decides what a problem does: `fail` stops, `skip` leaves the file out.
@@ -9,7 +11,6 @@ its problems. The policy decides what a problem does: `fail` stops, `skip` leave
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from ocr_core.characters import vocabulary_problem
 from ocr_core.dataset import label_of, list_pngs
 from ocr_core.errors import ConfigError, DataError
 from ocr_core.files import sha256_file
+from ocr_core.patterns import compile_pattern
 from ocr_core.synthetic import CAPTCHA_ALPHABET, IMAGE_HEIGHT, IMAGE_WIDTH, LABEL_LENGTH
 
 Policy = Literal["fail", "skip"]
@@ -40,11 +43,7 @@ class ImageSpec:
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
             raise ConfigError(f"image size must be positive, got {self.width}x{self.height}")
-        try:
-            re.compile(self.label_pattern)
-        except re.error as error:
-            raise ConfigError(f"label pattern {self.label_pattern!r} is not a regular "
-                              f"expression: {error}") from None
+        compile_pattern(self.label_pattern)
 
 
 @dataclass
@@ -98,14 +97,19 @@ def validate_folder(folder: str | Path, spec: ImageSpec | None = None,
     modes: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     by_digest: dict[str, list[str]] = defaultdict(list)
-    label_pattern = re.compile(spec.label_pattern)
+    label_pattern = compile_pattern(spec.label_pattern)
     for path in paths:
         for kind, message in _check_image(path, spec, modes, sizes):
             problems[path.name].append(message)
             kinds[kind] += 1
-        if not label_pattern.fullmatch(label_of(path)):
-            problems[path.name].append(
-                f"label {label_of(path)!r} does not match {spec.label_pattern!r}")
+        label = label_of(path)
+        unusable = "".join(sorted({c for c in label if vocabulary_problem(c)}))
+        if not label_pattern.fullmatch(label):
+            problems[path.name].append(f"label {label!r} does not match {spec.label_pattern!r}")
+            kinds["label"] += 1
+        elif unusable:
+            problems[path.name].append(f"label {label!r} has {unusable!r}, which a model's "
+                                       "vocabulary cannot hold (predictions become file names)")
             kinds["label"] += 1
         by_digest[sha256_file(path)].append(path.name)
     duplicates = [names for names in by_digest.values() if len(names) > 1]

@@ -1,5 +1,5 @@
-"""Prefect tasks over `ocr_core`: caching, retries, logging and artifacts; records, not objects."""
+"""Prefect tasks over `ocr_core`: caching, retries, logging and artifacts; records, not objects.
 
-from tasks.storage import use_atomic_result_storage
-
-use_atomic_result_storage()  # Prefect's result files: written to a temporary name, then renamed
+Importing the package changes nothing in the process (no settings, no patching): process
+defaults are the entry point's job (`flows.environment.apply_process_defaults`).
+"""

@@ -3,13 +3,12 @@
 The key of a step (a task function called with some inputs) hashes:
 
 - the step's name (module and function);
-- its inputs' content: a record's digest, a parameter's value (`content_token`), leaving out
-  the parameters a step declares as not changing its output (a thread count);
-- the source of the modules its output depends on: the task's own module and every module of the
-  project (`ocr_core`, `tasks`) it imports, transitively, found by reading their `import`
-  statements (an edit to `ocr_core/mnist/plots.py` leaves the captcha steps alone, an edit to a
-  constant in `tasks/report.py` changes the report steps);
-- the versions of the libraries that shape the bytes (`LIBRARIES`).
+- its inputs' content (`content_token`): a record's `identity` (its content digest, else its step
+  key), a parameter's value, leaving out the parameters a step declares as not changing its
+  output (a thread count) and where it writes (`results_dir`: moving the results root keeps
+  every key);
+- the code the step runs and the versions of the libraries that code imports
+  (`tasks.code_identity`: an edit to `ocr_core/models.py` retrains but does not regenerate).
 
 Prefect's TASK_SOURCE is not used: it hashes the decorated function's body only, and a second
 key beside this one would let two cache entries point at one folder.
@@ -17,12 +16,9 @@ key beside this one would let two cache entries point at one folder.
 
 from __future__ import annotations
 
-import ast
 import contextvars
 import dataclasses
 import functools
-import hashlib
-import importlib.metadata
 import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,28 +30,16 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from ocr_core.files import sha256_json
+from ocr_core.locks import step_lock
+from tasks.code_identity import code_identity
 from tasks.records import Output
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-"""The folder holding the project's packages; module sources are read from here."""
-
-PROJECT_PACKAGES = ("ocr_core", "tasks")
-"""Packages whose source goes into keys; anything else imported counts as a library."""
-
-LIBRARIES: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
-    "keras": ("keras",),
-    "numpy": ("numpy",),
-    "captcha": ("captcha",),
-    "pillow": ("pillow",),
-}
-"""Libraries whose version goes into every key, with the distribution names they install as."""
+from tasks.step_policy import StepPolicy, refreshing, usable_record
 
 
 def content_token(value: Any) -> Any:
     """A JSON-able stand-in for `value` that changes exactly when its content does."""
     if isinstance(value, Output):
-        return {"type": type(value).__name__, "digest": value.digest}
+        return {"type": type(value).__name__, "identity": value.identity}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -71,93 +55,6 @@ def content_token(value: Any) -> Any:
     raise TypeError(f"cannot build a cache key from a {type(value).__name__}; pass a record or a path")
 
 
-# Module sources
-
-
-def _module_path(name: str, root: Path) -> Path | None:
-    """The file of module `name` under `root` (a module or a package's __init__), if any."""
-    base = root.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-@functools.cache
-def _imports_of(path: Path, root: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
-    """Names of the modules `path` imports anywhere (also inside functions), as written.
-
-    Cached per file version (path, mtime, size), so an edited file is read again.
-    """
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    package = path.parent.relative_to(root).parts
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            parts = list(package[: len(package) - node.level + 1]) if node.level else []
-            module = ".".join(parts + ([node.module] if node.module else []))
-            # `from pkg import name` may import the module pkg.name
-            names += [module] + [f"{module}.{alias.name}" for alias in node.names]
-    return tuple(names)
-
-
-def module_files(module: str, root: Path | None = None) -> list[Path]:
-    """The project source files `module`'s behaviour depends on: itself and every project module
-    it imports, transitively, with the `__init__.py` of each package on the way."""
-    root = root or PROJECT_ROOT
-    seen: dict[Path, None] = {}
-    pending = [module]
-    while pending:
-        name = pending.pop()
-        if name.split(".")[0] not in PROJECT_PACKAGES:
-            continue
-        parts = name.split(".")
-        for depth in range(1, len(parts) + 1):  # a package's __init__ runs before its modules
-            path = _module_path(".".join(parts[:depth]), root)
-            if path is None or path in seen:
-                continue
-            seen[path] = None
-            stat = path.stat()
-            pending += _imports_of(path, root, stat.st_mtime_ns, stat.st_size)
-    return sorted(seen)
-
-
-@functools.cache
-def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def source_digest(module: str, root: Path | None = None) -> str:
-    """Hash of the source of `module` and of every project module it depends on.
-
-    Cheap after the first call in a process: files are hashed once per version (mtime, size).
-    """
-    root = root or PROJECT_ROOT
-    digest = hashlib.sha256()
-    for path in module_files(module, root):
-        stat = path.stat()
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(_file_digest(path, stat.st_mtime_ns, stat.st_size).encode())
-    return digest.hexdigest()[:24]
-
-
-def _installed_version(names: Iterable[str]) -> str | None:
-    for name in names:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-@functools.cache
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of `LIBRARIES` (None where one is not installed)."""
-    return {library: _installed_version(names) for library, names in LIBRARIES.items()}
-
-
 # Keys
 
 
@@ -166,11 +63,13 @@ def step_key(function: Callable[..., Any], /, **inputs: Any) -> str:
     function = inspect.unwrap(function)
     return sha256_json({
         "step": f"{function.__module__}.{function.__qualname__}",
-        "code": source_digest(function.__module__),
-        "libraries": library_versions(),
+        **code_identity(function),
         "inputs": content_token(inputs),
     })[:24]
 
+
+LOCATION_PARAMETERS = frozenset({"results_dir"})
+"""Parameters that say where a step writes, never what: left out of every key."""
 
 _CURRENT_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("step_key")
 
@@ -188,6 +87,10 @@ class KeyedStep:
     `.step_key(parameters)` for the cache policy, both from the same call's parameters with
     defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
 
+    A call with a `results_dir` holds that key's lock (`ocr_core.locks`) while it runs; a call that
+    waited for the lock uses the record the holder persisted, if it is usable, instead of
+    computing again. The record it returns names that results root as its `root`.
+
     Args:
         function: the task's function.
         ignore: parameters that change how the step runs, not what it produces (a thread count).
@@ -197,7 +100,7 @@ class KeyedStep:
         functools.update_wrapper(self, function)
         self.__prefect_task_source__ = function  # Prefect's task key: the function's own code
         self.function = function
-        self.ignored = frozenset(ignore)
+        self.ignored = frozenset(ignore) | LOCATION_PARAMETERS
 
     def step_key(self, parameters: dict[str, Any]) -> str:
         bound = inspect.signature(self.function).bind_partial(**parameters)
@@ -207,11 +110,22 @@ class KeyedStep:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bound = inspect.signature(self.function).bind(*args, **kwargs)
-        token = _CURRENT_KEY.set(self.step_key(dict(bound.arguments)))
+        bound.apply_defaults()
+        key = self.step_key(dict(bound.arguments))
+        root = bound.arguments.get("results_dir")
+        token = _CURRENT_KEY.set(key)
         try:
-            return self.function(*args, **kwargs)
+            if root is None:
+                return self.function(*args, **kwargs)
+            with step_lock(root, key):
+                result = _persisted_meanwhile(key, bound.arguments)
+                if result is None:
+                    result = self.function(*args, **kwargs)
         finally:
             _CURRENT_KEY.reset(token)
+        if isinstance(result, Output) and not result.root:
+            result = dataclasses.replace(result, root=str(root))
+        return result
 
 
 def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], KeyedStep]:
@@ -219,25 +133,33 @@ def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Key
     return lambda function: KeyedStep(function, ignore)
 
 
-def _key_from_context(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    key_of = getattr(context.task.fn, "step_key", None)
-    if key_of is None:
-        raise TypeError(f"task {context.task.name} has the STEP cache policy but no @keyed_step")
-    return key_of(parameters)
+def refreshing_cache() -> bool:
+    """Whether the task running now recomputes what is cached (a run with `refresh`)."""
+    context = TaskRunContext.get()
+    return context is not None and refreshing(context)
 
 
-STEP = CachePolicy.from_cache_key_fn(_key_from_context)
+def _persisted_meanwhile(key: str, inputs: dict[str, Any]) -> Output | None:
+    """The usable record another process persisted under `key` while this one waited for the
+    lock (None outside a task run, when the run refreshes the cache, and for a call its task's
+    policy does not cache, such as a served run's download)."""
+    context = TaskRunContext.get()
+    if context is None or refreshing(context):
+        return None
+    policy = context.task.cache_policy
+    if isinstance(policy, StepPolicy) and policy.cacheable and not policy.cacheable(inputs):
+        return None
+    return usable_record(context.result_store, key, inputs)
+
+
+STEP = StepPolicy()
 """Cache policy of every task that writes files under the results root: its step key."""
 
 
 def step_policy_when(cacheable: Callable[[dict[str, Any]], bool]) -> CachePolicy:
     """STEP for the calls whose parameters are `cacheable`; the others are never served from
     the cache (no key: the step runs every time)."""
-
-    def key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-        return _key_from_context(context, parameters) if cacheable(parameters) else None
-
-    return CachePolicy.from_cache_key_fn(key)
+    return StepPolicy(cacheable=cacheable)
 
 
 def cached_task(

@@ -18,6 +18,7 @@ from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.synthetic import CaptchaShard
 from tasks.caching import cached_task, current_step_key
+from tasks.code_identity import includes_code_of
 from tasks.logs import run_logger
 from tasks.records import Datasets, ImageFolder, Manifest, Split
 from tasks.workers import current_worker
@@ -49,6 +50,7 @@ def render_captcha_shard(folder: Path, shard: CaptchaShard, processes: int = 1) 
 
 
 @cached_task()
+@includes_code_of(render_captcha_shard)  # the images it collects are rendered there
 def collect_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
     """The record of a complete generation (rendered shard by shard, then renamed into place).
 
@@ -59,7 +61,7 @@ def collect_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFol
     found = len(ds.list_pngs(target)) if target.is_dir() else 0
     if found != num_samples:
         raise DataError(f"{target} holds {found} generated captchas, expected {num_samples}")
-    return ImageFolder(str(target), digest=current_step_key(), count=num_samples)
+    return ImageFolder(str(target), step_key=current_step_key(), count=num_samples)
 
 
 # NO_CACHE: it reads the folder's files to make the key the later steps are cached by.
@@ -68,7 +70,7 @@ def fingerprint_folder(folder: Path) -> ImageFolder:
     """Describe a user's folder of captchas by the content of its PNGs (not cached: it is the key)."""
     paths = ds.list_pngs(folder)
     digest = sha256_json([[p.name, sha256_file(p)] for p in paths])
-    return ImageFolder(str(Path(folder).absolute()), digest=digest, count=len(paths))
+    return ImageFolder(str(Path(folder).absolute()), content_digest=digest, count=len(paths))
 
 
 @cached_task()
@@ -77,26 +79,28 @@ def split_dataset(
     results_dir: Path,
 ) -> Split:
     """Split the manifest reproducibly into train/validation/test."""
-    records, vocabulary = ds.read_manifest(manifest.path)
+    records, vocabulary = ds.read_manifest(manifest.path, manifest.images_root or None)
     splits = ds.split_records(records, validation_fraction=validation_fraction,
                               test_fraction=test_fraction, seed=seed)
     key = current_step_key()
     path = ResultsLayout(results_dir).manifests / f"split-{key}.json"
-    digest = ds.write_split(path, splits, vocabulary, seed=seed, source_manifest=manifest.digest)
+    digest = ds.write_split(path, splits, vocabulary, images_root=manifest.images_root or None,
+                            seed=seed, source_manifest=manifest.content_digest)
     counts = {name: len(splits[name]) for name in ds.SPLITS}
     run_logger().info("split %s", counts)
-    return Split(str(path), digest=digest, counts=counts, vocabulary=vocabulary)
+    return Split(str(path), content_digest=digest, counts=counts, vocabulary=vocabulary,
+                 images_root=manifest.images_root)
 
 
 @cached_task()
 def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     """Decode and resize every split once for the recipe's input size; save as tf.data snapshots."""
     from ocr_core.ctc import Vocabulary
-    from ocr_core.models import get_recipe
+    from ocr_core.input_sizes import input_size
     from ocr_core.pipeline import save_split
 
-    spec = get_recipe(recipe)
-    records, vocabulary = ds.read_split(split.path)
+    spec = input_size(recipe)
+    records, vocabulary = ds.read_split(split.path, split.images_root or None)
     max_length = max(len(r.label) for rs in records.values() for r in rs)
     key = current_step_key()
     target = ResultsLayout(results_dir).datasets / key
@@ -105,10 +109,11 @@ def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
         for name in ds.SPLITS:
             save_split(records[name], chars, tmp / name, height=spec.height, width=spec.width,
                        max_label_length=max_length)
-        write_json(tmp / "datasets.json", {"split": split.digest, "height": spec.height,
+        write_json(tmp / "datasets.json", {"split": split.content_digest, "height": spec.height,
                                            "width": spec.width, "vocabulary": vocabulary,
                                            "max_label_length": max_length})
     run_logger().info("preprocessed %s at %dx%d into %s", split.counts, spec.width,
                           spec.height, target)
-    return Datasets(str(target), digest=key, height=spec.height, width=spec.width,
-                    vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path)
+    return Datasets(str(target), step_key=key, height=spec.height, width=spec.width,
+                    vocabulary=vocabulary, max_label_length=max_length, split_manifest=split.path,
+                    images_root=split.images_root)

@@ -2,8 +2,11 @@
 
 The download retries inside `ocr_core.download` (backoff, jitter, Retry-After); the task has no
 Prefect retries on top, so an attempt count means what it says. Its cache key is the URL and the
-expected checksum (timeouts and attempts do not change what is downloaded); extraction is keyed by
-the zip's sha256.
+expected checksum (timeouts, attempts and the size limit do not change what is downloaded);
+extraction is keyed by the zip's sha256. A served run downloads under its policy
+(`ocr_core.targets`: file:// only under the allowed roots, public hosts only unless
+`$OCR_PIPELINE_ALLOW_PRIVATE_HOSTS` says otherwise) and is never served from the cache, so a local
+run's download cannot stand in for a URL the served run may not reach.
 """
 
 from __future__ import annotations
@@ -15,13 +18,22 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
 from ocr_core.archive import extract_zip, find_image_folder
-from ocr_core.download import DownloadSettings, describe_progress, download, file_name_of
+from ocr_core.download import DEFAULT_MAX_BYTES, DownloadSettings, download, file_name_of
 from ocr_core.files import sha256_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.targets import TargetPolicy
+from ocr_core.transfer import describe_progress
 from tasks.caching import cached_task, current_step_key, step_policy_when
 from tasks.captcha import fingerprint_folder
 from tasks.logs import run_logger
 from tasks.records import DownloadedFile, ImageFolder
+from tasks.served import is_served, served_allowed_roots
+
+
+def target_policy() -> TargetPolicy:
+    """What this run's downloads may reach: a served run's allowed roots (None locally) and the
+    private hosts `$OCR_PIPELINE_ALLOW_PRIVATE_HOSTS` allows."""
+    return TargetPolicy.for_run(served_allowed_roots())
 
 
 def download_folder(url: str, sha256: str | None, results_dir: Path) -> Path:
@@ -51,8 +63,9 @@ class _ProgressReporter:
 # With a sha256 the content is pinned: cached by URL, checksum and results root (retry settings
 # do not change the file). Without one the URL may have moved on: the task runs every time and
 # revalidates the copy on disk with a conditional request (see `ocr_core.download`).
-@cached_task(ignore=("timeout", "attempts", "backoff"),
-             cache_policy=step_policy_when(lambda parameters: bool(parameters.get("sha256"))))
+@cached_task(ignore=("timeout", "attempts", "backoff", "max_bytes"),
+             cache_policy=step_policy_when(
+                 lambda parameters: bool(parameters.get("sha256")) and not is_served()))
 def download_archive(
     url: str,
     sha256: str | None,
@@ -60,14 +73,16 @@ def download_archive(
     timeout: float = 60.0,
     attempts: int = 5,
     backoff: float = 1.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> DownloadedFile:
-    """Download `url` (http, https or file) into the results root, verified when `sha256` is given."""
+    """Download `url` (http, https or file) into the results root, verified when `sha256` is
+    given; a body over `max_bytes` is refused and nothing is kept."""
     target = download_folder(url, sha256, results_dir) / file_name_of(url, "archive.zip")
     settings = DownloadSettings(attempts=attempts, connect_timeout=timeout, read_timeout=timeout,
-                                backoff=backoff)
+                                backoff=backoff, max_bytes=max_bytes)
     result = download(url, target, sha256=sha256, settings=settings,
-                      progress=_ProgressReporter(url))
-    return DownloadedFile(str(result.path), digest=result.sha256, url=url, size=result.size,
+                      progress=_ProgressReporter(url), policy=target_policy())
+    return DownloadedFile(str(result.path), content_digest=result.sha256, url=url, size=result.size,
                           attempts=result.attempts)
 
 

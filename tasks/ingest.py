@@ -17,17 +17,21 @@ from prefect.events import emit_event
 from ocr_core import ingest
 from ocr_core.files import atomic_path, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.registry import Registry
 from ocr_core.validation import ImageSpec
 from tasks.logs import run_logger
 
 
 @task(cache_policy=NO_CACHE)
 def plan_ingest(source_dir: Path, data_dir: Path, label_pattern: str,
-                image_size: tuple[int, int]) -> ingest.IngestPlan:
-    """Check the incoming files like training does, and against the dataset's files."""
+                image_size: tuple[int, int], results_dir: Path | None = None) -> ingest.IngestPlan:
+    """Check the incoming files like training does, against the dataset's files, and against
+    the evaluation set of the registry under `results_dir`."""
     width, height = image_size
+    held_out = Registry.of(results_dir).evaluation_images() if results_dir is not None else {}
     plan = ingest.plan_ingest(source_dir, data_dir,
-                              ImageSpec(width=width, height=height, label_pattern=label_pattern))
+                              ImageSpec(width=width, height=height, label_pattern=label_pattern),
+                              held_out)
     run_logger().info("%d of %d images in %s pass; %d refused", len(plan.accepted),
                           plan.checked, plan.source_dir, len(plan.refused))
     return plan

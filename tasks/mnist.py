@@ -1,6 +1,6 @@
 """Prefect tasks of the MNIST flow: thin wrappers over `ocr_core.mnist` that read and write files.
 
-Data travels as the canonical `.npz`; each training builds the seed's tf.data pipelines from it
+Data travels as the canonical `.npz`; each training builds the original notebook's tf.data pipelines from it
 inside the task and saves a model folder. Every file lands under the results root, in a place
 named by its content key, written atomically.
 """
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 
-from ocr_core.files import sha256_json
+from ocr_core.files import move_aside, remove_path, sha256_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import cached_task, current_step_key
+from ocr_core.statistics import format_accuracy
+from tasks.caching import cached_task, current_step_key, refreshing_cache
+from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
+from tasks.progress import epoch_progress
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 
-GRID_SIZE = 6  # the seed's 6x6 grid of digits
+GRID_SIZE = 6  # the original notebook's 6x6 grid of digits
 MISCLASSIFIED_SHOWN = 36
 
 
@@ -38,7 +38,7 @@ def locate_mnist(
 
     cache = sources.download_cache(results_dir)
     sources.check_available(source, mnist_path, cache, host=download_host, port=download_port,
-                            timeout=connect_timeout)
+                            timeout=connect_timeout, policy=target_policy())
     if source == "local":
         digest = sha256_json({"source": "local", "content": sources.local_copy_digest(mnist_path)})
     else:
@@ -46,7 +46,7 @@ def locate_mnist(
         dataset = sources.TFDS_NAME if source == "tfds" else sources.KERAS_MNIST_SHA256
         digest = sha256_json({"source": source, "dataset": dataset})
     run_logger().info("MNIST source %s: %s", source, mnist_path or f"download into {cache}")
-    return MnistSource(str(mnist_path or cache), digest=digest, source=source,
+    return MnistSource(str(mnist_path or cache), content_digest=digest, source=source,
                        mnist_path=None if mnist_path is None else str(mnist_path))
 
 
@@ -60,7 +60,7 @@ def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
     key = current_step_key()
     path = save_arrays(arrays, ResultsLayout(results_dir).data / "mnist" / key / "mnist.npz")
     run_logger().info("MNIST from %s: %s images into %s", source.source, arrays.counts, path)
-    return DigitData(str(path), digest=arrays.digest(), source=source.source, counts=arrays.counts)
+    return DigitData(str(path), content_digest=arrays.digest(), source=source.source, counts=arrays.counts)
 
 
 # NO_CACHE: it only logs, and each run's log should show it.
@@ -95,21 +95,7 @@ def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     path = plot_digit_grid(arrays.x_train[chosen], [str(label) for label in arrays.y_train[chosen]],
                            ResultsLayout(results_dir).plots / f"mnist-digits-{key}.png",
                            columns=GRID_SIZE, title="Random training digits")
-    return Picture(str(path), digest=key, title="Random training digits")
-
-
-class _ProgressArtifact(keras.callbacks.Callback):
-    """Moves a Prefect progress artifact forward after each epoch."""
-
-    def __init__(self, name: str, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.artifact_id = create_progress_artifact(
-            0.0, key=f"mnist-{name.replace('_', '-')}-training",
-            description=f"{name}: epochs done (% of the maximum; early stopping may end sooner)")
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
+    return Picture(str(path), step_key=key, title="Random training digits")
 
 
 @cached_task(ignore=("threads",))
@@ -124,19 +110,25 @@ def train_digit_model(
     results_dir: Path,
     threads: int | None = None,
 ) -> DigitModel:
-    """Train one of the seed's models with early stopping on a validation split of the training
-    images; save the best epoch's model folder.
+    """Train one of the original notebook's models with early stopping on a validation split of
+    the training images; save the kept epoch's model folder.
 
-    `threads` caps TensorFlow's CPU threads; TF fixes them when it runs its first op, so this
-    takes effect in a fresh process (a Dask worker) and is a logged no-op where TF already runs.
+    It runs the one training loop (`ocr_core.fitting.fit`, rule `ocr_core.mnist.training.RULE`):
+    its state is backed up after every epoch in a work folder named by the step key, so a killed
+    run called again resumes from its last finished epoch; the step's lock (`tasks.locks`) keeps
+    the folder to one run. `threads` caps TensorFlow's CPU threads; TF fixes them when it runs
+    its first op, so this takes effect in a fresh process (a Dask worker) and is a logged no-op
+    where TF already runs.
     """
     import tensorflow as tf
 
+    from ocr_core.bundle import save_bundle
+    from ocr_core.fitting import fit
     from ocr_core.mnist.data import load_arrays, split_validation
-    from ocr_core.mnist.models import build_model, get_spec, save_digit_model
+    from ocr_core.mnist.models import build_model, bundle_fields, get_spec
     from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
-    from ocr_core.mnist.training import fit_digit_model
-    from ocr_core.training import configure_threads
+    from ocr_core.mnist.training import RULE, digit_summary
+    from ocr_core.threads import configure_threads
 
     logger = run_logger()
     configure_threads(threads)
@@ -151,25 +143,33 @@ def train_digit_model(
     logger.info("training %s (%s) on %d images, validating on %d, for up to %d epochs",
                 model_name, get_spec(model_name).description, len(train_labels), len(val_labels),
                 epochs)
-    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
-    progress = [_ProgressArtifact(model_name, epochs)] if TaskRunContext.get() else []
-    result = fit_digit_model(
+    key = current_step_key()
+    work = ResultsLayout(results_dir).work / f"train_digit_model-{key}"
+    result = fit(
         build_model(model_name, seed=seed),
         training_pipeline(train_images, train_labels, batch_size=batch_size, seed=seed),
         evaluation_pipeline(val_images, val_labels, batch_size=batch_size),
-        epochs=epochs, patience=patience, callbacks=progress,
+        epochs=epochs, rule=RULE, patience=patience, summary=digit_summary, name=model_name,
+        callbacks=epoch_progress(
+            f"mnist-{model_name.replace('_', '-')}-training", epochs,
+            f"{model_name}: epochs done (% of the maximum; early stopping may end sooner)"),
+        backup_dir=work,
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
-    key = current_step_key()
     target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
-    save_digit_model(target, result.model, name=model_name, data_digest=data.digest,
-                     params=params, history=result.history,
-                     metrics={"validation": validation, "train_seconds": result.seconds})
-    logger.info("%s: best epoch %d of %d, validation accuracy %.2f%%, %.0f s; saved %s",
+    if refreshing_cache():
+        move_aside(target)  # a folder there is never replaced: runs may still read it
+    save_bundle(target, result.model, bundle_fields(model_name), recipe=model_name,
+                training_data_sha256=data.content_digest, step_key=key, params=params,
+                history=result.history,
+                metrics={"validation": validation, "train_seconds": result.seconds,
+                         "kept_epoch": result.kept_epoch(epochs)})
+    remove_path(work)
+    logger.info("%s: kept epoch %d of %d run, validation accuracy %.2f%%, %.0f s: %s; saved %s",
                 model_name, result.best_epoch, result.epochs_run,
-                100 * validation["val_accuracy"], result.seconds, target)
-    return DigitModel(str(target), digest=key, name=model_name,
+                100 * validation["val_accuracy"], result.seconds, result.kept_because, target)
+    return DigitModel(str(target), step_key=key, name=model_name,
                       parameters=result.model.count_params(), best_epoch=result.best_epoch,
                       epochs_run=result.epochs_run, train_seconds=result.seconds,
                       validation=validation)
@@ -180,7 +180,7 @@ def train_digit_model(
 def check_digit_model_learned(model: DigitModel, min_val_accuracy: float) -> DigitModel:
     """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
     otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
-    from ocr_core.training import require_learning
+    from ocr_core.fitting import require_learning
 
     require_learning(model.validation["val_accuracy"], min_val_accuracy, model.path,
                      measure=f"validation accuracy of {model.name}")
@@ -196,16 +196,16 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
     """
     import numpy as np
 
+    from ocr_core.bundle import load_bundle
     from ocr_core.files import atomic_path, write_json
     from ocr_core.mnist.data import load_arrays
     from ocr_core.mnist.evaluation import evaluate_digits
-    from ocr_core.mnist.models import load_digit_model
     from ocr_core.mnist.plots import plot_confusion_matrix, plot_misclassified
 
-    keras_model, info = load_digit_model(model.path)
+    bundle = load_bundle(model.path, kind="digits")
     arrays = load_arrays(data.path)
-    evaluation = evaluate_digits(keras_model, arrays.x_test, arrays.y_test,
-                                 from_logits=info["output"] == "logits", batch_size=batch_size)
+    evaluation = evaluate_digits(bundle.model, arrays.x_test, arrays.y_test,
+                                 from_logits=bundle.from_logits, batch_size=batch_size)
     metrics = {"model": model.name, "split": "test", **evaluation.as_dict()}
     wrong = np.flatnonzero(evaluation.predictions != arrays.y_test)[:MISCLASSIFIED_SHOWN]
     key = current_step_key()
@@ -218,10 +218,10 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
                            arrays.y_test[wrong], tmp / "misclassified.png",
                            title=f"{model.name}: first misread test digits")
     summary = {name: metrics[name] for name in ("loss", "accuracy", "error_percent", "count")}
-    run_logger().info("%s Error: %.2f%% (test accuracy %.2f%%, loss %.4f, %d images)",
-                          model.name, evaluation.error_percent, 100 * evaluation.accuracy,
-                          evaluation.loss, evaluation.count)
-    return DigitEvaluationReport(str(folder / "metrics.json"), digest=key, model=model.name,
+    run_logger().info("%s Error: %.2f%% (test accuracy %s, loss %.4f)", model.name,
+                      evaluation.error_percent,
+                      format_accuracy(evaluation.accuracy, evaluation.count), evaluation.loss)
+    return DigitEvaluationReport(str(folder / "metrics.json"), step_key=key, model=model.name,
                                  confusion_plot=str(folder / "confusion.png"),
                                  misclassified_plot=str(folder / "misclassified.png"),
                                  metrics=summary)
@@ -252,7 +252,8 @@ def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluati
              f"({artifact_link(digits.path)})"]
     for model, evaluation in zip(models, evaluations, strict=True):
         lines.append(
-            f"- **{model.name}**: test accuracy {100 * evaluation.metrics['accuracy']:.2f}%, "
+            f"- **{model.name}**: test accuracy "
+            f"{format_accuracy(evaluation.metrics['accuracy'], evaluation.metrics['count'])}, "
             f"error {evaluation.metrics['error_percent']:.2f}%; model `{model.path}`; "
             f"[confusion matrix]({artifact_link(evaluation.confusion_plot)}), "
             f"[misread digits]({artifact_link(evaluation.misclassified_plot)})")

@@ -51,11 +51,13 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
 
     Raises:
         ModelError: `model` is not a bundle.
-        RegistryError: no model given and the registry has no champion.
+        RegistryError: no model given and the registry has no champion, or the champion's
+            files differ from the registry's record.
     """
-    from ocr_core.bundle import bundle_dir
+    from ocr_core.bundle import bundle_dir, describe_bundle
 
     if model is not None:
+        describe_bundle(model, kind="captcha")
         folder = bundle_dir(model)
         return ChosenModel(str(folder.absolute()), bundle_digest(folder), name=folder.name)
     registry = Registry.of(results_dir)
@@ -63,6 +65,7 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
     if champion is None:
         raise RegistryError(f"no model given and no champion in {registry.path} yet "
                             "(train one: ocr-pipeline retrain)")
+    registry.verified(champion)
     run_logger().info("reading with the champion %s (%s)", champion.name, champion.path)
     return ChosenModel(str(champion.path), bundle_digest(Path(champion.path)), name=champion.name)
 
@@ -102,7 +105,7 @@ def _bundle(folder: str, digest: str):
 
     if bundle_digest(Path(folder)) != digest:
         raise ModelError(f"{folder} changed while this predict run was reading with it")
-    return load_bundle(folder)
+    return load_bundle(folder, kind="captcha")
 
 
 @task(cache_policy=NO_CACHE)
@@ -119,7 +122,7 @@ def read_shard(
     Raises:
         DataError: an image is missing, not a PNG or cannot be decoded (the message names it).
     """
-    from ocr_core.training import configure_threads
+    from ocr_core.threads import configure_threads
 
     configure_threads(threads)  # before the imports below load the model code
     from ocr_core.inference import check_pngs, predict_files
@@ -128,7 +131,7 @@ def read_shard(
     start = time.perf_counter()
     files = [Path(p) for p in paths]
     check_pngs(files)
-    bundle = _bundle(model.path, model.digest)
+    bundle = _bundle(model.path, model.content_digest)
     predictions = predict_files(bundle, files, batch_size=batch_size, strategy=decoder,
                                 beam_width=beam_width)
     write_part(predictions, part, output_format)  # type: ignore[arg-type]

@@ -1,37 +1,70 @@
-"""What tasks hand each other: paths to files they wrote, plus a digest that keys later caches.
+"""What tasks hand each other: paths to files they wrote, and what identifies their content.
 
-Records are small and picklable, so Prefect can hash and persist them. A persisted record whose
-files have since been deleted refuses to load (`MissingOutputs`); Prefect then treats the cache
-entry as absent and runs the task again, so a cache hit never points at missing files.
+A record carries a `content_digest` (a sha256 of its content: images' labels and bytes, a file's
+bytes) where one is known, else the `step_key` of the step that wrote it (the same key, the same
+content); later steps' keys take its `identity`, whichever it has.
+
+Records are small and picklable, so Prefect can hash and persist them. A record names the roots
+its files were written under (`root`: the results root; `images_root`: the folder of images it
+indexes); a cached record read under other roots is `relocated` onto the current ones, and one
+whose files are gone is not served (`tasks.caching.StepPolicy` decides both).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-
-class MissingOutputs(RuntimeError):
-    """A cached record's files are gone."""
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
 class Output:
-    """Base record: `path` is the file or folder a task wrote; `digest` identifies its content."""
+    """Base record: `path` is the file or folder a task wrote.
+
+    `content_digest`: sha256 (hex, or its first 24 digits) of the content, where known.
+    `step_key`: the key of the step that wrote it (`tasks.caching`), for a step's output.
+    `root`: the results root the files were written under (set by `tasks.caching` for every
+    step with a `results_dir`; empty for a record of a user's folder). Not content: never keyed.
+    """
 
     path: str
-    digest: str
+    content_digest: str = ""
+    step_key: str = field(default="", kw_only=True)
+    root: str = field(default="", kw_only=True)
+
+    @property
+    def identity(self) -> str:
+        """What later steps' keys take from this record: its content digest, else its step key."""
+        return self.content_digest or self.step_key
 
     def files(self) -> list[str]:
         """Paths that must exist for the record to be usable."""
         return [self.path]
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        missing = [p for p in self.files() if not Path(p).exists()]
-        if missing:
-            raise MissingOutputs(f"{type(self).__name__} files are gone: {', '.join(missing)}")
+    def missing_files(self) -> list[str]:
+        """The files of `files()` that are not there (now)."""
+        return [path for path in self.files() if path and not Path(path).exists()]
+
+    def relocated(self, moves: dict[str, str]) -> Self:
+        """This record with every path under an old root of `moves` put under the new one
+        (the roots themselves included)."""
+        changes = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, str) and (moved := _moved(value, moves)) != value:
+                changes[item.name] = moved
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+def _moved(path: str, moves: dict[str, str]) -> str:
+    for old, new in moves.items():
+        if path == old:
+            return new
+        if path.startswith(old.rstrip(os.sep) + os.sep):
+            return new.rstrip(os.sep) + path[len(old.rstrip(os.sep)):]
+    return path
 
 
 @dataclass(frozen=True)
@@ -48,6 +81,7 @@ class Manifest(Output):
     count: int = 0
     vocabulary: str = ""
     report: str | None = None  # validation report (JSON), when the images were validated
+    images_root: str = ""  # the folder its image paths are relative to
 
     def files(self) -> list[str]:
         return [self.path] + ([self.report] if self.report else [])
@@ -59,6 +93,7 @@ class Split(Output):
 
     counts: dict[str, int] = field(default_factory=dict)
     vocabulary: str = ""
+    images_root: str = ""  # the folder its image paths are relative to
 
 
 @dataclass(frozen=True)
@@ -70,6 +105,7 @@ class Datasets(Output):
     vocabulary: str = ""
     max_label_length: int = 0
     split_manifest: str = ""
+    images_root: str = ""  # the folder the split manifest's image paths are relative to
 
     def split_path(self, name: str) -> str:
         return str(Path(self.path) / name)
@@ -122,7 +158,7 @@ class Picture(Output):
 
 @dataclass(frozen=True)
 class RegisteredModel(Output):
-    """A version in the model registry; `digest` is the bundle's content hash."""
+    """A version in the model registry; `content_digest` is the bundle's content hash."""
 
     version: str = ""
 
@@ -137,15 +173,18 @@ class PromotionDecision(Output):
     champion_before: str | None = None
     champion_after: str | None = None
     margin: float = 0.0
+    significance: float | None = None
+    comparison: dict[str, Any] | None = None  # the paired test: count, discordant counts, p
     challenger_scores: dict[str, Any] | None = None
     champion_scores: dict[str, Any] | None = None
     evaluation_set: dict[str, Any] | None = None
+    evaluation_set_uses: int | None = None  # decisions that compared models on this set
     registry: str = ""
 
 
 @dataclass(frozen=True)
 class DownloadedFile(Output):
-    """A downloaded file; `digest` is its sha256, `attempts` what it took (0: already there)."""
+    """A downloaded file; `content_digest` is its sha256, `attempts` what it took (0: already there)."""
 
     url: str = ""
     size: int = 0
@@ -155,7 +194,7 @@ class DownloadedFile(Output):
 @dataclass(frozen=True)
 class MnistSource(Output):
     """Where MNIST will be read from (a local copy, or the download cache of tfds/keras);
-    `digest` identifies the content the source delivers."""
+    `content_digest` identifies the content the source delivers."""
 
     source: str = ""
     mnist_path: str | None = None  # local copy, or tfds's folder of official .gz files
@@ -166,7 +205,8 @@ class MnistSource(Output):
 
 @dataclass(frozen=True)
 class DigitData(Output):
-    """MNIST in the canonical `.npz` (x_train, y_train, x_test, y_test); `digest` hashes the arrays."""
+    """MNIST in the canonical `.npz` (x_train, y_train, x_test, y_test); `content_digest` hashes
+    the arrays."""
 
     source: str = ""
     counts: dict[str, int] = field(default_factory=dict)
@@ -174,7 +214,7 @@ class DigitData(Output):
 
 @dataclass(frozen=True)
 class DigitModel(TrainedModel):
-    """A trained MNIST model folder (see `ocr_core.mnist.models`)."""
+    """A trained MNIST model: a bundle of kind `digits` (`ocr_core.bundle`)."""
 
     name: str = ""
     parameters: int = 0

@@ -14,10 +14,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ocr_core.dataset import read_manifest
+from ocr_core.dataset import SPLITS, read_manifest, split_changes, split_membership
 from ocr_core.errors import ConfigError, RegistryError
 from ocr_core.files import sha256_json
-from ocr_core.registry import Decision, ModelVersion, Registry, Scores, decide
+from ocr_core.gate import DEFAULT_SIGNIFICANCE, Decision, Scores, comparison_text, decide
+from ocr_core.registry import ModelVersion, Registry
+from ocr_core.statistics import evaluation_size_warning, format_accuracy
 from tasks.caching import step_key
 from tasks.logs import run_logger
 from tasks.records import (
@@ -26,6 +28,7 @@ from tasks.records import (
     ModelBundle,
     PromotionDecision,
     RegisteredModel,
+    Split,
 )
 
 CHAMPION_CHANGES_TOLERATED = 10  # other runs promoting while this one scores, before giving up
@@ -47,8 +50,10 @@ def reserve_evaluation_set(
             f"{len(shared)} of the {evaluation_set.count} evaluation images are also training "
             f"images (first: {Path(shared[0].path).name}); the evaluation set must be held out"
         )
-    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.digest, evaluation_set.count,
-                                                    description)
+    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.content_digest, evaluation_set.count,
+                                                    description, images={
+                                                        sha: Path(r.path).name
+                                                        for sha, r in held_out.items()})
     unknown = sorted(set(evaluation_set.vocabulary) - set(training.vocabulary))
     if unknown:
         run_logger().warning("the evaluation set has characters the training data lacks: %s",
@@ -57,17 +62,58 @@ def reserve_evaluation_set(
 
 
 @task(cache_policy=NO_CACHE)
+def warn_small_evaluation_set(evaluation_set: Manifest, margin: float,
+                              significance: float) -> str | None:
+    """Warn when the evaluation set is too small to ever show the margin as significant."""
+    warning = evaluation_size_warning(evaluation_set.count, margin, significance)
+    if warning is not None:
+        run_logger().warning(warning)
+    return warning
+
+
+@task(cache_policy=NO_CACHE)
 def register_model(
     model: ModelBundle, test: EvaluationReport, training_data: dict[str, Any],
-    params: dict[str, Any], results_dir: Path,
+    params: dict[str, Any], results_dir: Path, split: Split | None = None,
 ) -> RegisteredModel:
     """Add a trained bundle to the registry (once per content) as the challenger, with its
-    validation metrics and its test metrics (from the evaluation's folder)."""
+    validation metrics, its test metrics (from the evaluation's folder) and which images were
+    in each split."""
     version = Registry.of(results_dir).register(
         model.path, training_data=training_data, params=params,
-        metrics={"validation": model.validation, "test": test.metrics})
+        metrics={"validation": model.validation, "test": test.metrics},
+        split=None if split is None else split_membership(split.path))
     run_logger().info("challenger: %s (%s)", version.name, version.path)
-    return RegisteredModel(str(version.path), digest=version.digest, version=version.name)
+    return RegisteredModel(str(version.path), content_digest=version.digest, version=version.name)
+
+
+@task(cache_policy=NO_CACHE)
+def report_split_changes(split: Split, results_dir: Path) -> dict[str, dict[str, int]] | None:
+    """How many images joined each split since the last registered version was trained (and,
+    were the seed or fractions changed, moved between splits): logged and published. None when
+    no earlier version recorded its split."""
+    registry = Registry.of(results_dir)
+    earlier = next(((v, s) for v in reversed(registry.versions())
+                    if (s := registry.split_of(v)) is not None), None)
+    if earlier is None:
+        run_logger().info("split %s: no earlier version to compare with", split.counts)
+        return None
+    version, before = earlier
+    changes = split_changes(before, split_membership(split.path))
+    run_logger().info("since %s: %s", version.name, ", ".join(
+        f"{changes[name]['joined']} joined {name}" for name in SPLITS))
+    moved = sum(change["moved_in"] for change in changes.values())
+    if moved:
+        run_logger().warning("%d earlier images changed split (another seed or other fractions "
+                             "than %s): test figures are not comparable", moved, version.name)
+    rows = [f"| {name} | {c['images']} | {c['joined']} | {c['moved_in']} | {c['left']} |"
+            for name, c in changes.items()]
+    create_markdown_artifact(key="captcha-split-changes", description="Images new to each split",
+                             markdown="\n".join([
+                                 f"# Split changes since {version.name}", "",
+                                 "| split | images | joined | moved in | left |",
+                                 "|---|---|---|---|---|", *rows]))
+    return changes
 
 
 def score_version(
@@ -75,31 +121,40 @@ def score_version(
     beam_width: int,
 ) -> Scores:
     """A version's scores on the evaluation set, computed once per model, set and decoding."""
-    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.digest,
+    key = step_key(score_version, model=version.digest, evaluation_set=evaluation_set.content_digest,
                    decoder=decoder, beam_width=beam_width)
-    if (known := version.scores.get(key)) is not None:
-        return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"])
+    known = version.scores.get(key)
+    if known is not None and "misread" in known:
+        return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"],
+                      frozenset(known["misread"]))
     from ocr_core.bundle import load_bundle
     from ocr_core.inference import predict_files, score
 
-    records, _ = read_manifest(evaluation_set.path)
-    evaluation = score(predict_files(load_bundle(version.path), [Path(r.path) for r in records],
-                                     strategy=decoder, beam_width=beam_width))
-    scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate, evaluation.count)
+    records, _ = read_manifest(evaluation_set.path, evaluation_set.images_root or None)
+    predictions = predict_files(load_bundle(registry.verified(version).path),
+                                [Path(r.path) for r in records], strategy=decoder,
+                                beam_width=beam_width)
+    evaluation = score(predictions)
+    misread = frozenset(r.sha256 for r, p in zip(records, predictions, strict=True)
+                        if p.text != r.label)
+    scores = Scores(evaluation.sequence_accuracy, evaluation.character_error_rate,
+                    evaluation.count, misread)
     registry.record_scores(version, key, scores.as_dict() | {
-        "evaluation_set": evaluation_set.digest, "decoder": decoder, "beam_width": beam_width})
-    run_logger().info("%s on the evaluation set: sequence accuracy %.2f%%, CER %.4f",
-                          version.name, 100 * scores.sequence_accuracy,
-                          scores.character_error_rate)
+        "misread": sorted(misread), "evaluation_set": evaluation_set.content_digest, "decoder": decoder,
+        "beam_width": beam_width})
+    run_logger().info("%s on the evaluation set: sequence accuracy %s, CER %.4f", version.name,
+                      format_accuracy(scores.sequence_accuracy, scores.count),
+                      scores.character_error_rate)
     return scores
 
 
 @task(cache_policy=NO_CACHE)
 def challenge_champion(
     challenger: RegisteredModel, evaluation_set: Manifest, margin: float, decoder: str,
-    beam_width: int, results_dir: Path,
+    beam_width: int, results_dir: Path, significance: float = DEFAULT_SIGNIFICANCE,
 ) -> PromotionDecision:
-    """Score challenger and champion on the evaluation set; promote the challenger if it is better.
+    """Score challenger and champion on the evaluation set; promote the challenger if it is
+    better by at least `margin` and significantly so (`ocr_core.gate`).
 
     Scoring runs without the registry's lock (it takes minutes on a large set). The lock is
     held from checking that the champion is still the one scored to moving the pointer, so two
@@ -120,7 +175,7 @@ def challenge_champion(
             champion_scores = (None if champion is None else
                                score_version(registry, champion, evaluation_set, decoder,
                                              beam_width))
-            decision = decide(candidate_scores, champion_scores, margin)
+            decision = decide(candidate_scores, champion_scores, margin, significance)
         with registry.lock():
             now = registry.champion()
             if (now and now.name) != (champion and champion.name):
@@ -133,7 +188,7 @@ def challenge_champion(
             record = _decision_entry(
                 decision, challenger=candidate.name, before=champion, after=after, margin=margin,
                 challenger_scores=candidate_scores, champion_scores=champion_scores,
-                evaluation_set=registry.evaluation_set())
+                registry=registry, significance=significance)
             path = registry.record_decision(record)
         _log_decision(record)
         return _decision_record(path, record, registry)
@@ -151,7 +206,7 @@ def record_failed_challenger(error: str, margin: float, results_dir: Path) -> Pr
         record = _decision_entry(
             Decision(False, f"{decision.reason}: {error}"), challenger=None, before=champion,
             after=champion, margin=margin, challenger_scores=None, champion_scores=None,
-            evaluation_set=registry.evaluation_set())
+            registry=registry, significance=None)
         path = registry.record_decision(record)
     _log_decision(record)
     return _decision_record(path, record, registry)
@@ -160,8 +215,16 @@ def record_failed_challenger(error: str, margin: float, results_dir: Path) -> Pr
 def _decision_entry(
     decision: Decision, *, challenger: str | None, before: ModelVersion | None,
     after: ModelVersion | None, margin: float, challenger_scores: Scores | None,
-    champion_scores: Scores | None, evaluation_set: dict[str, Any] | None,
+    champion_scores: Scores | None, registry: Registry, significance: float | None,
 ) -> dict[str, Any]:
+    """What the decision log keeps: the outcome, both scores, the paired test (n, discordant
+    counts, p), the margin, the evaluation set and how many decisions have used it."""
+    evaluation_set = registry.evaluation_set()
+    uses = None
+    if evaluation_set is not None:
+        evaluation_set = {k: v for k, v in evaluation_set.items() if k != "images"}
+        uses = registry.evaluation_set_uses(evaluation_set["digest"]) + (
+            challenger_scores is not None)
     return {
         "promoted": decision.promote,
         "reason": decision.reason,
@@ -169,18 +232,22 @@ def _decision_entry(
         "champion_before": before.name if before else None,
         "champion_after": after.name if after else None,
         "margin": margin,
+        "significance": significance,
+        "comparison": decision.comparison.as_dict() if decision.comparison else None,
         "challenger_scores": challenger_scores.as_dict() if challenger_scores else None,
         "champion_scores": champion_scores.as_dict() if champion_scores else None,
         "evaluation_set": evaluation_set,
+        "evaluation_set_uses": uses,
         "flow_run_id": flow_run.id,
     }
 
 
 def _decision_record(path: Path, entry: dict[str, Any], registry: Registry) -> PromotionDecision:
     fields = {k: entry[k] for k in ("promoted", "reason", "challenger", "champion_before",
-                                    "champion_after", "margin", "challenger_scores",
-                                    "champion_scores", "evaluation_set")}
-    return PromotionDecision(str(path), digest=sha256_json(entry)[:24], registry=str(registry.path),
+                                    "champion_after", "margin", "significance", "comparison",
+                                    "challenger_scores", "champion_scores", "evaluation_set",
+                                    "evaluation_set_uses")}
+    return PromotionDecision(str(path), content_digest=sha256_json(entry)[:24], registry=str(registry.path),
                              **fields)
 
 
@@ -198,21 +265,20 @@ def publish_decision(decision: PromotionDecision) -> None:
 
 
 def decision_markdown(decision: PromotionDecision) -> str:
-    """A human summary of a decision: a score table, the outcome and its reason."""
+    """A human summary of a decision: a score table, the paired test, the outcome and its reason."""
     if decision.promoted:
         title = f"{decision.challenger} promoted to champion"
     else:
         title = f"{decision.champion_before or 'no model'} stays champion"
     rows = [("challenger", decision.challenger, decision.challenger_scores),
             ("champion", decision.champion_before, decision.champion_scores)]
-    evaluation = decision.evaluation_set
     lines = [
         f"# Champion/challenger: {title}",
         "",
-        "| model | version | sequence accuracy | character error rate | images |",
-        "|---|---|---|---|---|",
-        *[f"| {role} | {name or '-'} | {_cell(scores, 'sequence_accuracy')} | "
-          f"{_cell(scores, 'character_error_rate')} | {_cell(scores, 'count')} |"
+        "| model | version | sequence accuracy (95% interval) | character error rate |",
+        "|---|---|---|---|",
+        *[f"| {role} | {name or '-'} | {_accuracy_cell(scores)} | "
+          f"{'-' if scores is None else format(scores['character_error_rate'], '.4f')} |"
           for role, name, scores in rows],
         "",
         f"**Decision:** {'promote ' + str(decision.challenger) if decision.promoted else 'keep'}"
@@ -220,19 +286,25 @@ def decision_markdown(decision: PromotionDecision) -> str:
         "",
         f"**Why:** {decision.reason}",
         "",
-        f"- margin: {decision.margin:.4f} sequence accuracy; equal accuracy goes to the lower "
-        "character error rate",
-        f"- evaluation set: {_evaluation_text(evaluation)}",
+        f"- rule: promote when the gain in sequence accuracy is at least the margin "
+        f"({decision.margin:g}) and a one-sided exact McNemar test on per-image correctness "
+        f"gives p <= {_significance_text(decision.significance)}",
+        f"- paired test: {comparison_text(decision.comparison)}",
+        f"- evaluation set: {_evaluation_text(decision.evaluation_set)}; decisions that have "
+        f"used it: {decision.evaluation_set_uses if decision.evaluation_set_uses is not None else '-'}",
         f"- registry: `{decision.registry}`; decision log: `{decision.path}`",
     ]
     return "\n".join(lines)
 
 
-def _cell(scores: dict[str, Any] | None, name: str) -> str:
+def _significance_text(significance: float | None) -> str:
+    return "the significance level" if significance is None else f"{significance:g}"
+
+
+def _accuracy_cell(scores: dict[str, Any] | None) -> str:
     if scores is None:
         return "-"
-    value = scores[name]
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return format_accuracy(scores["sequence_accuracy"], scores["count"])
 
 
 def _evaluation_text(evaluation: dict[str, Any] | None) -> str:

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ocr_core.files import read_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.links import artifact_link
 from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
@@ -52,7 +53,7 @@ def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
     key = current_step_key()
     path = plot(images, [vocabulary.decode(row) for row in labels],
                 ResultsLayout(results_dir).plots / f"samples-{key}.png")
-    return Picture(str(path), digest=key, title="Training samples")
+    return Picture(str(path), step_key=key, title="Training samples")
 
 
 @cached_task()
@@ -63,7 +64,7 @@ def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
     history = read_json(Path(model.path) / "history.json")
     key = current_step_key()
     path = plot(history, ResultsLayout(results_dir).plots / f"history-{key}.png")
-    return Picture(str(path), digest=key, title="Loss curves")
+    return Picture(str(path), step_key=key, title="Loss curves")
 
 
 @cached_task()
@@ -78,7 +79,7 @@ def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_d
     key = current_step_key()
     path = plot(images, [r["text"] for r in rows], [r["truth"] for r in rows],
                 ResultsLayout(results_dir).plots / f"predictions-{key}.png")
-    return Picture(str(path), digest=key, title="Test predictions")
+    return Picture(str(path), step_key=key, title="Test predictions")
 
 
 # NO_CACHE: artifacts belong to a run; every run publishes its own.
@@ -91,7 +92,8 @@ def publish_report(
     create_table_artifact(
         key="captcha-metrics",
         table=[
-            {"metric": "test sequence accuracy", "value": f"{metrics['sequence_accuracy']:.4f}"},
+            {"metric": "test sequence accuracy (95% interval)",
+             "value": format_accuracy(metrics["sequence_accuracy"], metrics["count"])},
             {"metric": "test character error rate",
              "value": f"{metrics['character_error_rate']:.4f}"},
             {"metric": "test images", "value": str(metrics["count"])},
@@ -120,8 +122,9 @@ def publish_report(
         markdown="\n".join([
             "# Captcha OCR run",
             f"- model bundle: `{model.path}`",
-            f"- test sequence accuracy: **{100 * metrics['sequence_accuracy']:.2f}%** "
-            f"on {metrics['count']} images ({metrics['decoder']} decoding)",
+            f"- test sequence accuracy: "
+            f"**{format_accuracy(metrics['sequence_accuracy'], metrics['count'])}** "
+            f"({metrics['decoder']} decoding; Wilson 95% interval)",
             f"- test character error rate: {metrics['character_error_rate']:.4f}",
             *[f"- {p.title}: `{p.path}`" for p in pictures],
         ]),

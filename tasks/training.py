@@ -4,31 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 
-from ocr_core.files import remove_path, write_json
+from ocr_core.files import move_aside, read_json, remove_path, write_json
 from ocr_core.layout import ResultsLayout
-from tasks.caching import cached_task, current_step_key
+from ocr_core.statistics import format_accuracy
+from tasks.caching import cached_task, current_step_key, refreshing_cache
 from tasks.logs import run_logger
+from tasks.progress import epoch_progress
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 from tasks.workers import current_worker
-
-
-class _ProgressArtifact(keras.callbacks.Callback):
-    """Moves a Prefect progress artifact forward after each epoch."""
-
-    def __init__(self, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.artifact_id = create_progress_artifact(
-            0.0, key="captcha-training", description="Training epochs done (%)")
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        update_progress_artifact(self.artifact_id, 100.0 * (epoch + 1) / self.epochs)
 
 
 @cached_task(ignore=("threads",))
@@ -49,14 +35,24 @@ def train_model(
     Training length, batch size and patience not given are fitted to the training set's size
     (`ocr_core.training.plan_training`). The training's state is backed up after every epoch in
     a work folder named by the step key: a killed run called again resumes from its last
-    finished epoch (see `ocr_core.resume`).
+    finished epoch (see `ocr_core.resume`). A complete bundle already in the key's folder (a run
+    killed before Prefect kept its result) is the result: it is not trained again, unless the
+    run refreshes the cache. The step's lock (`ocr_core.locks`) keeps both folders to one run.
     """
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import captcha_fields, save_bundle
     from ocr_core.ctc import Vocabulary
     from ocr_core.models import get_recipe
     from ocr_core.pipeline import count_split, load_split
-    from ocr_core.training import configure_threads, fit, plan_training
+    from ocr_core.threads import configure_threads
+    from ocr_core.training import plan_training, train_captcha_model
 
+    key = current_step_key()
+    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
+    if refreshing_cache():
+        move_aside(target)  # kept for the runs that may still read it; `cache prune` collects it
+    elif (finished := finished_bundle(target, key)) is not None:
+        run_logger().info("a complete bundle is already in %s: not training again", target)
+        return finished
     configure_threads(threads)
     spec = get_recipe(recipe)
     train_images = count_split(datasets.split_path("train"))
@@ -69,38 +65,51 @@ def train_model(
               "seed": seed}
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
                       current_worker(), plan.describe(train_images))
-    key = current_step_key()
     work = ResultsLayout(results_dir).work / f"train_model-{key}"
-    # Progress shows in the UI during a run; a direct call (`.fn`) has no run to attach it to.
-    progress = [_ProgressArtifact(plan.epochs)] if TaskRunContext.get() else []
-    result = fit(
+    result = train_captcha_model(
         spec, Vocabulary(datasets.vocabulary),
         load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
                    seed=seed),
         load_split(datasets.split_path("validation"), plan.batch_size),
         plan=plan, learning_rate=learning_rate, seed=seed,
-        callbacks=progress, backup_dir=work,
+        callbacks=epoch_progress("captcha-training", plan.epochs, "Training epochs done (%)"),
+        backup_dir=work,
     )
     best = result.best_epoch - 1
     validation = {name: result.history[name][best] for name in
                   ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    epochs_run = len(result.history["loss"])
-    kept = {"epoch": result.best_epoch, "epochs_run": epochs_run, "epochs_planned": plan.epochs,
-            "stopped_early": result.stopped_early, "because": result.kept_because}
-    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
-    save_bundle(target, result.model, vocabulary=datasets.vocabulary, recipe=recipe,
-                height=spec.height, width=spec.width, training_manifest_sha256=datasets.digest,
-                params=params, history=result.history,
-                metrics={"validation": validation, "kept_epoch": kept})
+    epochs_run = result.epochs_run
+    training = {"best_epoch": result.best_epoch, "epochs_run": epochs_run,
+                "seconds": result.seconds, "worker": current_worker()}
+    save_bundle(target, result.model,
+                captcha_fields(datasets.vocabulary, spec.height, spec.width), recipe=recipe,
+                training_data_sha256=read_json(datasets.split_manifest)["digest"],
+                step_key=key, params=params, history=result.history,
+                metrics={"validation": validation, "training": training,
+                         "kept_epoch": result.kept_epoch(plan.epochs)})
     remove_path(work)
     run_logger().info(
         "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch, epochs_run,
         plan.epochs, ", stopped early" if result.stopped_early else "", result.kept_because,
         target)
-    return ModelBundle(str(target), digest=key, recipe=recipe, best_epoch=result.best_epoch,
-                       epochs_run=epochs_run, train_seconds=result.seconds,
-                       validation=validation, worker=current_worker(),
-                       kept_because=result.kept_because)
+    return finished_bundle(target, key)
+
+
+def finished_bundle(folder: Path, key: str) -> ModelBundle | None:
+    """The record of the complete bundle `train_model` saved in `folder`, or None if there is
+    none (or it predates the training summary in its metrics)."""
+    try:
+        metrics = read_json(folder / "metrics.json")
+        recipe = read_json(folder / "bundle.json")["recipe"]
+    except FileNotFoundError:
+        return None
+    if "training" not in metrics or not (folder / "model.keras").is_file():
+        return None
+    training = metrics["training"]
+    return ModelBundle(str(folder), step_key=key, recipe=recipe, best_epoch=training["best_epoch"],
+                       epochs_run=training["epochs_run"], train_seconds=training["seconds"],
+                       validation=metrics["validation"], worker=training["worker"],
+                       kept_because=metrics.get("kept_epoch", {}).get("because", ""))
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.
@@ -110,7 +119,7 @@ def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
 
     Not cached and kept apart from training, so a rerun with another threshold reuses the model.
     """
-    from ocr_core.training import require_learning
+    from ocr_core.fitting import require_learning
 
     require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy, model.path)
     return model
@@ -130,8 +139,8 @@ def evaluate_model(
     from ocr_core.dataset import read_split
     from ocr_core.inference import predict_files, score
 
-    bundle = load_bundle(model.path)
-    records = read_split(datasets.split_manifest)[0][split]
+    bundle = load_bundle(model.path, kind="captcha")
+    records = read_split(datasets.split_manifest, datasets.images_root or None)[0][split]
     predictions = predict_files(bundle, [Path(r.path) for r in records],
                                 strategy=decoder, beam_width=beam_width)
     evaluation = score(predictions)
@@ -143,8 +152,8 @@ def evaluate_model(
     write_json(folder / "predictions.json", [p.as_dict() | {"truth": Path(p.path).stem}
                                              for p in predictions])
     write_json(folder / "metrics.json", metrics | {"misreads": evaluation.misreads})
-    run_logger().info("%s: sequence accuracy %.2f%%, CER %.4f on %d images", split,
-                          100 * metrics["sequence_accuracy"], metrics["character_error_rate"],
-                          evaluation.count)
-    return EvaluationReport(str(folder / "metrics.json"), digest=key,
+    run_logger().info("%s: sequence accuracy %s, CER %.4f", split,
+                      format_accuracy(evaluation.sequence_accuracy, evaluation.count),
+                      metrics["character_error_rate"])
+    return EvaluationReport(str(folder / "metrics.json"), step_key=key,
                             predictions=str(folder / "predictions.json"), metrics=metrics)

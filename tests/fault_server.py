@@ -26,7 +26,8 @@ class Reply:
 
     Attributes:
         status: HTTP status code.
-        body: the full body; Content-Length always announces all of it.
+        body: the full body; Content-Length announces all of it, unless `announce_length` is
+            False: then no Content-Length, and closing the connection ends the body.
         headers: extra headers (Retry-After, Location, ...).
         delay: seconds to wait before the status line (a slow server).
         truncate_at: send only this many body bytes, then drop the connection.
@@ -40,6 +41,7 @@ class Reply:
     truncate_at: int | None = None
     stall_after: int | None = None
     stall: float = 0.0
+    announce_length: bool = True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,7 +62,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
+        if reply.announce_length:
+            self.send_header("Content-Length", str(len(reply.body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if reply.truncate_at is not None:
             self.wfile.write(reply.body[: reply.truncate_at])

@@ -27,7 +27,7 @@ class DigitEvaluation:
 
     @property
     def error_percent(self) -> float:
-        """100 - accuracy in percent (the seed prints it as "CNN Error: x%")."""
+        """100 - accuracy in percent (the notebook prints it as "CNN Error: x%")."""
         return 100.0 * (1.0 - self.accuracy)
 
     def as_dict(self) -> dict[str, Any]:

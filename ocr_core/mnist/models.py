@@ -1,5 +1,5 @@
-"""The seed's three digit classifiers (Keras 3, channels last, input (28, 28, 1), 10 classes),
-and the model folder they are saved in.
+"""The original notebook's three digit classifiers (Keras 3, channels last, input (28, 28, 1), 10 classes),
+and the fields of the bundle they are saved in (`ocr_core.bundle`, kind `digits`).
 
 Weight initialisers and dropout take explicit seeds, so a seed reproduces a model without
 touching Keras's process-global random state (trainings may run side by side in one process).
@@ -7,28 +7,21 @@ touching Keras's process-global random state (trainings may run side by side in 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
 from keras import layers
 
-from ocr_core.errors import ConfigError, ModelError
-from ocr_core.files import atomic_path, read_json, write_json
+from ocr_core.bundle import digits_fields
+from ocr_core.errors import ConfigError
 from ocr_core.mnist.data import IMAGE_SIZE, NUM_CLASSES
-from ocr_core.version import __version__, code_version
-
-MODEL_FILE = "model.keras"
-INFO_FILE = "bundle.json"
-FORMAT = 1
 
 
 @dataclass(frozen=True)
 class DigitModelSpec:
-    """One of the seed's models: how to build it and whether it outputs logits or probabilities."""
+    """One of the original notebook's models: how to build it and whether it outputs logits."""
 
     name: str
     description: str
@@ -126,47 +119,7 @@ def build_model(name: str, *, seed: int = 0, learning_rate: float = 1e-3) -> ker
     return model
 
 
-def save_digit_model(path: str | Path, model: keras.Model, *, name: str, data_digest: str,
-                     params: dict[str, Any], history: dict[str, list[float]],
-                     metrics: dict[str, Any]) -> Path:
-    """Write a model folder atomically: model.keras (uncompiled), bundle.json, params.json,
-    history.json, metrics.json."""
-    path = Path(path)
-    spec = get_spec(name)
-    with atomic_path(path, is_dir=True) as tmp:
-        # Uncompiled: no optimizer state, loads anywhere with safe_mode.
-        keras.Model(model.inputs, model.outputs, name=model.name).save(tmp / MODEL_FILE)
-        write_json(tmp / INFO_FILE, {
-            "format": FORMAT,
-            "task": "mnist",
-            "recipe": name,
-            "input": {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "channels": 1,
-                      "layout": "channels-last", "scale": "0-1"},
-            "output": "logits" if spec.from_logits else "probabilities",
-            "classes": [str(digit) for digit in range(NUM_CLASSES)],
-            "training_data_sha256": data_digest,
-            "parameters": model.count_params(),
-            "package_version": __version__,
-            "code_version": code_version(),
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        })
-        write_json(tmp / "params.json", params)
-        write_json(tmp / "history.json", history)
-        write_json(tmp / "metrics.json", metrics)
-    return path
-
-
-def load_digit_model(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
-    """(model, bundle.json) of a folder written by `save_digit_model` (or its model.keras)."""
-    path = Path(path)
-    folder = path.parent if path.name == MODEL_FILE else path
-    if not (folder / MODEL_FILE).is_file() or not (folder / INFO_FILE).is_file():
-        raise ModelError(f"not an MNIST model folder (needs {MODEL_FILE} and {INFO_FILE}): {path}")
-    info = read_json(folder / INFO_FILE)
-    if info.get("task") != "mnist":
-        raise ModelError(f"{folder} holds a {info.get('task', 'captcha')} model, not an MNIST one")
-    try:
-        model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
-    except Exception as error:  # keras raises many types for a broken file
-        raise ModelError(f"cannot load {folder / MODEL_FILE}: {error}") from error
-    return model, info
+def bundle_fields(name: str) -> dict[str, Any]:
+    """The bundle.json fields of model `name` (`ocr_core.bundle.save_bundle`)."""
+    return digits_fields(from_logits=get_spec(name).from_logits, size=IMAGE_SIZE,
+                         classes=[str(digit) for digit in range(NUM_CLASSES)])

@@ -1,4 +1,4 @@
-"""The seed's tf.data pipelines: normalize -> cache -> shuffle -> batch -> prefetch for training;
+"""The original notebook's tf.data pipelines: normalize -> cache -> shuffle -> batch -> prefetch for training;
 normalize -> batch -> cache -> prefetch, in order, for evaluation."""
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The network sources are checked before they are used: offline, tfds retries for minutes before it
 gives up, so `check_available` fails within seconds and says how to give a local copy instead.
+The host it probes follows the download rules (`ocr_core.targets`): a served run does not probe
+private addresses, so its form cannot scan the worker's network.
 Downloads land under `cache_dir` (inside the results root), not in `~/tensorflow_datasets` or
 `~/.keras`.
 """
@@ -23,6 +25,7 @@ from ocr_core.errors import DataError
 from ocr_core.layout import ResultsLayout
 from ocr_core.mnist.data import ARRAY_NAMES, DigitArrays, load_arrays
 from ocr_core.mnist.idx import read_idx
+from ocr_core.targets import HopGuard, TargetPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -129,14 +132,17 @@ def has_cached_copy(source: Source, cache_dir: str | Path) -> bool:
     return False
 
 
-def check_reachable(host: str, port: int, timeout: float) -> None:
+def check_reachable(host: str, port: int, timeout: float, policy: TargetPolicy | None = None) -> None:
     """Open and close a TCP connection to `host:port`, name resolution included, within `timeout` s.
 
     Raises:
         OSError: no connection (refused, unresolvable, or `TimeoutError` past the deadline).
+        DownloadError: `policy` refuses one of the host's addresses (before any connection).
     """
     deadline = time.monotonic() + timeout
     addresses = _resolve(host, port, timeout)
+    HopGuard("MNIST download_host", policy or TargetPolicy()).check_addresses(
+        host, port, [address[0] for *_, address in addresses])
     error: OSError = OSError(f"no address for {host}")
     for family, kind, protocol, _, address in addresses:
         remaining = deadline - time.monotonic()
@@ -180,15 +186,18 @@ def check_available(
     host: str = DOWNLOAD_HOST,
     port: int = DOWNLOAD_PORT,
     timeout: float = 5.0,
+    policy: TargetPolicy | None = None,
 ) -> None:
     """Fail within about `timeout` seconds when `source` cannot deliver MNIST.
 
     A local copy (the local source, a tfds manual folder, or an earlier run's download in
-    `cache_dir`) needs no network; otherwise `host:port` must accept a connection.
+    `cache_dir`) needs no network; otherwise `host:port` must accept a connection, and be an
+    address `policy` allows (default: a local run's, `TargetPolicy()`).
 
     Raises:
         DataError: the local copy is incomplete, or the download host cannot be reached; the
             message says how to give a local copy.
+        DownloadError: `policy` refuses the host.
     """
     if source == "local":
         if mnist_path is None:
@@ -201,7 +210,7 @@ def check_available(
     if has_cached_copy(source, cache_dir):
         return
     try:
-        check_reachable(host, port, timeout)
+        check_reachable(host, port, timeout, policy)
     except OSError as error:
         raise DataError(
             f"MNIST source {source!r} downloads from {host}:{port}, which cannot be reached "
@@ -209,7 +218,7 @@ def check_available(
 
 
 def fetch_tfds(cache_dir: str | Path, manual_dir: str | Path | None = None) -> DigitArrays:
-    """`tfds.load('mnist', as_supervised=True, with_info=True)` as in the seed, into `cache_dir`.
+    """`tfds.load('mnist', as_supervised=True, with_info=True)` as in the original notebook, into `cache_dir`.
 
     With `manual_dir` (the four official `.gz` files), tfds prepares from those instead of
     downloading; it still checks their sha256 against its registered checksums.

@@ -115,7 +115,7 @@ def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captc
 
     # The champion reads a folder in 4 shards on the same cluster, into one results file.
     predictions = results / "predictions.csv"
-    processes.run(str(BIN / "ocr-pipeline"), "predict", "--dask-address", address, "--output",
+    processes.run(str(BIN / "ocr-pipeline"), "predict-batch", "--dask-address", address, "--output",
                   str(predictions), "--shard-size", "10", "--results-dir", str(results),
                   str(captcha_dir), timeout=300)
     lines = predictions.read_text().splitlines()

@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,7 +52,7 @@ def postgres_server(tmp_path):
     with open(output, "w") as out, open(tmp_path / "server.err", "w") as err:
         script = subprocess.Popen(
             [sys.executable, "-m", "deployments.postgres_server", "--ephemeral", "--port", "0",
-             "--info-file", str(info_file)],
+             "--info-file", str(info_file), "--install"],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
 
     def log() -> str:
@@ -94,12 +96,27 @@ async def _stored_flow_run(database_url: str, flow_run_id) -> tuple[str, str] | 
 def test_flow_runs_against_prefect_on_postgres_and_everything_stops(postgres_server, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     script, info, env, home, log = postgres_server
     assert info["database_url"].startswith("postgresql+asyncpg://prefect:")
     data_dir = Path(info["data_dir"])
     assert (data_dir / "pgdata" / "PG_VERSION").is_file()
+    # Authentication is on: the secrets are the owner's only, and clients are told what to export.
+    auth_file = Path(info["auth_file"])
+    for secret in (auth_file, data_dir / "prefect.password", tmp_path / "server.json"):
+        assert secret.stat().st_mode & 0o777 == 0o600, secret
+    auth = auth_file.read_text().strip()
+    assert auth.startswith("prefect:") and len(auth) > 30
+    assert f'PREFECT_API_AUTH_STRING="$(cat {auth_file})"' in log()
+    request = urllib.request.Request(f"{info['api_url']}/flows/filter", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    ui_root = info["api_url"].removesuffix("/api")
+    with urllib.request.urlopen(f"{ui_root}/ui-settings", timeout=10) as response:
+        assert json.loads(response.read())["auth"] == "BASIC"  # the UI asks for USER:PASSWORD
+    env = env | {"PREFECT_API_AUTH_STRING": auth}
 
     # The cheapest real flow: 40 captchas, 1 epoch, against this server.
     result = subprocess.run(
@@ -109,7 +126,8 @@ def test_flow_runs_against_prefect_on_postgres_and_everything_stops(postgres_ser
         text=True, timeout=480)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    with temporary_settings({PREFECT_API_URL: info["api_url"]}), get_client(sync_client=True) as client:
+    with temporary_settings({PREFECT_API_URL: info["api_url"], PREFECT_API_AUTH_STRING: auth}), \
+            get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["captcha-ocr"])))
     assert [run.state.name for run in runs] == ["Completed"]
     # The run is a row in PostgreSQL, and the server never fell back to its SQLite default.
@@ -165,6 +183,13 @@ class TestFindingPostgres:
         assert state["commands"] == [["apt-get", "update"], [
             "apt-get", "install", "-y", "--no-install-recommends", "postgresql"]]
 
+    def test_without_install_the_package_is_never_installed(self, machine):
+        postgres_server, state = machine
+        with pytest.raises(postgres_server.ServerError, match="give --install"):
+            postgres_server.postgres_bindir(install=False)
+        assert state["commands"] == []
+        assert postgres_server.parse_args([]).install is False
+
     def test_missing_package_without_root_is_a_clear_error(self, machine):
         postgres_server, state = machine
         state["root"] = False
@@ -179,3 +204,42 @@ class TestFindingPostgres:
         assert main(["--ephemeral", "--data-dir", str(tmp_path)]) == 2
         assert "--ephemeral needs a new or empty --data-dir" in capsys.readouterr().err
         assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+class TestSecrets:
+    def test_a_secret_file_is_private_from_its_first_byte(self, tmp_path, monkeypatch):
+        from deployments import secret_files
+
+        opened = []
+        real_open = os.open
+
+        def spy(path, flags, mode=0o777):
+            opened.append((flags & (os.O_CREAT | os.O_EXCL), mode))
+            return real_open(path, flags, mode)
+
+        monkeypatch.setattr(secret_files.os, "open", spy)
+        target = tmp_path / "prefect.auth"
+        target.write_text("old")
+        target.chmod(0o644)
+        previous = os.umask(0)
+        try:
+            secret_files.write_secret(target, "prefect:new")
+        finally:
+            os.umask(previous)
+        assert opened == [(os.O_CREAT | os.O_EXCL, 0o600)]
+        assert target.read_text() == "prefect:new"
+        assert target.stat().st_mode & 0o777 == 0o600
+        assert [p.name for p in tmp_path.iterdir()] == ["prefect.auth"]  # no temporary left
+
+    def test_the_auth_string_is_generated_once_or_taken_from_the_server_setting(
+            self, tmp_path, monkeypatch):
+        from deployments.postgres_server import server_auth_string
+
+        monkeypatch.delenv("PREFECT_SERVER_API_AUTH_STRING", raising=False)
+        auth_file = tmp_path / "prefect.auth"
+        first = server_auth_string(auth_file)
+        assert first.startswith("prefect:") and server_auth_string(auth_file) == first
+        monkeypatch.setenv("PREFECT_SERVER_API_AUTH_STRING", "team:given")
+        assert server_auth_string(auth_file) == "team:given"
+        assert auth_file.read_text() == "team:given"
+        assert auth_file.stat().st_mode & 0o777 == 0o600

@@ -1,5 +1,6 @@
 """Deployments as served and as declared in prefect.yaml: names, schedules, typed parameters."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ from click.testing import CliRunner
 from prefect.utilities.schema_tools import validate
 
 from flows.serving import DEFAULT_RETRAIN_CRON, build_deployments, serve
-from ocr_core.config import RESULTS_ENV, RetrainParams
+from ocr_core.config import RetrainParams
+from ocr_core.layout import RESULTS_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_ROOT / "deployments" / "prefect.yaml"
@@ -171,7 +173,7 @@ class TestNewDataTrigger:
         assert not trigger.covers(dataset_event(tmp_path / "other"))
         assert not trigger.covers(dataset_event(tmp_path / "data", "ocr-pipeline.other"))
 
-    def test_debounce_and_templated_parameters(self, on_dataset, tmp_path):
+    def test_debounce_and_the_deployments_own_parameters(self, on_dataset, tmp_path):
         from datetime import timedelta
 
         automation = server_side(on_dataset["retrain"].triggers[0])
@@ -180,21 +182,38 @@ class TestNewDataTrigger:
         (action,) = automation.actions
         assert action.type == "run-deployment" and action.schedule_after == timedelta(seconds=45)
         params = action.parameters["params"]
-        assert params["data_dir"] == "{{ event.payload.data_dir }}"
+        # Nothing comes from the event: its payload cannot choose the folder trained on.
+        assert "{{" not in str(action.parameters)
+        assert params["data_dir"] == str(tmp_path / "data")
         assert params["evaluation_dir"] == str(tmp_path / "held-out")
         assert params["source"] == "dir" and params["epochs"] == 1
-        rendered = dict(params, data_dir=str(tmp_path / "data"))
-        assert schema_errors(on_dataset["retrain"], {"params": rendered}) == []
+        assert schema_errors(on_dataset["retrain"], {"params": params}) == []
 
-    def test_prefect_yaml_retrains_each_dataset_on_its_events(self, declared):
+    def test_prefect_yaml_retrains_the_folder_fixed_at_deploy_time(self, declared):
+        from types import SimpleNamespace
+
         from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
+        from prefect.utilities.templating import resolve_variables
         from pydantic import TypeAdapter
 
+        def deployed(spec, variables):  # what `prefect deploy` does with the Prefect variables
+            class Variables:
+                async def read_variable_by_name(self, name):
+                    value = variables.get(name)
+                    return None if value is None else SimpleNamespace(value=value)
+
+            spec = asyncio.run(resolve_variables(spec, client=Variables()))
+            return server_side(TypeAdapter(DeploymentTriggerTypes).validate_python(spec))
+
         (spec,) = declared["retrain"]["triggers"]
-        automation = server_side(TypeAdapter(DeploymentTriggerTypes).validate_python(spec))
-        trigger = automation.trigger
-        assert trigger.covers(dataset_event(Path("/srv/a"))) and trigger.for_each == {
-            "prefect.resource.id"}  # one debounce window per folder
+        automation = deployed(spec, {"ocr_pipeline_data_dir": "/srv/a"})
+        assert automation.trigger.covers(dataset_event(Path("/srv/a")))
+        assert not automation.trigger.covers(dataset_event(Path("/srv/b")))
+        assert not automation.trigger.covers(dataset_event(Path("/srv/a/b")))
         (action,) = automation.actions
-        assert action.parameters["params"]["data_dir"] == "{{ event.payload.data_dir }}"
+        assert action.parameters["params"]["data_dir"] == "/srv/a"
+        assert "event" not in str(action.parameters)
         assert declared["retrain"]["concurrency_limit"] == 1
+
+        unset = deployed(spec, {})  # no folder given: the trigger matches nothing
+        assert not unset.trigger.covers(dataset_event(Path("/srv/a")))

@@ -8,6 +8,7 @@ assertion failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,13 +99,21 @@ class Processes:
 @pytest.fixture
 def server(tmp_path):
     """`prefect server start` on a free loopback port with its own PREFECT_HOME and SQLite."""
+    with running_server(tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, settings: dict[str, str] | None = None):
+    """A server as the `server` fixture starts it; `settings` join the environment of the server
+    and of every process started through the returned `Processes` (e.g. its auth string)."""
     marker = uuid.uuid4().hex
     home = tmp_path / "prefect-home"
     home.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PREFECT_") and k != "OCR_PIPELINE_RESULTS"}
+           if not k.startswith(("PREFECT_", "OCR_PIPELINE_"))}
     env |= {
         MARKER: marker,
         "PREFECT_HOME": str(home),
@@ -113,7 +122,7 @@ def server(tmp_path):
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
+    } | (settings or {})
     processes = Processes(env, tmp_path)
     try:
         server_process = processes.start("server", str(BIN / "prefect"), "server", "start",

@@ -123,3 +123,39 @@ def test_a_model_that_learned_nothing_fails_the_run(prefect_server, results_dir)
     model_path = last.split("model kept for inspection at ", 1)[1].split(",")[0]
     assert (Path(model_path) / "model.keras").is_file()  # kept on disk for inspection
     assert not list((results_dir / "evaluations").glob("*"))  # but never evaluated or reported
+
+
+def test_the_same_images_in_another_folder_read_their_own_files(prefect_server, results_dir,
+                                                                 captcha_dir, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(captcha_dir, first)
+    _run(CaptchaParams(source="dir", data_dir=first, epochs=1, batch_size=8, min_val_accuracy=0,
+                       results_dir=results_dir))
+    shutil.copytree(first, second)
+    shutil.rmtree(first)
+
+    summary, states, _ = _run(CaptchaParams(source="dir", data_dir=second, epochs=2, batch_size=8,
+                                            min_val_accuracy=0, results_dir=results_dir))
+    assert states["validate_images"] == "Cached" and states["evaluate_model"] == "Completed"
+    latest = max((results_dir / "evaluations").glob("*/predictions.json"),
+                 key=lambda path: path.stat().st_mtime)
+    assert {Path(p["path"]).parent for p in json.loads(latest.read_text())} == {second}
+    assert summary.metrics["count"] > 0
+
+
+def test_a_moved_results_root_keeps_every_cache_hit(prefect_server, tmp_path):
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    old, new = tmp_path / "old-disk" / "results", tmp_path / "big-disk" / "results"
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: old / "prefect-results"}):
+        first, _, _ = _run(_params(old))
+    new.parent.mkdir()
+    shutil.move(old, new)
+
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: new / "prefect-results"}):
+        summary, states, _ = _run(_params(new))
+    cached = {name for name, value in states.items() if value == "Cached"}
+    assert cached == set(states) - UNCACHED, states
+    assert summary.model_path == new / first.model_path.relative_to(old)
+    assert load_bundle(summary.model_path).info["recipe"] == "crnn"
+    assert all(Path(path).is_relative_to(new) for path in summary.plots.values())

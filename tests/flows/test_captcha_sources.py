@@ -63,7 +63,7 @@ class TestCliErrors:
         (["--source", "url", "--url", "ftp://example.org/x.zip"], "only http, https, file URLs"),
         (["--source", "url", "--url", "x.zip"], "file:///absolute/path.zip"),
         (["--source", "dir", "--data-dir", "/no/such/folder"], "--data-dir is not a folder"),
-        (["--validation-policy", "maybe"], "'maybe' is not one of 'fail', 'skip'"),
+        (["--validation-policy", "maybe"], "'maybe' is not allowed: input should be 'fail' or 'skip'"),
     ])
     def test_bad_input_before_the_flow_starts(self, args, message):
         result = CliRunner().invoke(main, ["captcha", *args])

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from ocr_core.bundle import save_bundle
+from ocr_core.bundle import captcha_fields, save_bundle
 from ocr_core.models import get_recipe
 
 
@@ -21,9 +21,9 @@ def runner() -> CliRunner:
 def untrained_bundle(tmp_path_factory):
     recipe = get_recipe("crnn")
     path = tmp_path_factory.mktemp("bundle") / "model"
-    save_bundle(path, recipe.build_model(20), vocabulary="2345678bcdefgmnpwxy", recipe="crnn",
-                height=recipe.height, width=recipe.width, training_manifest_sha256="0",
-                params={}, history={})
+    save_bundle(path, recipe.build_model(20),
+                captcha_fields("2345678bcdefgmnpwxy", recipe.height, recipe.width), recipe="crnn",
+                training_data_sha256="0", params={}, history={})
     return path
 
 
@@ -57,7 +57,7 @@ class TestCaptchaFlags:
     def test_unknown_recipe(self, runner):
         result = runner.invoke(main, ["captcha", "--recipe", "resnet"])
         assert result.exit_code == 2
-        assert "'resnet' is not one of" in _one_line_error(result)
+        assert "'resnet' is not allowed: input should be 'crnn' or 'keras_example'" in _one_line_error(result)
 
 
 class TestPredict:
@@ -96,6 +96,22 @@ class TestPredict:
         assert result.exit_code == 4
         assert "no model at" in _one_line_error(result)
 
+    def test_a_digits_bundle_is_refused_naming_folder_and_kind(self, runner, captcha_dir,
+                                                               tmp_path):
+        from ocr_core.errors import ModelError
+        from ocr_core.mnist.models import build_model, bundle_fields
+        from tasks.predict import choose_model
+
+        digits = save_bundle(tmp_path / "mnist-dense", build_model("dense"),
+                             bundle_fields("dense"), recipe="dense", training_data_sha256="0",
+                             params={}, history={})
+        result = runner.invoke(main, ["predict", "--model", str(digits), str(captcha_dir)])
+        assert result.exit_code == 4
+        assert _one_line_error(result) == (f"Error: {digits} holds a digits model; this needs a "
+                                           "captcha model")
+        with pytest.raises(ModelError, match="holds a digits model; this needs a captcha model"):
+            choose_model.fn(digits, tmp_path)  # the flow that writes a results file
+
 
 class TestGenerateAndEvaluate:
     def test_generate_then_evaluate(self, runner, untrained_bundle, tmp_path):
@@ -110,6 +126,12 @@ class TestGenerateAndEvaluate:
         report = json.loads(result.output)
         assert report["count"] == 6
         assert len(report["misreads"]) == round(6 * (1 - report["sequence_accuracy"]))
+        low, high = report["sequence_accuracy_interval_95"]
+        assert low <= report["sequence_accuracy"] <= high and high - low > 0.3  # 6 images
+
+        result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(out)])
+        right = 6 - len(report["misreads"])
+        assert f"sequence accuracy:    {100 * right / 6:.1f}% ({right}/6, " in result.output
 
     def test_evaluate_empty_folder(self, runner, untrained_bundle, tmp_path):
         result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(tmp_path)])

@@ -68,6 +68,29 @@ def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, f
     assert len(sent) == 1
 
 
+@pytest.mark.slow
+def test_ingest_refuses_images_of_the_registry_evaluation_set(prefect_server, results_dir,
+                                                             folders, sent, tmp_path):
+    from flows.ingest import captcha_ingest
+    from ocr_core.dataset import index_images, list_pngs, records_digest
+    from ocr_core.registry import Registry
+
+    incoming, dataset = folders
+    evaluation = tmp_path / "evaluation"
+    evaluation.mkdir()
+    leaked = sorted(incoming.glob("*.png"))[0]
+    shutil.copy(leaked, evaluation / "held.png")  # the same bytes, under another name
+    records = index_images(list_pngs(evaluation))
+    Registry.of(results_dir).reserve_evaluation_set(
+        records_digest(records), 1, {"folder": str(evaluation)},
+        images={r.sha256: Path(r.path).name for r in records})
+    summary = captcha_ingest(IngestParams(source_dir=incoming, data_dir=dataset,
+                                          results_dir=results_dir))
+    assert summary.refused == {leaked.name: [
+        "same bytes as held.png in the evaluation set, which no model may train on"]}
+    assert len(summary.accepted) == 2 and leaked.exists()
+
+
 class TestIngestCommand:
     def test_data_dir_is_required(self, tmp_path):
         result = CliRunner().invoke(main, ["ingest", str(tmp_path)])

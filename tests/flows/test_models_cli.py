@@ -16,7 +16,7 @@ def two_reader(folder: Path) -> Path:
     """A real bundle that reads every captcha as "2" (its logits always favour class 1)."""
     import keras
 
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import captcha_fields, save_bundle
 
     classes = len(CAPTCHA_ALPHABET) + 1
     inputs = keras.Input((16, 8, 1))
@@ -25,8 +25,8 @@ def two_reader(folder: Path) -> Path:
     bias = np.zeros(classes, dtype="float32")
     bias[1] = 10.0
     dense.set_weights([np.zeros((8, classes), dtype="float32"), bias])
-    return save_bundle(folder, model, vocabulary=CAPTCHA_ALPHABET, recipe="crnn", height=8,
-                       width=16, training_manifest_sha256="0" * 64, params={"seed": 3},
+    return save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
+                       training_data_sha256="0" * 64, params={"seed": 3},
                        history={}, metrics={"test": {"sequence_accuracy": 0.25,
                                                      "character_error_rate": 0.5, "count": 4}})
 
@@ -59,12 +59,20 @@ def results_of(registry: Registry) -> str:
     return str(registry.path.parent)
 
 
+def test_retrain_takes_the_significance_level():
+    result = run("retrain", "--help")
+    assert result.exit_code == 0 and "--significance" in result.output
+    result = run("retrain", "--significance", "1.5")
+    assert result.exit_code == 2 and "--significance" in result.output
+
+
 class TestModelsList:
     def test_marks_the_champion_and_shows_data_and_scores(self, registry):
         result = run("models", "list", "--results-dir", results_of(registry))
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
-        assert lines[1].startswith("*") and "v1" in lines[1] and "0.5000" in lines[1]
+        assert lines[1].startswith("*") and "v1" in lines[1]
+        assert "50.0% (10/20, 29.9-70.1%)" in lines[1]
         assert "synthetic, 40 captchas, seed 3" in lines[1]
         assert "v2" in lines[2] and not lines[2].startswith("*")
 
@@ -86,8 +94,36 @@ class TestModelsShow:
         assert result.output.startswith("v1  (champion)")
         assert "trained on:       synthetic, 40 captchas, seed 3" in result.output
         assert "vocabulary '2345678bcdefgmnpwxy'" in result.output
-        assert "test split:       sequence accuracy 0.2500" in result.output
+        assert "test split:       sequence accuracy 25.0% (1/4, 4.6-69.9%)" in result.output
+        assert "evaluation set:   sequence accuracy 50.0% (10/20, 29.9-70.1%)" in result.output
         assert "promoted: first model" in result.output
+
+    def test_reads_a_version_registered_from_a_format_1_bundle(self, registry):
+        from ocr_core.files import read_json, write_json
+
+        record = registry.path / "versions" / "v1" / "version.json"
+        info = read_json(record)
+        old = {"format": 1} | {k: v for k, v in info["bundle"].items()
+                               if k not in ("format_version", "kind", "training_data_sha256")}
+        write_json(record, info | {"bundle": old | {"training_manifest_sha256": "9" * 64}})
+        result = run("models", "show", "--results-dir", results_of(registry))
+        assert result.exit_code == 0, result.output
+        assert "training data:    split manifest 9999999999999999," in result.output
+
+    def test_shows_the_paired_test_of_each_decision(self, registry):
+        registry.record_decision({
+            "promoted": False, "reason": "gains 3 images, but not significantly",
+            "challenger": "v2", "champion_before": "v1", "champion_after": "v1",
+            "margin": 0.01, "significance": 0.05,
+            "comparison": {"count": 20, "challenger_only": 3, "champion_only": 0,
+                           "p_value": 0.125, "significance": 0.05,
+                           "test": "one-sided exact McNemar"},
+            "evaluation_set": {"digest": "e" * 64, "count": 20}, "evaluation_set_uses": 2})
+        result = run("models", "show", "--results-dir", results_of(registry), "v2")
+        assert result.exit_code == 0, result.output
+        assert ("paired test: n = 20, 3 images only the challenger reads right, 0 only the "
+                "champion, p = 0.1250 (margin 0.01, significance 0.05); evaluation set "
+                "eeeeeeeeeeee, used by 2 decisions") in result.output
 
     def test_unknown_version_is_a_one_line_error(self, registry):
         result = run("models", "show", "--results-dir", results_of(registry), "v7")
@@ -115,6 +151,35 @@ class TestPredictWithTheChampion:
         assert f"using the champion v1 ({registry.path / 'versions' / 'v1'})" in result.stderr
         predictions = [json.loads(line) for line in result.stdout.splitlines()]
         assert len(predictions) == 40 and {p["text"] for p in predictions} == {"2"}
+
+    def test_an_edited_champion_file_is_refused_naming_the_file(self, registry, captcha_dir):
+        model_file = registry.path / "versions" / "v1" / "model.keras"
+        with open(model_file, "ab") as edited:
+            edited.write(b"\0")
+        result = run("predict", "--results-dir", results_of(registry), str(captcha_dir))
+        assert result.exit_code == 5
+        assert result.output.strip() == (
+            f"Error: registered v1 changed since registration: {model_file} differs from its "
+            f"recorded sha256 {registry.version('v1').info['files']['model.keras'][:12]}; "
+            "restore it or register the model again")
+
+    def test_the_predict_flow_refuses_an_edited_champion_too(self, registry):
+        from prefect.logging import disable_run_logger
+
+        from ocr_core.errors import RegistryError
+        from tasks.predict import choose_model
+
+        (registry.path / "versions" / "v1" / "bundle.json").write_text("{}")
+        with disable_run_logger(), pytest.raises(RegistryError, match=r"v1/bundle\.json differs"):
+            choose_model.fn(None, registry.path.parent)
+
+    def test_editing_the_cache_leaves_the_registered_champion_intact(self, registry, tmp_path,
+                                                                    captcha_dir):
+        with open(tmp_path / "a" / "model.keras", "ab") as cache_file:  # the bundle registered
+            cache_file.write(b"\0")
+        result = CliRunner().invoke(main, ["predict", "--results-dir", results_of(registry),
+                                           str(captcha_dir)])
+        assert result.exit_code == 0, result.output
 
     def test_no_champion_is_a_clear_error(self, tmp_path, captcha_dir):
         result = run("predict", "--results-dir", str(tmp_path), str(captcha_dir))

@@ -27,6 +27,9 @@ def test_a_tasks_logic_runs_outside_a_flow(tmp_path):
 @pytest.mark.slow
 def test_a_flow_called_from_plain_python_sets_the_process_up_like_the_cli(tmp_path):
     script = textwrap.dedent("""
+        from flows.environment import apply_process_defaults
+
+        apply_process_defaults()  # before Prefect loads: what the CLI does at its entry point
         from flows.captcha_ocr import captcha_ocr
         from ocr_core.config import CaptchaParams
 

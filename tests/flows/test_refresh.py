@@ -22,7 +22,7 @@ def write_text(text: str, results_dir: Path) -> Output:
     path = results_dir / f"{current_step_key()}.txt"
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-    return Output(str(path), digest=current_step_key())
+    return Output(str(path), step_key=current_step_key())
 
 
 @flow

@@ -8,7 +8,8 @@ from uuid import UUID
 import pytest
 
 from ocr_core.config import RetrainParams
-from ocr_core.registry import Registry, Scores, decide
+from ocr_core.registry import Registry
+from ocr_core.statistics import mcnemar_one_sided
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +62,12 @@ def test_retraining_promotes_keeps_and_survives_a_failed_challenger(
     # New data (another seed): a real duel on the evaluation set, decided by the rule.
     duel = captcha_retrain(tiny(results_dir, seed=7, promotion_margin=0.0))
     assert duel.challenger == "v2"
-    expected = decide(Scores(**duel.challenger_scores), Scores(**duel.champion_scores), 0.0)
-    assert duel.promoted == expected.promote
-    assert registry.champion().name == ("v2" if expected.promote else "v1")
+    test = duel.comparison
+    assert test["count"] == 20 and test["test"] == "one-sided exact McNemar"
+    assert test["p_value"] == mcnemar_one_sided(test["challenger_only"], test["champion_only"])
+    assert duel.promoted == (test["challenger_only"] > test["champion_only"]
+                             and test["p_value"] <= 0.05)
+    assert registry.champion().name == ("v2" if duel.promoted else "v1")
     champion = registry.champion().name
 
     # A challenger that fails leaves the champion and logs why.
@@ -86,3 +90,48 @@ def test_retraining_promotes_keeps_and_survives_a_failed_challenger(
     assert len(registry.versions()) == (2 if duel.challenger == "v2" else 1)
     last = registry.decisions()[-1]
     assert not last["promoted"] and "TrainingError: the model did not learn" in last["reason"]
+
+
+def split_manifests(results_dir: Path) -> set[Path]:
+    return set((results_dir / "manifests").glob("split-*.json"))
+
+
+def test_images_keep_their_split_when_the_dataset_grows(prefect_server, results_dir, tmp_path):
+    """Through the CLI: train, add 25% more images, retrain: every earlier test image is still
+    in test, and the run says how many images joined each split."""
+    from click.testing import CliRunner
+
+    from flows.cli import main
+    from ocr_core.synthetic import generate_captchas
+
+    data, extra, evaluation = tmp_path / "data", tmp_path / "extra", tmp_path / "evaluation"
+    generate_captchas(data, 80, seed=3)
+    generate_captchas(extra, 20, seed=4)
+    generate_captchas(evaluation, 20, seed=5)
+    command = ["retrain", "--source", "dir", "--data-dir", str(data), "--evaluation-dir",
+               str(evaluation), "--epochs", "1", "--min-val-accuracy", "0", "--results-dir",
+               str(results_dir)]
+
+    first = CliRunner().invoke(main, command)
+    assert first.exit_code == 0, first.output
+    assert "Warning: the evaluation set has 20 images" in first.stderr
+    assert "at least 401 images" in first.stderr
+    (before,) = split_manifests(results_dir)
+    earlier = json.loads(before.read_text())
+    assert earlier["rule"].startswith("content-hash")
+
+    added = [path for path in extra.glob("*.png") if not (data / path.name).exists()]
+    for path in added:
+        shutil.copy(path, data)
+    second = CliRunner().invoke(main, command)
+    assert second.exit_code == 0, second.output
+    (after,) = split_manifests(results_dir) - {before}
+    later = json.loads(after.read_text())
+    for name in ("train", "validation", "test"):
+        assert {r["sha256"] for r in earlier[name]} <= {r["sha256"] for r in later[name]}, name
+
+    changes = Registry.of(results_dir).version("v2").info["training_data"]["split_changes"]
+    assert sum(change["joined"] for change in changes.values()) == len(added)
+    assert all(change["moved_in"] == 0 for change in changes.values())
+    assert "new data:   " + ", ".join(f"{changes[n]['joined']} joined {n}" for n in
+                                      ("train", "validation", "test")) in second.output

@@ -17,7 +17,7 @@ class TestTaskRunnerFor:
     def test_threads_by_default_with_room_for_what_waits_on_the_trainings(self):
         runner = task_runner_for(RunnerParams(max_workers=3))
         assert isinstance(runner, ThreadPoolTaskRunner)
-        assert runner._max_workers == 3 * TASKS_PER_TRAINING
+        assert runner.size == 3 * TASKS_PER_TRAINING
 
     def test_local_cluster_one_thread_per_worker_memory_limit_no_dashboard(self):
         runner = task_runner_for(RunnerParams(dask_workers=3, dask_memory_limit="2GiB"))
@@ -56,8 +56,8 @@ class TestSweepParams:
             "crnn lr=0.003 seed=1", "crnn lr=0.003 seed=2"]
 
     def test_empty_lists_stand_for_the_single_values(self):
-        (config,) = SweepParams(seed=7, recipe="seed").configurations()
-        assert (config.seed, config.learning_rate, config.recipe) == (7, None, "seed")
+        (config,) = SweepParams(seed=7, recipe="keras_example").configurations()
+        assert (config.seed, config.learning_rate, config.recipe) == (7, None, "keras_example")
 
     def test_bad_values_are_refused(self):
         with pytest.raises(ValidationError, match="between 0 and 1"):
@@ -124,10 +124,10 @@ def test_a_run_on_another_runner_hands_itself_over_once(prefect_server):
         if (handover := run_on_chosen_runner(probe, params)) is not None:
             return handover()
         context = FlowRunContext.get()
-        return context.task_runner._max_workers, context.flow_run.parent_task_run_id is not None
+        return context.task_runner.size, context.flow_run.parent_task_run_id is not None
 
-    assert probe(RunnerParams(max_workers=2)) == (thread_pool(2)._max_workers, False)  # no subflow
-    assert probe(RunnerParams(max_workers=3)) == (thread_pool(3)._max_workers, True)  # a subflow
+    assert probe(RunnerParams(max_workers=2)) == (thread_pool(2).size, False)  # no subflow
+    assert probe(RunnerParams(max_workers=3)) == (thread_pool(3).size, True)  # a subflow
 
 
 def test_runner_key_ignores_only_the_worker_preload():

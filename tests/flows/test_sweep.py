@@ -34,14 +34,14 @@ def test_sweep_trains_each_configuration_and_gates_the_best(prefect_server, resu
     from flows.sweep import captcha_sweep
     from ocr_core import training
 
-    real_fit = training.fit
+    real_fit = training.train_captcha_model
 
     def fit_failing_seed_2_at_the_high_rate(*args, **kwargs):
         if kwargs["seed"] == 2 and kwargs["learning_rate"] == 0.003:
             raise TrainingError("diverged (made to fail by the test)")
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(training, "fit", fit_failing_seed_2_at_the_high_rate)
+    monkeypatch.setattr(training, "train_captcha_model", fit_failing_seed_2_at_the_high_rate)
     params = SweepParams(results_dir=results_dir, num_samples=40, epochs=1, batch_size=8,
                          evaluation_samples=20, min_val_accuracy=0, seeds=[1, 2],
                          learning_rates=[0.001, 0.003], max_workers=2)

@@ -46,10 +46,34 @@ class TestIndex:
 class TestSplit:
     def test_no_overlap_and_everything_used(self):
         splits = ds.split_records(_records(100), validation_fraction=0.1, test_fraction=0.2, seed=1)
-        sizes = {name: len(rs) for name, rs in splits.items()}
-        assert sizes == {"train": 70, "validation": 10, "test": 20}
         labels = [r.label for rs in splits.values() for r in rs]
         assert len(labels) == len(set(labels)) == 100
+
+    def test_fractions_hold_within_sampling_noise(self):
+        splits = ds.split_records(_records(10_000), validation_fraction=0.1, test_fraction=0.2,
+                                  seed=1)
+        # binomial standard deviations: sqrt(10000 * 0.1 * 0.9) = 30, sqrt(10000 * 0.2 * 0.8) = 40
+        assert abs(len(splits["validation"]) - 1000) < 4 * 30
+        assert abs(len(splits["test"]) - 2000) < 4 * 40
+
+    def test_adding_images_never_moves_an_existing_one(self):
+        before = ds.split_records(_records(400), validation_fraction=0.1, test_fraction=0.1,
+                                  seed=5)
+        after = ds.split_records(_records(500), validation_fraction=0.1, test_fraction=0.1,
+                                 seed=5)
+        for name in ds.SPLITS:
+            assert set(before[name]) <= set(after[name])
+
+    def test_an_image_split_follows_its_content_not_its_name_or_position(self):
+        record = ds.ImageRecord("/a/abc.png", "abc", "f" * 64)
+        moved = ds.ImageRecord("/b/abc.png", "abc", "f" * 64)
+        others = _records(200)
+        first = ds.split_records([record, *others], validation_fraction=0.2, test_fraction=0.2,
+                                 seed=1)
+        again = ds.split_records([*others[:50], moved], validation_fraction=0.2,
+                                 test_fraction=0.2, seed=1)
+        home = next(name for name in ds.SPLITS if record in first[name])
+        assert moved in again[home]
 
     def test_reproducible_and_order_independent(self):
         records = _records(50)
@@ -63,9 +87,23 @@ class TestSplit:
         with pytest.raises(ConfigError, match="cannot be split"):
             ds.split_records(_records(3), validation_fraction=0.1, test_fraction=0.1, seed=0)
 
-    def test_split_manifest_round_trip(self, tmp_path):
-        splits = ds.split_records(_records(20), validation_fraction=0.1, test_fraction=0.1, seed=0)
+    def test_split_manifest_round_trip_names_its_rule(self, tmp_path):
+        splits = ds.split_records(_records(40), validation_fraction=0.1, test_fraction=0.1, seed=0)
         digest = ds.write_split(tmp_path / "s.json", splits, "0123456789", seed=0)
         read, vocabulary = ds.read_split(tmp_path / "s.json")
         assert read == splits and vocabulary == "0123456789"
         assert len(digest) == 64
+        membership = ds.split_membership(tmp_path / "s.json")
+        assert membership["rule"] == ds.SPLIT_RULE and "content-hash" in membership["rule"]
+        assert membership["test"] == sorted(r.sha256 for r in splits["test"])
+
+    def test_split_changes_count_what_joined_and_what_moved(self):
+        before = {"train": ["a", "b"], "validation": ["c"], "test": ["d"]}
+        after = {"train": ["a", "b", "e", "f"], "validation": ["c", "g"], "test": ["d"]}
+        changes = ds.split_changes(before, after)
+        assert {n: c["joined"] for n, c in changes.items()} == {"train": 2, "validation": 1,
+                                                                "test": 0}
+        assert all(c["moved_in"] == c["left"] == 0 for c in changes.values())
+        reshuffled = ds.split_changes(before, {"train": ["a", "d"], "validation": ["c"],
+                                               "test": ["b"]})
+        assert reshuffled["test"] == {"joined": 0, "moved_in": 1, "left": 1, "images": 1}

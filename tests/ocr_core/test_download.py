@@ -19,10 +19,9 @@ from ocr_core.download import (
     check_url,
     download,
     file_name_of,
-    parse_retry_after,
-    retry_delay,
 )
 from ocr_core.errors import ConfigError, DownloadError
+from ocr_core.retry import parse_retry_after, retry_delay
 from tests.fault_server import Reply
 
 PAYLOAD = bytes(random.Random(0).getrandbits(8) for _ in range(200_000))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ocr_core.files import atomic_path
+from ocr_core.files import atomic_path, move_aside
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,12 +18,20 @@ class TestAtomicFolder:
             raise RuntimeError("killed")
         assert list(tmp_path.iterdir()) == []
 
-    def test_an_existing_folder_is_replaced_whole(self, tmp_path):
-        for content in ("old", "new"):
+    def test_an_existing_folder_is_kept_whole_and_the_new_one_dropped(self, tmp_path):
+        # another run may be reading the folder there: it holds the same key's content
+        for content in ("first", "second"):
             with atomic_path(tmp_path / "out", is_dir=True) as tmp:
                 (tmp / content).write_text(content)
         assert [p.name for p in tmp_path.iterdir()] == ["out"]
-        assert [p.name for p in (tmp_path / "out").iterdir()] == ["new"]
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["first"]
+
+    def test_a_folder_moved_aside_is_kept_for_its_readers(self, tmp_path):
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "f").write_text("read me")
+        aside = move_aside(tmp_path / "out")
+        assert (aside / "f").read_text() == "read me" and not (tmp_path / "out").exists()
+        assert move_aside(tmp_path / "out") is None
 
     def test_two_processes_writing_the_same_folder_both_succeed(self, tmp_path):
         # Two runs with the same cache key write the same folder at once.

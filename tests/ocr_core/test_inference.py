@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from ocr_core.bundle import load_bundle, save_bundle
+from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
 from ocr_core.ctc import BLANK_INDEX
 from ocr_core.errors import DataError
 from ocr_core.inference import (
@@ -44,8 +44,8 @@ def bundle(tmp_path_factory):
     bias[BLANK_INDEX] = 8.0  # blank unless a strip has ink: peaked, readable confidences
     dense.set_weights([kernel, bias])
     path = tmp_path_factory.mktemp("bundle") / "strips"
-    save_bundle(path, keras.Model(inputs, logits), vocabulary=VOCABULARY, recipe="crnn",
-                height=HEIGHT, width=WIDTH, training_manifest_sha256="0", params={}, history={})
+    save_bundle(path, keras.Model(inputs, logits), captcha_fields(VOCABULARY, HEIGHT, WIDTH),
+                recipe="crnn", training_data_sha256="0", params={}, history={})
     return load_bundle(path)
 
 

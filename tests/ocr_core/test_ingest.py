@@ -56,6 +56,16 @@ class TestPlan:
             "wwwww.png": [f"same bytes as {existing.name}, already in the dataset"]}
         assert "wwwww.png" not in plan.accepted
 
+    def test_images_of_the_evaluation_set_are_refused_naming_them(self, folders):
+        from ocr_core.files import sha256_file
+
+        incoming, dataset = folders
+        held = sorted(incoming.glob("*.png"))[0]
+        plan = ingest.plan_ingest(incoming, dataset, held_out={sha256_file(held): "abcde.png"})
+        assert plan.refused == {held.name: [
+            "same bytes as abcde.png in the evaluation set, which no model may train on"]}
+        assert held.name not in plan.accepted and len(plan.accepted) == 3
+
     def test_a_name_clash_is_refused_not_overwritten(self, folders):
         incoming, dataset = folders
         existing = sorted(dataset.glob("*.png"))[0]

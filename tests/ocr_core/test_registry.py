@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import pytest
 
 from ocr_core import files
 from ocr_core.errors import ConfigError, ModelError, RegistryError
-from ocr_core.registry import Registry, Scores, bundle_digest, decide, version_number
+from ocr_core.registry import Registry, bundle_digest, version_number
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,53 +35,6 @@ def register(registry: Registry, bundle: Path, seed: int = 1):
                              params={"seed": seed})
 
 
-class TestDecide:
-    def test_first_model_is_promoted(self):
-        decision = decide(Scores(0.0, 1.0, 20), None, margin=0.01)
-        assert decision.promote
-        assert "no champion" in decision.reason
-
-    def test_gain_of_at_least_the_margin_promotes(self):
-        assert decide(Scores(0.80, 0.2, 100), Scores(0.78, 0.1, 100), margin=0.02).promote
-        assert decide(Scores(0.90, 0.2, 100), Scores(0.78, 0.1, 100), margin=0.02).promote
-
-    def test_gain_below_the_margin_keeps_the_champion(self):
-        decision = decide(Scores(0.79, 0.05, 100), Scores(0.78, 0.1, 100), margin=0.02)
-        assert not decision.promote
-        assert "below the margin" in decision.reason
-
-    def test_worse_challenger_is_kept_out_even_with_a_lower_cer(self):
-        decision = decide(Scores(0.70, 0.01, 100), Scores(0.78, 0.1, 100), margin=0.0)
-        assert not decision.promote
-        assert decision.reason.startswith("worse")
-
-    def test_zero_margin_promotes_any_gain(self):
-        assert decide(Scores(0.79, 0.3, 100), Scores(0.78, 0.1, 100), margin=0.0).promote
-
-    def test_tie_goes_to_the_lower_character_error_rate(self):
-        assert decide(Scores(0.78, 0.09, 100), Scores(0.78, 0.10, 100), margin=0.05).promote
-
-    def test_tie_on_both_metrics_keeps_the_champion(self):
-        assert not decide(Scores(0.78, 0.10, 100), Scores(0.78, 0.10, 100), margin=0.0).promote
-        assert not decide(Scores(0.78, 0.12, 100), Scores(0.78, 0.10, 100), margin=0.0).promote
-
-    def test_float_noise_is_a_tie(self):
-        # 0.1 + 0.2 != 0.3 in floating point; the same count of right answers must tie.
-        assert not decide(Scores(0.1 + 0.2, 0.5, 10), Scores(0.3, 0.5, 10), margin=0.0).promote
-
-    def test_failed_challenger_never_promotes(self):
-        assert not decide(None, Scores(0.5, 0.1, 10), margin=0.0).promote
-        assert not decide(None, None, margin=0.0).promote
-
-    def test_scores_on_different_sets_are_refused(self):
-        with pytest.raises(ValueError, match="different sets"):
-            decide(Scores(0.5, 0.1, 10), Scores(0.5, 0.1, 20), margin=0.0)
-
-    def test_margin_outside_zero_one_is_refused(self):
-        with pytest.raises(ValueError, match="margin"):
-            decide(Scores(0.5, 0.1, 10), None, margin=-0.1)
-
-
 class TestRegister:
     def test_versions_are_numbered_copies_of_the_bundles(self, tmp_path):
         registry = Registry(tmp_path / "registry")
@@ -90,6 +44,9 @@ class TestRegister:
         assert (second.path / "model.keras").read_bytes() == b"model b"
         assert second.info["training_data"]["seed"] == 2
         assert second.info["bundle"]["recipe"] == "crnn"
+        # a format 1 bundle is recorded in today's field names
+        assert second.info["bundle"]["kind"] == "captcha"
+        assert second.info["bundle"]["training_data_sha256"] == "d" * 64
         assert second.info["metrics"]["test"]["sequence_accuracy"] == 0.5
         assert second.digest == bundle_digest(tmp_path / "b")
 
@@ -105,6 +62,16 @@ class TestRegister:
         bundle = make_bundle(tmp_path / "a", "a")
         assert register(registry, bundle).name == register(registry, bundle / "model.keras").name
         assert [v.name for v in registry.versions()] == ["v1"]
+
+    def test_a_digits_bundle_is_refused(self, tmp_path):
+        folder = make_bundle(tmp_path / "mnist", "digits")
+        files.write_json(folder / "bundle.json", {
+            "format": 1, "task": "mnist", "recipe": "dense", "input": {"height": 28, "width": 28},
+            "output": "logits", "classes": list("0123456789"), "training_data_sha256": "d" * 64})
+        with pytest.raises(ModelError, match=f"^{re.escape(str(folder))} holds a digits model; "
+                                             "this needs a captcha model$"):
+            register(Registry(tmp_path / "registry"), folder)
+        assert not (tmp_path / "registry" / "versions").exists()
 
     def test_a_folder_without_a_bundle_is_refused(self, tmp_path):
         (tmp_path / "empty").mkdir()
@@ -139,17 +106,56 @@ class TestRegister:
     def test_a_registered_version_is_a_loadable_bundle(self, tmp_path):
         import keras
 
-        from ocr_core.bundle import load_bundle, save_bundle
+        from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
 
         inputs = keras.Input((16, 8, 1))
         outputs = keras.layers.Dense(4)(keras.layers.Reshape((16, 8))(inputs))
-        bundle = save_bundle(tmp_path / "bundle", keras.Model(inputs, outputs), vocabulary="abc",
-                             recipe="crnn", height=8, width=16, training_manifest_sha256="0" * 64,
-                             params={}, history={})
+        bundle = save_bundle(tmp_path / "bundle", keras.Model(inputs, outputs),
+                             captcha_fields("abc", 8, 16), recipe="crnn",
+                             training_data_sha256="0" * 64, params={}, history={})
         version = register(Registry(tmp_path / "registry"), bundle)
         loaded = load_bundle(version.path)
         assert loaded.vocabulary.characters == "abc"
         assert loaded.model.output_shape == (None, 16, 4)
+
+
+class TestIntegrity:
+    def test_a_cache_side_edit_does_not_change_the_registered_version(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        bundle = make_bundle(tmp_path / "a", "a")
+        version = register(registry, bundle)
+        with open(bundle / "model.keras", "ab") as cache_file:  # edit in place, as a link would share
+            cache_file.write(b" edited")
+        assert (version.path / "model.keras").read_bytes() == b"model a"
+        assert registry.verified(version) == version
+
+    def test_every_file_is_recorded_and_an_edit_is_refused_naming_the_file(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        version = register(registry, make_bundle(tmp_path / "a", "a"))
+        assert set(version.info["files"]) == {"model.keras", "bundle.json", "metrics.json",
+                                              "params.json"}
+        (version.path / "params.json").write_text('{"seed": 2}')
+        with pytest.raises(RegistryError, match=r"v1 changed since registration: .*params\.json"):
+            registry.verified(version)
+
+    def test_a_missing_file_is_refused(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        version = register(registry, make_bundle(tmp_path / "a", "a"))
+        (version.path / "model.keras").unlink()
+        with pytest.raises(RegistryError, match=r"lost a file: .*model\.keras"):
+            registry.verified(version)
+
+    def test_a_version_without_file_digests_is_checked_by_its_bundle_digest(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        version = register(registry, make_bundle(tmp_path / "a", "a"))
+        info = dict(version.info)
+        del info["files"]
+        files.write_json(version.path / "version.json", info)
+        old = registry.version("v1")
+        assert registry.verified(old) == old
+        (old.path / "model.keras").write_bytes(b"tampered")
+        with pytest.raises(RegistryError, match="model.keras or .*bundle.json differs"):
+            registry.verified(old)
 
 
 class TestChampion:
@@ -191,6 +197,25 @@ class TestEvaluationSet:
         with pytest.raises(ConfigError, match=r"500 images \(generated with seed 2024.*200 images"):
             registry.reserve_evaluation_set("b" * 64, 200, {"generated with seed": 7})
         assert registry.evaluation_set()["digest"] == "a" * 64
+
+
+    def test_the_images_are_kept_for_ingest_also_for_a_set_recorded_without_them(self,
+                                                                                 tmp_path):
+        registry = Registry(tmp_path / "registry")
+        registry.reserve_evaluation_set("a" * 64, 2, {"generated with seed": 2024})
+        assert registry.evaluation_images() == {}
+        registry.reserve_evaluation_set("a" * 64, 2, {"generated with seed": 2024},
+                                        images={"f" * 64: "abc.png", "e" * 64: "xyz.png"})
+        assert registry.evaluation_images() == {"e" * 64: "xyz.png", "f" * 64: "abc.png"}
+
+    def test_uses_count_the_decisions_that_scored_on_the_set(self, tmp_path):
+        registry = Registry(tmp_path / "registry")
+        scored = {"challenger_scores": {"count": 2}, "evaluation_set": {"digest": "a" * 64}}
+        registry.record_decision(scored)
+        registry.record_decision(scored)
+        registry.record_decision({"challenger_scores": None, "evaluation_set": {"digest": "a" * 64}})
+        registry.record_decision(scored | {"evaluation_set": {"digest": "b" * 64}})
+        assert registry.evaluation_set_uses("a" * 64) == 2
 
 
 class TestDecisions:

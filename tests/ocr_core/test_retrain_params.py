@@ -29,15 +29,29 @@ class TestRetrainParams:
         with pytest.raises(ValidationError):
             RetrainParams(promotion_margin=1.5)
 
+    def test_significance_is_a_level_between_zero_and_one(self):
+        assert RetrainParams().significance == 0.05
+        assert RetrainParams(significance=0.01).significance == 0.01
+        for bad in (0, 1, -0.1):
+            with pytest.raises(ValidationError, match="significance"):
+                RetrainParams(significance=bad)
+        form = RetrainParams.model_json_schema()["properties"]["significance"]  # the UI's form
+        assert (form["exclusiveMinimum"], form["exclusiveMaximum"]) == (0, 1)
+        assert "McNemar" in form["description"]
+
 
 class TestSeedPerRun:
     def test_fixed_seed_by_default(self):
+        from flows.retrain import seeded_for_run
+
         params = RetrainParams(seed=3)
-        assert params.for_run("run-a") is params
+        assert seeded_for_run(params, "run-a") is params
 
     def test_each_run_draws_its_own_reproducible_seed(self):
+        from flows.retrain import seeded_for_run
+
         params = RetrainParams(reseed_each_run=True)
-        seeds = {params.for_run(f"run-{index}").seed for index in range(20)}
+        seeds = {seeded_for_run(params, f"run-{index}").seed for index in range(20)}
         assert len(seeds) == 20
-        assert params.for_run("run-1").seed == params.for_run("run-1").seed
+        assert seeded_for_run(params, "run-1").seed == seeded_for_run(params, "run-1").seed
         assert params.evaluation_seed not in seeds

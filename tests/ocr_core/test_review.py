@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ocr_core import ingest
-from ocr_core.errors import ConfigError
+from ocr_core.errors import ConfigError, ModelError
 from ocr_core.review import REVIEW_LOG, queue_for_review, read_review_log, review_name
 
 
@@ -34,6 +34,46 @@ class TestNames:
         assert review_name("bcdef", {"bcdef.png"}) == "bcdef-2.png"
         assert review_name("bcdef", {"bcdef.png", "bcdef-2.png"}) == "bcdef-3.png"
         assert review_name("", set()) == "_empty_.png"
+
+
+class TestNamesStayInside:
+    @pytest.mark.parametrize(("prediction", "name"), [
+        ("../evil", "%2E.%2Fevil.png"), ("/etc/cron.d/x", "%2Fetc%2Fcron.d%2Fx.png"),
+        ("..", "%2E..png"), (".hidden", "%2Ehidden.png"), ("a\\b", "a%5Cb.png"),
+        ("a\x00b\nc", "a%00b%0Ac.png"), ("50%", "50%25.png"),
+    ])
+    def test_characters_that_steer_a_path_are_escaped(self, prediction, name):
+        assert review_name(prediction, set()) == name
+
+    def test_a_long_reading_is_cut_to_a_valid_name(self):
+        assert len(review_name("x" * 400, set()).encode()) <= 255
+
+    def test_a_reading_that_would_escape_is_written_inside(self, images, tmp_path):
+        review = tmp_path / "deep" / "review"
+        items = queue_for_review([Reading(str(images[0]), "../../escaped", 0.1),
+                                  Reading(str(images[1]), "/tmp/abs", 0.1)], 0.5, review)
+        assert [item.file for item in items] == ["%2E.%2F..%2Fescaped.png", "%2Ftmp%2Fabs.png"]
+        assert sorted(p.name for p in review.iterdir()) == sorted([*(i.file for i in items),
+                                                                   REVIEW_LOG])
+        assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["review"]
+        assert not (tmp_path / "escaped.png").exists()
+
+    def test_the_final_path_is_checked_before_writing(self, images, tmp_path, monkeypatch):
+        import ocr_core.review
+
+        monkeypatch.setattr(ocr_core.review, "review_name", lambda prediction, taken: prediction)
+        review = tmp_path / "review"
+        with pytest.raises(ModelError, match=r"'\.\./out\.png' would be written outside the "
+                                             "review folder"):
+            queue_for_review([Reading(str(images[0]), "../out.png", 0.1)], 0.5, review)
+        assert not (tmp_path / "out.png").exists() and list(review.iterdir()) == []
+
+    def test_a_link_in_the_folder_is_not_written_through(self, images, tmp_path):
+        review = tmp_path / "review"
+        review.mkdir()
+        (review / "bcdef.png").symlink_to(tmp_path / "victim.png")
+        items = queue_for_review([Reading(str(images[0]), "bcdef", 0.1)], 0.5, review)
+        assert items[0].file == "bcdef-2.png" and not (tmp_path / "victim.png").exists()
 
 
 class TestQueue:

@@ -7,7 +7,7 @@ from ocr_core.ctc import Vocabulary
 from ocr_core.metrics import character_error_rate
 from ocr_core.models import get_recipe
 from ocr_core.pipeline import load_split, save_split
-from ocr_core.training import MONITOR, TrainingPlan, fit, plan_training, predict_texts
+from ocr_core.training import MONITOR, TrainingPlan, plan_training, predict_texts, train_captcha_model
 
 
 class TestPlanTraining:
@@ -75,9 +75,9 @@ def overfitted(tmp_path_factory, captcha_dir):
     epochs = 40
     plan = TrainingPlan(batch_size=4, epochs=epochs, patience=epochs, start_from_epoch=0)
     validation = load_split(folder / "train", 8)
-    result = fit(recipe, vocabulary, load_split(folder / "train", 4, shuffle=True, seed=0),
-                 validation, plan=plan, seed=0, learning_rate=1e-2,
-                 callbacks=[_WreckLastEpoch(epochs - 1)])
+    result = train_captcha_model(recipe, vocabulary, load_split(folder / "train", 4, shuffle=True, seed=0),
+                                 validation, plan=plan, seed=0, learning_rate=1e-2,
+                                 callbacks=[_WreckLastEpoch(epochs - 1)])
     return result, validation, vocabulary
 
 

@@ -78,6 +78,17 @@ class TestProblems:
         spec = ImageSpec(width=160, height=60, label_pattern="[A-Z0-9]{4}")
         assert validate_folder(tmp_path, spec).accepted == ["AB12.png"]
 
+    def test_labels_a_vocabulary_cannot_hold_are_refused_whatever_the_pattern(self, tmp_path):
+        for shade, label in enumerate(("ab.cd", "ab\\cd", "ab\x7fcd", "abcde")):
+            Image.new("L", (20, 10), shade).save(tmp_path / f"{label}.png")
+        report = validate_folder(tmp_path, ImageSpec(width=20, height=10, label_pattern=".{5}"),
+                                 policy="skip")
+        assert report.accepted == ["abcde.png"]
+        assert report.problems["ab.cd.png"] == [
+            "label 'ab.cd' has '.', which a model's vocabulary cannot hold (predictions become "
+            "file names)"]
+        assert set(report.problems) == {"ab.cd.png", "ab\x7fcd.png", "ab\\cd.png"}
+
     def test_bad_settings(self, good_dir):
         with pytest.raises(ConfigError, match="not a regular expression"):
             ImageSpec(label_pattern="[abc")

@@ -5,9 +5,10 @@ import pkgutil
 
 import pytest
 from prefect import Task
-from prefect.cache_policies import DEFAULT, NO_CACHE, CacheKeyFnPolicy
+from prefect.cache_policies import DEFAULT, NO_CACHE
 
 import tasks
+from tasks.step_policy import StepPolicy
 
 
 def _all_tasks() -> list[Task]:
@@ -35,7 +36,7 @@ def test_each_task_is_cached_by_its_step_key_or_not_at_all(task):
     if policy is NO_CACHE:
         assert not hasattr(task.fn, "step_key")
     else:
-        assert isinstance(policy, CacheKeyFnPolicy) and hasattr(task.fn, "step_key")
+        assert isinstance(policy, StepPolicy) and hasattr(task.fn, "step_key")
         assert task.persist_result
 
 

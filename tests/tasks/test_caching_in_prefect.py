@@ -19,7 +19,7 @@ def write_text(text: str, results_dir: Path) -> Output:
     key = current_step_key()
     with atomic_path(results_dir / f"{key}.txt") as tmp:
         tmp.write_text(text)
-    return Output(str(results_dir / f"{key}.txt"), digest=key)
+    return Output(str(results_dir / f"{key}.txt"), step_key=key)
 
 
 @flow
@@ -41,3 +41,13 @@ def test_cache_hit_in_a_new_flow_run_and_miss_when_files_are_gone(prefect_server
     third = write_flow("hello", results_dir)
     assert CALLS == ["hello", "other", "hello"]
     assert Path(third.path).read_text() == "hello"
+
+
+def test_a_truncated_record_is_a_miss_not_a_failure(prefect_server, results_dir):
+    """A kill while Prefect writes a record (its storage writes in place) costs a recompute."""
+    CALLS.clear()
+    first = write_flow("whole", results_dir)
+    record = results_dir / "prefect-results" / first.step_key
+    record.write_bytes(record.read_bytes()[:40])
+    again = write_flow("whole", results_dir)
+    assert CALLS == ["whole", "whole"] and again == first

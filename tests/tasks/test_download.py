@@ -28,7 +28,7 @@ class TestDownloadArchive:
         url = file_server.script(ZIP_PATH, Reply(503), Reply(body=captcha_zip))
         record = download_archive.fn(url, None, results_dir, timeout=2, attempts=3, backoff=0.01)
         assert record.attempts == 2
-        assert record.digest == hashlib.sha256(captcha_zip).hexdigest()
+        assert record.content_digest == hashlib.sha256(captcha_zip).hexdigest()
         assert Path(record.path) == download_folder(url, None, results_dir) / "captcha_images_v2.zip"
         assert Path(record.path).read_bytes() == captcha_zip
         assert record.size == len(captcha_zip) and record.url == url
@@ -53,7 +53,7 @@ class TestRevalidation:
         url = file_server.script(ZIP_PATH, Reply(body=captcha_zip, headers=validator))
         first = download_archive.fn(url, None, results_dir, timeout=2)
         again = download_archive.fn(url, None, results_dir, timeout=2)
-        assert first.attempts == 1 and again.attempts == 0 and again.digest == first.digest
+        assert first.attempts == 1 and again.attempts == 0 and again.content_digest == first.content_digest
         conditional = file_server.request_headers(ZIP_PATH)[1]
         assert (conditional.get("If-None-Match") == validator.get("ETag")
                 or conditional.get("If-Modified-Since") == validator.get("Last-Modified"))
@@ -64,7 +64,7 @@ class TestRevalidation:
         newer = captcha_zip + b"\0"  # zip readers ignore trailing bytes; the digest changes
         file_server.script(ZIP_PATH, Reply(body=newer, headers={"ETag": '"v2"'}))
         again = download_archive.fn(url, None, results_dir, timeout=2)
-        assert again.attempts == 1 and again.digest == hashlib.sha256(newer).hexdigest()
+        assert again.attempts == 1 and again.content_digest == hashlib.sha256(newer).hexdigest()
         assert Path(again.path) == Path(first.path) and Path(again.path).read_bytes() == newer
         assert file_server.request_headers(ZIP_PATH)[0]["If-None-Match"] == '"v1"'
 
@@ -91,7 +91,7 @@ class TestExtractArchive:
         assert Path(images.path).is_relative_to(results_dir / "data" / "extracted")
         assert images.count == 40
         # the same images as the folder they were zipped from: later steps share its cache
-        assert images.digest == fingerprint_folder.fn(captcha_dir).digest
+        assert images.content_digest == fingerprint_folder.fn(captcha_dir).content_digest
 
 
 @flow

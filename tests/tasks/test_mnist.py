@@ -39,11 +39,11 @@ class TestLocate:
     def test_digest_follows_content_not_folder(self, tmp_path, mnist_dir, mnist_arrays, results_dir):
         copy = tmp_path / "copy"
         write_idx_copy(copy, mnist_arrays)
-        assert _locate(copy, results_dir).digest == _locate(mnist_dir, results_dir).digest
+        assert _locate(copy, results_dir).content_digest == _locate(mnist_dir, results_dir).content_digest
         changed = [a.copy() for a in mnist_arrays]
         changed[0][0, 0, 0] ^= 1
         write_idx_copy(copy, changed)
-        assert _locate(copy, results_dir).digest != _locate(mnist_dir, results_dir).digest
+        assert _locate(copy, results_dir).content_digest != _locate(mnist_dir, results_dir).content_digest
 
     def test_offline_download_fails_fast(self, results_dir, closed_port):
         start = time.monotonic()
@@ -57,7 +57,7 @@ class TestLoadAndShow:
         path = Path(digit_data.path)
         assert path.is_relative_to(results_dir / "data" / "mnist") and path.name == "mnist.npz"
         arrays = load_arrays(path)
-        assert digit_data.digest == arrays.digest()
+        assert digit_data.content_digest == arrays.digest()
         assert digit_data.counts == {"train": 300, "test": 100}
         np.testing.assert_array_equal(arrays.x_train, mnist_arrays[0])
 

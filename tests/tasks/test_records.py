@@ -5,27 +5,26 @@ import pytest
 from pydantic import BaseModel
 
 from tasks.caching import content_token, step_key
-from tasks.records import Datasets, ImageFolder, MissingOutputs, ModelBundle
+from tasks.records import Datasets, ImageFolder, ModelBundle
 
 
 class TestRecords:
-    def test_round_trip_while_files_exist(self, tmp_path):
-        record = ImageFolder(str(tmp_path), digest="d1", count=3)
+    def test_round_trip(self, tmp_path):
+        record = ImageFolder(str(tmp_path), content_digest="d1", count=3, root=str(tmp_path))
         assert pickle.loads(pickle.dumps(record)) == record
 
-    def test_loading_a_record_whose_files_are_gone_fails(self, tmp_path):
+    def test_a_record_whose_files_are_gone_names_them(self, tmp_path):
         folder = tmp_path / "images"
         folder.mkdir()
-        data = pickle.dumps(ImageFolder(str(folder), digest="d1", count=3))
+        record = ImageFolder(str(folder), content_digest="d1", count=3)
+        assert record.missing_files() == []
         folder.rmdir()
-        with pytest.raises(MissingOutputs, match="images"):
-            pickle.loads(data)
+        assert record.missing_files() == [str(folder)]
+        assert pickle.loads(pickle.dumps(record)) == record  # reading it is not deciding it
 
     def test_bundle_record_needs_its_model_file(self, tmp_path):
         (tmp_path / "bundle.json").write_text("{}")
-        data = pickle.dumps(ModelBundle(str(tmp_path), digest="k"))
-        with pytest.raises(MissingOutputs, match="model.keras"):
-            pickle.loads(data)
+        assert str(tmp_path / "model.keras") in ModelBundle(str(tmp_path), content_digest="k").missing_files()
 
     def test_datasets_record_needs_its_split_manifest(self, tmp_path):
         for name in ("train", "validation", "test"):
@@ -33,11 +32,24 @@ class TestRecords:
         (tmp_path / "datasets.json").write_text("{}")
         split = tmp_path / "split.json"
         split.write_text("{}")
-        data = pickle.dumps(Datasets(str(tmp_path), digest="d", split_manifest=str(split)))
-        pickle.loads(data)
+        record = Datasets(str(tmp_path), content_digest="d", split_manifest=str(split))
+        assert record.missing_files() == []
         split.unlink()
-        with pytest.raises(MissingOutputs, match="split.json"):
-            pickle.loads(data)
+        assert record.missing_files() == [str(split)]
+
+    def test_relocated_moves_every_path_under_an_old_root_and_nothing_else(self):
+        record = Datasets("/old/root/datasets/k", content_digest="k", root="/old/root",
+                          split_manifest="/old/root/manifests/split-k.json",
+                          images_root="/data/captchas", vocabulary="/old/root")
+        moved = record.relocated({"/old/root": "/big/disk/root", "/data/captchas": "/copy"})
+        assert moved == Datasets("/big/disk/root/datasets/k", content_digest="k", root="/big/disk/root",
+                                 split_manifest="/big/disk/root/manifests/split-k.json",
+                                 images_root="/copy", vocabulary="/big/disk/root")
+        assert record.relocated({"/old/ro": "/x"}) == record  # a prefix of a name is no root
+
+    def test_records_pickled_before_roots_existed_still_read(self):
+        record = pickle.loads(pickle.dumps(ImageFolder("/a", content_digest="d")).replace(b"root", b"rxxx"))
+        assert record.path == "/a" and record.root == ""
 
 
 def train(epochs: int, seed: int) -> None:
@@ -50,8 +62,8 @@ def evaluate(epochs: int, seed: int) -> None:
 
 class TestContentKeys:
     def test_records_are_keyed_by_digest_not_path(self, tmp_path):
-        here = ImageFolder(str(tmp_path / "a"), digest="same", count=1)
-        there = ImageFolder(str(tmp_path / "b"), digest="same", count=1)
+        here = ImageFolder(str(tmp_path / "a"), content_digest="same", count=1)
+        there = ImageFolder(str(tmp_path / "b"), content_digest="same", count=1)
         assert content_token(here) == content_token(there)
         assert step_key(train, images=here) == step_key(train, images=there)
 

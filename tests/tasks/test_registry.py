@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from prefect.logging import disable_run_logger
 
-from ocr_core.dataset import index_images, list_pngs, write_manifest
+from ocr_core.dataset import ImageRecord, index_images, list_pngs, write_manifest
 from ocr_core.errors import ConfigError
+from ocr_core.inference import Prediction
 from ocr_core.registry import Registry
 from ocr_core.synthetic import CAPTCHA_ALPHABET, generate_captchas
 from tasks.records import EvaluationReport, Manifest, ModelBundle, PromotionDecision
@@ -22,6 +23,7 @@ from tasks.registry import (
     record_failed_challenger,
     register_model,
     reserve_evaluation_set,
+    warn_small_evaluation_set,
 )
 
 
@@ -29,7 +31,7 @@ def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     """A bundle whose logits always favour one class (0 = blank) at every time step."""
     import keras
 
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle import captcha_fields, save_bundle
 
     num_classes = len(CAPTCHA_ALPHABET) + 1
     inputs = keras.Input((16, 8, 1))  # (batch, width, height, 1)
@@ -38,17 +40,17 @@ def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     bias = np.zeros(num_classes, dtype="float32")
     bias[favourite_class] = 10.0
     dense.set_weights([np.zeros((8, num_classes), dtype="float32"), bias])
-    save_bundle(folder, model, vocabulary=CAPTCHA_ALPHABET, recipe="crnn", height=8, width=16,
-                training_manifest_sha256="0" * 64, params={"favourite": favourite_class},
+    save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
+                training_data_sha256="0" * 64, params={"favourite": favourite_class},
                 history={})
-    return ModelBundle(str(folder), digest=f"constant-{favourite_class}", recipe="crnn")
+    return ModelBundle(str(folder), content_digest=f"constant-{favourite_class}", recipe="crnn")
 
 
 def manifest_of(folder: Path, path: Path) -> Manifest:
     records = index_images(list_pngs(folder))
     digest = write_manifest(path, records)
     labels = "".join(r.label for r in records)
-    return Manifest(str(path), digest=digest, count=len(records),
+    return Manifest(str(path), content_digest=digest, count=len(records),
                     vocabulary="".join(sorted(set(labels))))
 
 
@@ -65,7 +67,7 @@ def bundles(tmp_path) -> dict[str, ModelBundle]:
 
 def register(bundle: ModelBundle, results_dir: Path):
     with disable_run_logger():
-        test = EvaluationReport(str(results_dir / "m.json"), digest="e", metrics={"count": 4})
+        test = EvaluationReport(str(results_dir / "m.json"), content_digest="e", metrics={"count": 4})
         return register_model.fn(bundle, test, {"source": "synthetic", "images": 40, "seed": 1},
                                  {"seed": 1}, results_dir)
 
@@ -90,13 +92,14 @@ class TestChallengeChampion:
                                               "character_error_rate": 1.0, "count": 40}
         assert Registry.of(tmp_path).champion().name == "v1"
 
-    def test_lower_error_rate_wins_the_accuracy_tie(self, bundles, evaluation_set, tmp_path):
+    def test_an_accuracy_tie_keeps_the_champion_despite_a_lower_error_rate(
+        self, bundles, evaluation_set, tmp_path
+    ):
         challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
         decision = challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
-        assert decision.promoted, decision.reason
-        assert (decision.champion_before, decision.champion_after) == ("v1", "v2")
+        assert not decision.promoted and decision.reason.startswith("no gain")
         assert decision.challenger_scores["character_error_rate"] < 1.0
-        assert Registry.of(tmp_path).champion().name == "v2"
+        assert Registry.of(tmp_path).champion().name == "v1"
 
     def test_worse_challenger_never_replaces_the_champion(self, bundles, evaluation_set,
                                                           tmp_path):
@@ -130,6 +133,83 @@ class TestChallengeChampion:
         monkeypatch.setattr(inference, "predict_files", spy)
         challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
         assert scored == ["v2"]  # the champion's scores came from the registry
+
+
+def hundred_image_set(tmp_path: Path) -> Manifest:
+    """An evaluation manifest of 100 images "00000" ... "00099" (read by `fake_readers`)."""
+    records = [ImageRecord(f"/evaluation/{i:05d}.png", f"{i:05d}", f"{i:064x}")
+               for i in range(100)]
+    digest = write_manifest(tmp_path / "hundred.json", records)
+    Registry.of(tmp_path).reserve_evaluation_set(digest, 100, {"folder": "/evaluation"})
+    return Manifest(str(tmp_path / "hundred.json"), content_digest=digest, count=100,
+                    vocabulary="0123456789")
+
+
+def fake_readers(monkeypatch, right: dict[str, int]) -> None:
+    """Version vN reads the first right["vN"] images of the set right and the others wrong."""
+    from ocr_core import inference
+
+    def predict(bundle, paths, **kwargs):
+        known = right[bundle.path.name]
+        return [Prediction(str(p), Path(p).stem if i < known else "?", 1.0)
+                for i, p in enumerate(paths)]
+
+    monkeypatch.setattr(inference, "predict_files", predict)
+
+
+class TestPairedGate:
+    def test_one_image_on_100_keeps_the_champion_a_clear_gain_promotes(
+        self, bundles, tmp_path, monkeypatch
+    ):
+        evaluation_set = hundred_image_set(tmp_path)
+        fake_readers(monkeypatch, {"v1": 78, "v2": 79, "v3": 90})
+        challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path, margin=0.01)
+
+        close = challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path,
+                          margin=0.01)
+        assert not close.promoted and close.champion_after == "v1"
+        assert close.comparison == {"count": 100, "challenger_only": 1, "champion_only": 0,
+                                    "p_value": 0.5, "significance": 0.05,
+                                    "test": "one-sided exact McNemar"}
+        assert "not significantly (p = 0.5000 > 0.05)" in close.reason
+        logged = Registry.of(tmp_path).decisions()[-1]
+        assert logged["comparison"] == close.comparison
+        assert (logged["margin"], logged["significance"]) == (0.01, 0.05)
+        assert logged["evaluation_set"]["digest"] == evaluation_set.content_digest
+        assert "images" not in logged["evaluation_set"]
+        assert logged["evaluation_set_uses"] == 2
+
+        third = constant_bundle(tmp_path / "models" / "three", 2)
+        clear = challenge(register(third, tmp_path), evaluation_set, tmp_path, margin=0.01)
+        assert clear.promoted and clear.champion_after == "v3"
+        assert clear.comparison["challenger_only"] == 12
+        assert clear.comparison["p_value"] == 0.5 ** 12
+        assert clear.evaluation_set_uses == 3
+        text = decision_markdown(clear)
+        assert "n = 100, 12 images only the challenger reads right, 0 only the champion" in text
+        assert "p = 0.0002" in text and "decisions that have used it: 3" in text
+        assert "90.0% (90/100, 82.6-94.5%)" in text
+
+    def test_a_stricter_significance_keeps_what_the_default_promotes(
+        self, bundles, tmp_path, monkeypatch
+    ):
+        evaluation_set = hundred_image_set(tmp_path)
+        fake_readers(monkeypatch, {"v1": 78, "v2": 84})  # 6 wins, no loss: p = 1/64
+        challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)
+        challenger = register(bundles["two"], tmp_path)
+        with disable_run_logger():
+            strict = challenge_champion.fn(challenger, evaluation_set, 0.01, "greedy", 16,
+                                           tmp_path, significance=0.01)
+        assert not strict.promoted and strict.comparison["p_value"] == 1 / 64
+
+
+class TestSmallEvaluationSet:
+    def test_a_set_too_small_for_the_margin_is_a_warning_naming_the_size(self, evaluation_set):
+        with disable_run_logger():
+            warning = warn_small_evaluation_set.fn(evaluation_set, 0.01, 0.05)
+            assert "at least 401 images" in warning and "40 images" in warning
+            big = Manifest("x", content_digest="d", count=500)
+            assert warn_small_evaluation_set.fn(big, 0.01, 0.05) is None
 
 
 class TestScoringWithoutTheLock:
@@ -208,7 +288,7 @@ class TestReserveEvaluationSet:
 class TestDecisionMarkdown:
     def test_shows_both_rows_the_outcome_and_the_reason(self):
         decision = PromotionDecision(
-            "/r/decisions/000002.json", digest="x", promoted=False, reason="worse: 0.5 vs 0.7",
+            "/r/decisions/000002.json", content_digest="x", promoted=False, reason="worse: 0.5 vs 0.7",
             challenger="v2", champion_before="v1", champion_after="v1", margin=0.01,
             challenger_scores={"sequence_accuracy": 0.5, "character_error_rate": 0.2,
                                "count": 20},
@@ -218,7 +298,7 @@ class TestDecisionMarkdown:
             registry="/r")
         text = decision_markdown(decision)
         assert "v1 stays champion" in text
-        assert "| challenger | v2 | 0.5000 | 0.2000 | 20 |" in text
-        assert "| champion | v1 | 0.7000 | 0.1000 | 20 |" in text
+        assert "| challenger | v2 | 50.0% (10/20, 29.9-70.1%) | 0.2000 |" in text
+        assert "| champion | v1 | 70.0% (14/20, 48.1-85.5%) | 0.1000 |" in text
         assert "**Why:** worse: 0.5 vs 0.7" in text
         assert "generated with seed 2024" in text

@@ -6,9 +6,9 @@ from tasks.sweep import SELECTION, SweepResult, best_result, comparison_rows
 
 def _result(name: str, validation: tuple[float, float, float], test: float) -> SweepResult:
     accuracy, cer, loss = validation
-    model = ModelBundle(f"/models/{name}", digest=name, validation={
+    model = ModelBundle(f"/models/{name}", content_digest=name, validation={
         "val_sequence_accuracy": accuracy, "val_character_error_rate": cer, "val_loss": loss})
-    evaluation = EvaluationReport(f"/evaluations/{name}", digest=name, metrics={
+    evaluation = EvaluationReport(f"/evaluations/{name}", content_digest=name, metrics={
         "sequence_accuracy": test, "character_error_rate": 1 - test})
     return SweepResult(configuration=name, recipe="crnn", learning_rate=None, seed=1,
                        model=model, evaluation=evaluation)

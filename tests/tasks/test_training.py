@@ -22,7 +22,7 @@ def test_evaluation_writes_its_own_folder_and_leaves_the_bundle_unchanged(
     split_path = tmp_path / "split.json"
     write_split(split_path, splits, "".join(sorted({c for r in records for c in r.label})),
                 seed=1, source_manifest="m")
-    datasets = Datasets(str(tmp_path), digest="d", split_manifest=str(split_path))
+    datasets = Datasets(str(tmp_path), content_digest="d", split_manifest=str(split_path))
     before = {p.name: p.read_bytes() for p in Path(model.path).iterdir()}
 
     with disable_run_logger():

@@ -1,16 +1,12 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
+from ocr_core.bundle import load_bundle, save_bundle
 from ocr_core.errors import ConfigError, ModelError
-from ocr_core.mnist.models import (
-    MODEL_NAMES,
-    build_model,
-    get_spec,
-    load_digit_model,
-    save_digit_model,
-)
+from ocr_core.mnist.models import MODEL_NAMES, build_model, bundle_fields, get_spec
 
 # By hand: dense 784*128+128 + 128*10+10; simple_cnn 5*5*32+32 + 12*12*32*128+128 + 128*10+10;
 # larger_cnn 5*5*30+30 + 3*3*30*15+15 + 5*5*15*128+128 + 128*50+50 + 50*10+10.
@@ -60,23 +56,34 @@ def test_unknown_model_lists_choices():
 class TestModelFolder:
     def test_round_trip(self, tmp_path, images):
         model = build_model("larger_cnn", seed=0)
-        folder = save_digit_model(tmp_path / "m", model, name="larger_cnn", data_digest="abc",
-                                  params={"epochs": 1}, history={"loss": [0.5]},
-                                  metrics={"validation": {"val_loss": 0.4}})
-        loaded, info = load_digit_model(folder / "model.keras")
-        np.testing.assert_allclose(loaded.predict(images, verbose=0),
+        folder = save_bundle(tmp_path / "m", model, bundle_fields("larger_cnn"),
+                             recipe="larger_cnn", training_data_sha256="abc", step_key="k1",
+                             params={"epochs": 1}, history={"loss": [0.5]},
+                             metrics={"validation": {"val_loss": 0.4}})
+        bundle = load_bundle(folder / "model.keras", kind="digits")
+        np.testing.assert_allclose(bundle.model.predict(images, verbose=0),
                                    model.predict(images, verbose=0), rtol=1e-6)
-        assert info["task"] == "mnist" and info["output"] == "probabilities"
-        assert info["parameters"] == PARAMETERS["larger_cnn"]
-        assert info["training_data_sha256"] == "abc"
-        assert json.loads((folder / "params.json").read_text()) == {"epochs": 1}
+        assert bundle.kind == "digits" and bundle.from_logits is False
+        assert bundle.info["output"] == "probabilities"
+        assert bundle.info["classes"] == [str(digit) for digit in range(10)]
+        assert bundle.info["parameters"] == PARAMETERS["larger_cnn"]
+        assert (bundle.training_data_sha256, bundle.training_step_key) == ("abc", "k1")
+        assert bundle.params == {"epochs": 1}
+
+    def test_the_dense_model_says_it_outputs_logits(self, tmp_path):
+        folder = save_bundle(tmp_path / "m", build_model("dense"), bundle_fields("dense"),
+                             recipe="dense", training_data_sha256="abc", params={}, history={})
+        assert load_bundle(folder, kind="digits").from_logits is True
 
     def test_not_a_model_folder(self, tmp_path):
-        with pytest.raises(ModelError, match="not an MNIST model folder"):
-            load_digit_model(tmp_path)
+        with pytest.raises(ModelError, match="not a model bundle"):
+            load_bundle(tmp_path, kind="digits")
 
     def test_a_captcha_bundle_is_refused(self, tmp_path):
         (tmp_path / "model.keras").write_bytes(b"")
-        (tmp_path / "bundle.json").write_text(json.dumps({"recipe": "crnn", "blank_index": 0}))
-        with pytest.raises(ModelError, match="holds a captcha model, not an MNIST one"):
-            load_digit_model(tmp_path)
+        (tmp_path / "bundle.json").write_text(json.dumps({
+            "format": 1, "vocabulary": "abc", "blank_index": 0, "recipe": "crnn",
+            "input": {"height": 8, "width": 16}, "training_manifest_sha256": "0"}))
+        with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path))} holds a captcha model; "
+                                             "this needs a digits model$"):
+            load_bundle(tmp_path, kind="digits")

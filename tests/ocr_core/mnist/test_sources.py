@@ -4,8 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from ocr_core.errors import DataError
+from ocr_core.errors import DataError, DownloadError
 from ocr_core.mnist import sources
+from ocr_core.targets import TargetPolicy
 from tests.mnist_files import write_idx_copy, write_npz_copy
 
 
@@ -84,6 +85,23 @@ class TestCheckAvailable:
             sources.check_available("keras", None, tmp_path, host="127.0.0.1",
                                     port=server.getsockname()[1], timeout=2)
 
+    def test_a_served_run_does_not_probe_private_addresses(self, tmp_path):
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            server.setblocking(False)
+            port = server.getsockname()[1]
+            served = TargetPolicy(allowed_roots=(tmp_path,))
+            with pytest.raises(DownloadError, match=rf"MNIST download_host: refused 127\.0\.0\.1:{port} "
+                                                    r"\(127\.0\.0\.1, a loopback address\)"):
+                sources.check_available("keras", None, tmp_path, host="127.0.0.1", port=port,
+                                        timeout=2, policy=served)
+            with pytest.raises(BlockingIOError):
+                server.accept()  # no connection was even opened
+            allowed = TargetPolicy(allowed_roots=(tmp_path,), private_hosts=frozenset({f"127.0.0.1:{port}"}))
+            sources.check_available("keras", None, tmp_path, host="127.0.0.1", port=port,
+                                    timeout=2, policy=allowed)
+
     def test_local_copy_needs_no_network(self, mnist_dir, tmp_path, offline):
         sources.check_available("local", mnist_dir, tmp_path, **offline)
 
@@ -118,7 +136,7 @@ class TestFetch:
 
     @pytest.mark.slow
     def test_tfds_prepares_the_real_files_offline(self, real_mnist_dir, tmp_path):
-        # The seed's tfds.load path, fed the official .gz files instead of the network.
+        # The original notebook's tfds.load path, fed the official .gz files instead of the network.
         from_tfds = sources.fetch_tfds(tmp_path, manual_dir=real_mnist_dir)
         from_idx = sources.read_local_copy(real_mnist_dir)
         assert from_tfds.counts == {"train": 60000, "test": 10000}

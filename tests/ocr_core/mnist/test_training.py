@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from ocr_core.mnist import training
+from ocr_core.fitting import fit
 from ocr_core.mnist.data import split_validation
 from ocr_core.mnist.models import build_model
 from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
+from ocr_core.mnist.training import RULE, digit_summary
 
 
 @pytest.mark.slow
@@ -13,9 +14,10 @@ def test_fit_stops_early_and_keeps_the_best_epoch(mnist_arrays):
     (train_x, train_y), (val_x, val_y) = split_validation(x_train, y_train, 0.2, seed=0)
     # A learning rate this high makes the validation loss bounce, so patience 1 ends early.
     model = build_model("dense", seed=0, learning_rate=0.5)
-    result = training.fit_digit_model(
+    result = fit(
         model, training_pipeline(train_x, train_y, batch_size=32, seed=0),
-        evaluation_pipeline(val_x, val_y, batch_size=32), epochs=30, patience=1)
+        evaluation_pipeline(val_x, val_y, batch_size=32), epochs=30, rule=RULE, patience=1,
+        summary=digit_summary)
     history = result.history
     assert result.epochs_run < 30
     assert result.epochs_run == len(history["val_loss"]) == len(history["epoch_seconds"])
@@ -28,9 +30,3 @@ def test_fit_stops_early_and_keeps_the_best_epoch(mnist_arrays):
     assert restored_loss == pytest.approx(history["val_loss"][result.best_epoch - 1], rel=1e-3)
     assert result.seconds > 0
 
-
-@pytest.mark.parametrize(("cpus", "concurrent", "threads"), [(2, 1, 2), (2, 2, 1), (2, 3, 1),
-                                                             (16, 3, 5), (4, 0, 4)])
-def test_threads_per_training_divides_the_cpus(monkeypatch, cpus, concurrent, threads):
-    monkeypatch.setattr(training, "available_cpus", lambda: cpus)
-    assert training.threads_per_training(concurrent) == threads
