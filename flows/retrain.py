@@ -21,10 +21,10 @@ from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
 from tasks.captcha import fingerprint_folder, split_dataset
+from tasks.decision_report import publish_decision
 from tasks.records import ImageFolder, Manifest
 from tasks.registry import (
     challenge_champion,
-    publish_decision,
     record_failed_challenger,
     register_model,
     report_split_changes,

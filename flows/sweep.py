@@ -33,10 +33,10 @@ from flows.runners import (
 from ocr_core.config import SweepConfiguration, SweepParams
 from ocr_core.errors import TrainingError
 from tasks.captcha import build_datasets, split_dataset
+from tasks.decision_report import publish_decision
 from tasks.records import Datasets, Manifest
 from tasks.registry import (
     challenge_champion,
-    publish_decision,
     record_failed_challenger,
     register_model,
     reserve_evaluation_set,

@@ -25,15 +25,13 @@ says which imports bring which: keras brings TensorFlow and NumPy).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.metadata
 import inspect
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ocr_core.version import LIBRARY_IMPORTS, files_digest, library_versions
 from tasks.source_reading import module_imports, module_path, package_of, reached_modules
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -47,31 +45,6 @@ FUNCTION_GRAIN_PACKAGES = ("tasks",)
 
 CODE_ALSO_ATTRIBUTE = "__step_code_also__"
 F = TypeVar("F", bound=Callable[..., Any])
-
-LIBRARIES: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
-    "keras": ("keras",),
-    "numpy": ("numpy",),
-    "captcha": ("captcha",),
-    "pillow": ("pillow",),
-    "tensorflow-datasets": ("tensorflow-datasets",),
-    "matplotlib": ("matplotlib",),
-    "google-re2": ("google-re2",),
-}
-"""Libraries whose version can change a step's output bytes, with the distributions they install as."""
-
-LIBRARY_IMPORTS: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("tensorflow", "numpy"),
-    "keras": ("keras", "tensorflow", "numpy"),
-    "numpy": ("numpy",),
-    "captcha": ("captcha", "pillow"),
-    "PIL": ("pillow",),
-    "tensorflow_datasets": ("tensorflow-datasets", "tensorflow", "numpy"),
-    "matplotlib": ("matplotlib", "numpy"),
-    "re2": ("google-re2",),
-}
-"""Top-level import name -> the `LIBRARIES` whose versions code importing it depends on."""
-
 
 def module_files(module: str, root: Path | None = None) -> list[Path]:
     """The project source files `module`'s behaviour depends on: itself and every project module
@@ -180,43 +153,10 @@ def includes_code_of(*functions: Callable[..., Any]) -> Callable[[F], F]:
     return declare
 
 
-@functools.cache
-def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def files_digest(paths: Iterable[Path], root: Path | None = None) -> str:
-    """Hash of the files' contents and names (relative to `root` where under it).
-
-    Cheap after the first call in a process: files are hashed once per version (mtime, size).
-    """
-    root = root or PROJECT_ROOT
-    digest = hashlib.sha256()
-    for path in paths:
-        stat = path.stat()
-        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path.name).encode())
-        digest.update(_file_digest(path, stat.st_mtime_ns, stat.st_size).encode())
-    return digest.hexdigest()[:24]
-
-
-def _installed_version(names: Iterable[str]) -> str | None:
-    for name in names:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-@functools.cache
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of `LIBRARIES` (None where one is not installed)."""
-    return {library: _installed_version(names) for library, names in LIBRARIES.items()}
-
-
 def code_identity(function: Callable[..., Any]) -> dict[str, Any]:
     """What a step key holds of `function`'s code: a digest of the source it runs and the
     versions of the libraries that source imports."""
     files, libraries = step_code(function)
     versions = library_versions()
-    return {"code": files_digest(files), "libraries": {name: versions[name] for name in libraries}}
+    return {"code": files_digest(files, PROJECT_ROOT),
+            "libraries": {name: versions[name] for name in libraries}}

@@ -150,7 +150,7 @@ class TestFindingPostgres:
 
     @pytest.fixture
     def machine(self, monkeypatch):
-        from deployments import postgres_server
+        from deployments import postgres_cluster, postgres_server
 
         state = {"installed": False, "commands": [], "root": True}
 
@@ -164,11 +164,11 @@ class TestFindingPostgres:
                 state["installed"] = True
             return subprocess.CompletedProcess(command, 0, "", "")
 
-        monkeypatch.setattr(postgres_server.glob, "glob", fake_glob)
-        monkeypatch.setattr(postgres_server.shutil, "which",
+        monkeypatch.setattr(postgres_cluster.glob, "glob", fake_glob)
+        monkeypatch.setattr(postgres_cluster.shutil, "which",
                             lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
-        monkeypatch.setattr(postgres_server.subprocess, "run", fake_run)
-        monkeypatch.setattr(postgres_server.os, "geteuid", lambda: 0 if state["root"] else 1000)
+        monkeypatch.setattr(postgres_cluster.subprocess, "run", fake_run)
+        monkeypatch.setattr(postgres_cluster.os, "geteuid", lambda: 0 if state["root"] else 1000)
         return postgres_server, state
 
     def test_installed_newest_version_is_used(self, machine):

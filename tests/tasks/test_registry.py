@@ -16,10 +16,10 @@ from ocr_core.errors import ConfigError
 from ocr_core.inference import Prediction
 from ocr_core.registry import Registry
 from ocr_core.synthetic import CAPTCHA_ALPHABET, generate_captchas
+from tasks.decision_report import decision_markdown
 from tasks.records import EvaluationReport, Manifest, ModelBundle, PromotionDecision
 from tasks.registry import (
     challenge_champion,
-    decision_markdown,
     record_failed_challenger,
     register_model,
     reserve_evaluation_set,
