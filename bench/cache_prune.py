@@ -52,7 +52,7 @@ def main() -> None:
     for package in ("ocr_core", "tasks", "flows"):
         shutil.copytree(PROJECT / package, edited / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    models = edited / "ocr_core" / "models.py"
+    models = edited / "ocr_core" / "captcha" / "models.py"
     models.write_text(models.read_text().replace("layers.Dropout(0.2)", "layers.Dropout(0.25)"))
 
     captcha = [*CLI, "captcha", "--num-samples", str(args.num_samples), "--epochs",

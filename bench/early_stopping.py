@@ -4,7 +4,7 @@ One training per data kind runs its whole plan (nothing stops it) and records, a
 the validation figures the rules watch and which development images the model reads right, and
 saves that epoch's weights. Which epoch each rule would have kept (and when it would have
 stopped) is then computed from the history with the product's own rule code
-(`ocr_core.stopping.select_epoch`), so one run compares every rule.
+(`ocr_core.training.stopping.select_epoch`), so one run compares every rule.
 
 - generated: the main job (`ocr-pipeline captcha` defaults: 20,000 captchas of seed 42, split
   80/10/10, crnn, 6 epochs of 16,000); development set: 1,000 captchas of seed 7001; fresh set:
@@ -69,8 +69,8 @@ def real_sets() -> dict[str, list[Path]]:
 
 def data(kind: str, work: Path) -> tuple[dict, dict[str, list], bool]:
     """(description, {train, validation, test, development, fresh: records}, augment)."""
-    from ocr_core import dataset as ds
-    from ocr_core.synthetic import generate_captchas
+    from ocr_core.captcha.synthetic import generate_captchas
+    from ocr_core.data import dataset as ds
 
     if kind == "generated":
         sets = {name: generate_captchas(work / "images" / name, GENERATED[name], SEEDS[name])
@@ -95,11 +95,11 @@ def train(kind: str, work: Path, smoke: bool = False, epochs: int | None = None)
     import keras
     import numpy as np
 
-    from ocr_core import dataset as ds
-    from ocr_core.ctc import Vocabulary, decode_texts
-    from ocr_core.models import get_recipe
-    from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import plan_training, train_captcha_model
+    from ocr_core.captcha.ctc import Vocabulary, decode_texts
+    from ocr_core.captcha.models import get_recipe
+    from ocr_core.captcha.pipeline import load_split, save_split
+    from ocr_core.captcha.training import plan_training, train_captcha_model
+    from ocr_core.data import dataset as ds
 
     if smoke:
         GENERATED.update(train=200, development=40, fresh=40)
@@ -178,8 +178,8 @@ def windows(epochs: int) -> dict[str, tuple[int, int]]:
     """{name: (start_from_epoch, patience)}: today's plan and the new one (plan_training)."""
     import math
 
-    from ocr_core.models import get_recipe
-    from ocr_core.training import plan_training
+    from ocr_core.captcha.models import get_recipe
+    from ocr_core.captcha.training import plan_training
 
     new = plan_training(1, get_recipe("crnn"), epochs=epochs)
     return {"today": (epochs // 2, max(4, math.ceil(epochs / 10))),
@@ -188,7 +188,7 @@ def windows(epochs: int) -> dict[str, tuple[int, int]]:
 
 def selections(raw: dict) -> list[dict]:
     """Each rule under each window: kept epoch, epochs run, development reads at the kept epoch."""
-    from ocr_core.stopping import RULES, select_epoch
+    from ocr_core.training.stopping import RULES, select_epoch
 
     epochs = raw["epochs"]
     history = {name: [e[name] for e in epochs] for name in
@@ -236,12 +236,12 @@ def quote(kind: str, rule: str, work: Path) -> None:
     """Read the fresh set once with the epochs the chosen rule and today's rule keep."""
     import numpy as np
 
-    from ocr_core import dataset as ds
-    from ocr_core.ctc import Vocabulary
-    from ocr_core.models import get_recipe
-    from ocr_core.pipeline import load_split, save_split
-    from ocr_core.synthetic import generate_captchas
-    from ocr_core.training import predict_texts
+    from ocr_core.captcha.ctc import Vocabulary
+    from ocr_core.captcha.models import get_recipe
+    from ocr_core.captcha.pipeline import load_split, save_split
+    from ocr_core.captcha.synthetic import generate_captchas
+    from ocr_core.captcha.training import predict_texts
+    from ocr_core.data import dataset as ds
 
     raw = json.loads(raw_path(kind).read_text())
     kept = {(r["window"], r["rule"]): r for r in selections(raw)}

@@ -8,7 +8,7 @@ tracing excluded (each path reads a few batches before its clock starts):
 
 - `one_by_one`: the old reading path (each PNG decoded eagerly, the model called
   eagerly per batch of 64, TensorFlow's CTC decoder), on `--baseline-count` images;
-- `batched`: `ocr_core.inference.predict_files` on all images, per batch size;
+- `batched`: `ocr_core.captcha.inference.predict_files` on all images, per batch size;
 - `model_only`: the bare model on images already decoded in memory: eager (batch 64, as before),
   traced with its weights as variables (batch 128), and as `predict_files` calls it (traced, weights
   frozen into the graph), per batch size;
@@ -44,16 +44,16 @@ import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 from ocr_core.bundle import Bundle, captcha_fields, load_bundle, save_bundle  # noqa: E402
-from ocr_core.ctc import BLANK_INDEX  # noqa: E402
-from ocr_core.inference import (  # noqa: E402
+from ocr_core.captcha.ctc import BLANK_INDEX  # noqa: E402
+from ocr_core.captcha.inference import (  # noqa: E402
     compiled_model,
     expand_inputs,
     image_batches,
     predict_files,
 )
-from ocr_core.models import get_recipe  # noqa: E402
-from ocr_core.pipeline import decode_image  # noqa: E402
-from ocr_core.synthetic import generate_captchas  # noqa: E402
+from ocr_core.captcha.models import get_recipe  # noqa: E402
+from ocr_core.captcha.pipeline import decode_image  # noqa: E402
+from ocr_core.captcha.synthetic import generate_captchas  # noqa: E402
 
 VOCABULARY = "2345678bcdefgmnpwxy"
 

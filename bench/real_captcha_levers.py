@@ -48,13 +48,13 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ocr_core import dataset as ds
     from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
-    from ocr_core.ctc import Vocabulary
-    from ocr_core.inference import predict_files, score
-    from ocr_core.models import build_crnn, get_recipe
-    from ocr_core.pipeline import load_split, save_split
-    from ocr_core.training import plan_training, train_captcha_model
+    from ocr_core.captcha.ctc import Vocabulary
+    from ocr_core.captcha.inference import predict_files, score
+    from ocr_core.captcha.models import build_crnn, get_recipe
+    from ocr_core.captcha.pipeline import load_split, save_split
+    from ocr_core.captcha.training import plan_training, train_captcha_model
+    from ocr_core.data import dataset as ds
 
     variant = VARIANTS[args.variant]
     pool, holdout = holdout_split(REAL_DATA)

@@ -21,12 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from ocr_core import dataset as ds  # noqa: E402
-from ocr_core.ctc import Vocabulary  # noqa: E402
-from ocr_core.models import get_recipe  # noqa: E402
-from ocr_core.pipeline import load_split, save_split  # noqa: E402
-from ocr_core.synthetic import generate_captchas  # noqa: E402
-from ocr_core.training import TrainingPlan, train_captcha_model  # noqa: E402
+from ocr_core.captcha.ctc import Vocabulary  # noqa: E402
+from ocr_core.captcha.models import get_recipe  # noqa: E402
+from ocr_core.captcha.pipeline import load_split, save_split  # noqa: E402
+from ocr_core.captcha.synthetic import generate_captchas  # noqa: E402
+from ocr_core.captcha.training import TrainingPlan, train_captcha_model  # noqa: E402
+from ocr_core.data import dataset as ds  # noqa: E402
 
 THRESHOLDS = (0.5, 0.9, 0.95)
 

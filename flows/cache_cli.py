@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ocr_core.cache_entries import KeyEntry, parse_duration, plan_prune, remove_key, scan
+from ocr_core.cache.entries import KeyEntry, parse_duration, plan_prune, remove_key, scan
 from ocr_core.config import default_results_dir
 from ocr_core.files import remove_path
 

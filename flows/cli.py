@@ -116,7 +116,7 @@ def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None
     (the same bytes as here); OUT_DIR must then be on storage the workers see.
     """
     if params.runner_kind == "threads":
-        from ocr_core.synthetic import generate_captchas
+        from ocr_core.captcha.synthetic import generate_captchas
 
         paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
         click.echo(f"wrote {len(paths)} captchas to {out_dir}")

@@ -1,7 +1,7 @@
 """Generated captchas rendered in shards: one task run per shard, on whichever worker is free.
 
 A generation is planned as fixed chunks of 250 images, each rendered from its own seed, and the
-chunks are grouped into shards (`ocr_core.synthetic.plan_shards`): the bytes depend on the seed
+chunks are grouped into shards (`ocr_core.captcha.synthetic.plan_shards`): the bytes depend on the seed
 only, never on the number of shards or workers. Every shard writes into one temporary folder
 that is renamed into place when all succeeded, so a complete folder is the only one ever seen.
 On the thread runner one shard renders with local processes (Python threads would share one
@@ -20,9 +20,9 @@ from prefect.futures import wait
 from prefect.logging import get_run_logger
 
 from flows.runners import run_on_chosen_runner, worker_slots
+from ocr_core.captcha.synthetic import CaptchaShard, plan_shards
 from ocr_core.config import RunnerParams
 from ocr_core.files import atomic_path, remove_path
-from ocr_core.synthetic import CaptchaShard, plan_shards
 from ocr_core.threads import available_cpus
 from tasks.captcha import collect_captchas, generated_folder, render_captcha_shard
 from tasks.records import ImageFolder

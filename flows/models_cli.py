@@ -10,12 +10,12 @@ import click
 
 from flows.environment import prepare_environment
 from flows.options import params_command
-from ocr_core.bundle_format import upgrade
+from ocr_core.bundle.format import upgrade
 from ocr_core.config import RetrainParams, default_results_dir
-from ocr_core.dataset import list_pngs
+from ocr_core.data.dataset import list_pngs
 from ocr_core.errors import DataError
-from ocr_core.gate import comparison_text
 from ocr_core.registry import VERSION_FILE, ModelVersion, Registry
+from ocr_core.registry.gate import comparison_text
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
 
 results_dir_option = click.option(

@@ -60,7 +60,7 @@ def _read(model: Path | None, results_dir: Path | None, decoder: str, beam_width
           inputs: tuple[Path, ...]) -> list:
     """Read the images of `inputs` (files or folders) in this process."""
     import_tensorflow_quietly()
-    from ocr_core.inference import expand_inputs, predict_files
+    from ocr_core.captcha.inference import expand_inputs, predict_files
 
     paths = expand_inputs(inputs)
     bundle = _load_model(model, results_dir)
@@ -147,7 +147,7 @@ def review(model: Path | None, results_dir: Path | None, decoder: str, beam_widt
     Each goes in as <prediction>.png; a person renames the misreads to their true labels and
     `ocr-pipeline ingest REVIEW_DIR --data-dir D` takes them into the dataset.
     """
-    from ocr_core.review import queue_for_review
+    from ocr_core.captcha.review import queue_for_review
 
     predictions = _read(model, results_dir, decoder, beam_width, inputs)
     queued = queue_for_review(predictions, review_below, review_dir)
@@ -164,7 +164,7 @@ def review(model: Path | None, results_dir: Path | None, decoder: str, beam_widt
 def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,
              as_json: bool, data_dir: Path) -> None:
     """Score a model on a folder of <label>.png captchas: accuracy, CER and the misreads."""
-    from ocr_core.inference import score
+    from ocr_core.captcha.inference import score
 
     report = score(_read(model, results_dir, decoder, beam_width, (data_dir,)))
     if as_json:

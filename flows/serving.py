@@ -25,9 +25,9 @@ import click
 from flows.command_errors import CliCommand
 from flows.environment import prepare_environment
 from flows.options import params_command
-from ocr_core.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
 from ocr_core.config import CaptchaParams, RetrainParams, SweepParams
-from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+from ocr_core.data.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+from ocr_core.guards.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
 from ocr_core.layout import RESULTS_ENV
 
 if TYPE_CHECKING:

@@ -59,7 +59,7 @@ class ResultsLayout:
 
     @property
     def locks(self) -> Path:
-        """One lock file per step key (`ocr_core.locks`): who is computing that key now."""
+        """One lock file per step key (`ocr_core.cache.locks`): who is computing that key now."""
         return self.root / "locks"
 
     @property

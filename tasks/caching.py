@@ -8,7 +8,7 @@ The key of a step (a task function called with some inputs) hashes:
   output (a thread count) and where it writes (`results_dir`: moving the results root keeps
   every key);
 - the code the step runs and the versions of the libraries that code imports
-  (`tasks.code_identity`: an edit to `ocr_core/models.py` retrains but does not regenerate).
+  (`tasks.code_identity`: an edit to `ocr_core/captcha/models.py` retrains but does not regenerate).
 
 Prefect's TASK_SOURCE is not used: it hashes the decorated function's body only, and a second
 key beside this one would let two cache entries point at one folder.
@@ -29,8 +29,8 @@ from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
+from ocr_core.cache.locks import step_lock
 from ocr_core.files import sha256_json
-from ocr_core.locks import step_lock
 from tasks.code_identity import code_identity
 from tasks.records import Output
 from tasks.step_policy import StepPolicy, refreshing, usable_record
@@ -87,7 +87,7 @@ class KeyedStep:
     `.step_key(parameters)` for the cache policy, both from the same call's parameters with
     defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
 
-    A call with a `results_dir` holds that key's lock (`ocr_core.locks`) while it runs; a call that
+    A call with a `results_dir` holds that key's lock (`ocr_core.cache.locks`) while it runs; a call that
     waited for the lock uses the record the holder persisted, if it is usable, instead of
     computing again. The record it returns names that results root as its `root`.
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ocr_core import dataset as ds
+from ocr_core.captcha.synthetic import CaptchaShard
+from ocr_core.data import dataset as ds
 from ocr_core.errors import DataError
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
-from ocr_core.synthetic import CaptchaShard
 from tasks.caching import cached_task, current_step_key
 from tasks.code_identity import includes_code_of
 from tasks.logs import run_logger
@@ -40,7 +40,7 @@ def render_captcha_shard(folder: Path, shard: CaptchaShard, processes: int = 1) 
         processes: render processes; 1 inside a daemonic process (a Dask worker), which may
             not start children.
     """
-    from ocr_core.synthetic import render_shard
+    from ocr_core.captcha.synthetic import render_shard
 
     if multiprocessing.current_process().daemon:
         processes = 1
@@ -95,9 +95,9 @@ def split_dataset(
 @cached_task()
 def build_datasets(split: Split, recipe: str, results_dir: Path) -> Datasets:
     """Decode and resize every split once for the recipe's input size; save as tf.data snapshots."""
-    from ocr_core.ctc import Vocabulary
-    from ocr_core.input_sizes import input_size
-    from ocr_core.pipeline import save_split
+    from ocr_core.captcha.ctc import Vocabulary
+    from ocr_core.captcha.input_sizes import input_size
+    from ocr_core.captcha.pipeline import save_split
 
     spec = input_size(recipe)
     records, vocabulary = ds.read_split(split.path, split.images_root or None)

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from ocr_core.gate import comparison_text
+from ocr_core.registry.gate import comparison_text
 from ocr_core.statistics import format_accuracy
 from tasks.records import PromotionDecision
 

@@ -1,10 +1,10 @@
 """Prefect tasks that fetch and unpack a published dataset: download_archive, extract_archive.
 
-The download retries inside `ocr_core.download` (backoff, jitter, Retry-After); the task has no
+The download retries inside `ocr_core.data.download` (backoff, jitter, Retry-After); the task has no
 Prefect retries on top, so an attempt count means what it says. Its cache key is the URL and the
 expected checksum (timeouts, attempts and the size limit do not change what is downloaded);
 extraction is keyed by the zip's sha256. A served run downloads under its policy
-(`ocr_core.targets`: file:// only under the allowed roots, public hosts only unless
+(`ocr_core.guards.targets`: file:// only under the allowed roots, public hosts only unless
 `$OCR_PIPELINE_ALLOW_PRIVATE_HOSTS` says otherwise) and is never served from the cache, so a local
 run's download cannot stand in for a URL the served run may not reach.
 """
@@ -17,12 +17,12 @@ from uuid import UUID
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 
-from ocr_core.archive import extract_zip, find_image_folder
-from ocr_core.download import DEFAULT_MAX_BYTES, DownloadSettings, download, file_name_of
+from ocr_core.data.archive import extract_zip, find_image_folder
+from ocr_core.data.download import DEFAULT_MAX_BYTES, DownloadSettings, download, file_name_of
+from ocr_core.data.transfer import describe_progress
 from ocr_core.files import sha256_json
+from ocr_core.guards.targets import TargetPolicy
 from ocr_core.layout import ResultsLayout
-from ocr_core.targets import TargetPolicy
-from ocr_core.transfer import describe_progress
 from tasks.caching import cached_task, current_step_key, step_policy_when
 from tasks.captcha import fingerprint_folder
 from tasks.logs import run_logger
@@ -62,7 +62,7 @@ class _ProgressReporter:
 
 # With a sha256 the content is pinned: cached by URL, checksum and results root (retry settings
 # do not change the file). Without one the URL may have moved on: the task runs every time and
-# revalidates the copy on disk with a conditional request (see `ocr_core.download`).
+# revalidates the copy on disk with a conditional request (see `ocr_core.data.download`).
 @cached_task(ignore=("timeout", "attempts", "backoff", "max_bytes"),
              cache_policy=step_policy_when(
                  lambda parameters: bool(parameters.get("sha256")) and not is_served()))

@@ -14,11 +14,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.events import emit_event
 
-from ocr_core import ingest
+from ocr_core.data import ingest
+from ocr_core.data.validation import ImageSpec
 from ocr_core.files import atomic_path, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.registry import Registry
-from ocr_core.validation import ImageSpec
 from tasks.logs import run_logger
 
 

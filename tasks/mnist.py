@@ -113,9 +113,9 @@ def train_digit_model(
     """Train one of the original notebook's models with early stopping on a validation split of
     the training images; save the kept epoch's model folder.
 
-    It runs the one training loop (`ocr_core.fitting.fit`, rule `ocr_core.mnist.training.RULE`):
+    It runs the one training loop (`ocr_core.training.fit.fit`, rule `ocr_core.mnist.training.RULE`):
     its state is backed up after every epoch in a work folder named by the step key, so a killed
-    run called again resumes from its last finished epoch; the step's lock (`ocr_core.locks`) keeps
+    run called again resumes from its last finished epoch; the step's lock (`ocr_core.cache.locks`) keeps
     the folder to one run. `threads` caps TensorFlow's CPU threads; TF fixes them when it runs
     its first op, so this takes effect in a fresh process (a Dask worker) and is a logged no-op
     where TF already runs.
@@ -123,12 +123,12 @@ def train_digit_model(
     import tensorflow as tf
 
     from ocr_core.bundle import save_bundle
-    from ocr_core.fitting import fit
     from ocr_core.mnist.data import load_arrays, split_validation
     from ocr_core.mnist.models import build_model, bundle_fields, get_spec
     from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
     from ocr_core.mnist.training import RULE, digit_summary
     from ocr_core.threads import configure_threads
+    from ocr_core.training.fit import fit
 
     logger = run_logger()
     configure_threads(threads)
@@ -180,7 +180,7 @@ def train_digit_model(
 def check_digit_model_learned(model: DigitModel, min_val_accuracy: float) -> DigitModel:
     """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
     otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
-    from ocr_core.fitting import require_learning
+    from ocr_core.training.fit import require_learning
 
     require_learning(model.validation["val_accuracy"], min_val_accuracy, model.path,
                      measure=f"validation accuracy of {model.name}")

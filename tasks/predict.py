@@ -78,7 +78,7 @@ def list_images(inputs: list[Path]) -> list[str]:
     Raises:
         DataError: an input does not exist, or a folder holds no PNG.
     """
-    from ocr_core.inference import list_inputs
+    from ocr_core.captcha.inference import list_inputs
 
     paths = [str(path) for path in list_inputs(inputs)]
     run_logger().info("%d images in %d input(s)", len(paths), len(inputs))
@@ -125,8 +125,8 @@ def read_shard(
     from ocr_core.threads import configure_threads
 
     configure_threads(threads)  # before the imports below load the model code
-    from ocr_core.inference import check_pngs, predict_files
-    from ocr_core.prediction_files import write_part
+    from ocr_core.captcha.inference import check_pngs, predict_files
+    from ocr_core.captcha.prediction_files import write_part
 
     start = time.perf_counter()
     files = [Path(p) for p in paths]
@@ -145,7 +145,7 @@ def read_shard(
 @task(cache_policy=NO_CACHE)
 def join_predictions(parts: list[PredictionPart], output: Path, output_format: str) -> Path:
     """Write the results file from the parts, in input order, atomically."""
-    from ocr_core.prediction_files import join_parts
+    from ocr_core.captcha.prediction_files import join_parts
 
     join_parts([part.path for part in parts], output, output_format)  # type: ignore[arg-type]
     run_logger().info("wrote %d predictions to %s", sum(p.count for p in parts), output)

@@ -135,7 +135,7 @@ class ModelBundle(TrainedModel):
     """A trained captcha model bundle (see `ocr_core.bundle`)."""
 
     recipe: str = ""
-    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.stopping)
+    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
 
 
 @dataclass(frozen=True)

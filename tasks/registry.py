@@ -14,11 +14,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ocr_core.dataset import SPLITS, read_manifest, split_changes, split_membership
+from ocr_core.data.dataset import SPLITS, read_manifest, split_changes, split_membership
 from ocr_core.errors import ConfigError, RegistryError
 from ocr_core.files import sha256_json
-from ocr_core.gate import DEFAULT_SIGNIFICANCE, Decision, Scores, decide
 from ocr_core.registry import ModelVersion, Registry
+from ocr_core.registry.gate import DEFAULT_SIGNIFICANCE, Decision, Scores, decide
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
 from tasks.caching import step_key
 from tasks.logs import run_logger
@@ -128,7 +128,7 @@ def score_version(
         return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"],
                       frozenset(known["misread"]))
     from ocr_core.bundle import load_bundle
-    from ocr_core.inference import predict_files, score
+    from ocr_core.captcha.inference import predict_files, score
 
     records, _ = read_manifest(evaluation_set.path, evaluation_set.images_root or None)
     predictions = predict_files(load_bundle(registry.verified(version).path),
@@ -154,7 +154,7 @@ def challenge_champion(
     beam_width: int, results_dir: Path, significance: float = DEFAULT_SIGNIFICANCE,
 ) -> PromotionDecision:
     """Score challenger and champion on the evaluation set; promote the challenger if it is
-    better by at least `margin` and significantly so (`ocr_core.gate`).
+    better by at least `margin` and significantly so (`ocr_core.registry.gate`).
 
     Scoring runs without the registry's lock (it takes minutes on a large set). The lock is
     held from checking that the champion is still the one scored to moving the pointer, so two

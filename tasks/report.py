@@ -45,8 +45,8 @@ def prediction_sample(predictions: list[dict], count: int = SAMPLE_COUNT) -> lis
 @cached_task()
 def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
     """A 4x4 grid of training images (as the model sees them) with their labels."""
-    from ocr_core.ctc import Vocabulary
-    from ocr_core.plots import plot_samples as plot
+    from ocr_core.captcha.ctc import Vocabulary
+    from ocr_core.captcha.plots import plot_samples as plot
 
     vocabulary = Vocabulary(datasets.vocabulary)
     images, labels = _images_at(datasets, "train", list(range(SAMPLE_COUNT)))
@@ -59,7 +59,7 @@ def plot_samples(datasets: Datasets, results_dir: Path) -> Picture:
 @cached_task()
 def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
     """Loss curves (train and validation) and validation accuracy per epoch."""
-    from ocr_core.plots import plot_history as plot
+    from ocr_core.captcha.plots import plot_history as plot
 
     history = read_json(Path(model.path) / "history.json")
     key = current_step_key()
@@ -70,7 +70,7 @@ def plot_history(model: ModelBundle, results_dir: Path) -> Picture:
 @cached_task()
 def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_dir: Path) -> Picture:
     """A 4x4 grid of test images with predicted and true labels; misreads shown first, in red."""
-    from ocr_core.plots import plot_predictions as plot
+    from ocr_core.captcha.plots import plot_predictions as plot
 
     predictions = read_json(evaluation.predictions)
     indices = prediction_sample(predictions)

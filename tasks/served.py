@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ocr_core.allowed_roots import allowed_roots, check_served_paths
+from ocr_core.guards.allowed_roots import allowed_roots, check_served_paths
 
 
 def is_served() -> bool:
@@ -28,6 +28,6 @@ def served_allowed_roots() -> list[Path] | None:
 
 def confine_served_run(params: BaseModel) -> None:
     """In a served run, refuse every path parameter outside the allowed roots and a results root
-    other than the served one (`ocr_core.allowed_roots.check_served_paths`); a no-op locally."""
+    other than the served one (`ocr_core.guards.allowed_roots.check_served_paths`); a no-op locally."""
     if is_served():
         check_served_paths(params)

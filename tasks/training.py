@@ -33,18 +33,18 @@ def train_model(
     """Train a model of `recipe`; save the best epoch's model as a bundle, atomically.
 
     Training length, batch size and patience not given are fitted to the training set's size
-    (`ocr_core.training.plan_training`). The training's state is backed up after every epoch in
+    (`ocr_core.captcha.training.plan_training`). The training's state is backed up after every epoch in
     a work folder named by the step key: a killed run called again resumes from its last
-    finished epoch (see `ocr_core.resume`). A complete bundle already in the key's folder (a run
+    finished epoch (see `ocr_core.training.resume`). A complete bundle already in the key's folder (a run
     killed before Prefect kept its result) is the result: it is not trained again, unless the
-    run refreshes the cache. The step's lock (`ocr_core.locks`) keeps both folders to one run.
+    run refreshes the cache. The step's lock (`ocr_core.cache.locks`) keeps both folders to one run.
     """
     from ocr_core.bundle import captcha_fields, save_bundle
-    from ocr_core.ctc import Vocabulary
-    from ocr_core.models import get_recipe
-    from ocr_core.pipeline import count_split, load_split
+    from ocr_core.captcha.ctc import Vocabulary
+    from ocr_core.captcha.models import get_recipe
+    from ocr_core.captcha.pipeline import count_split, load_split
+    from ocr_core.captcha.training import plan_training, train_captcha_model
     from ocr_core.threads import configure_threads
-    from ocr_core.training import plan_training, train_captcha_model
 
     key = current_step_key()
     target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
@@ -119,7 +119,7 @@ def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
 
     Not cached and kept apart from training, so a rerun with another threshold reuses the model.
     """
-    from ocr_core.fitting import require_learning
+    from ocr_core.training.fit import require_learning
 
     require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy, model.path)
     return model
@@ -136,8 +136,8 @@ def evaluate_model(
     changed after training (the registry and the reports read test metrics from here).
     """
     from ocr_core.bundle import load_bundle
-    from ocr_core.dataset import read_split
-    from ocr_core.inference import predict_files, score
+    from ocr_core.captcha.inference import predict_files, score
+    from ocr_core.data.dataset import read_split
 
     bundle = load_bundle(model.path, kind="captcha")
     records = read_split(datasets.split_manifest, datasets.images_root or None)[0][split]

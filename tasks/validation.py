@@ -12,10 +12,10 @@ from pathlib import Path
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from ocr_core import dataset as ds
+from ocr_core.data import dataset as ds
+from ocr_core.data.validation import ImageSpec, Policy, enforce, report_markdown, validate_folder
 from ocr_core.files import atomic_path, read_json, write_json
 from ocr_core.layout import ResultsLayout
-from ocr_core.validation import ImageSpec, Policy, enforce, report_markdown, validate_folder
 from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
 from tasks.records import ImageFolder, Manifest

@@ -45,7 +45,7 @@ def results_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def captcha_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 generated captchas (seed 7), shared read-only by the session's tests."""
-    from ocr_core.synthetic import generate_captchas
+    from ocr_core.captcha.synthetic import generate_captchas
 
     folder = tmp_path_factory.mktemp("captchas")
     generate_captchas(folder, 40, seed=7)

@@ -16,7 +16,7 @@ from ocr_core.config.common import (
     image_size_field,
     label_pattern_field,
 )
-from ocr_core.download import check_url
+from ocr_core.data.download import check_url
 from ocr_core.errors import ConfigError
 
 DEFAULT_CAPTCHA_URL = (

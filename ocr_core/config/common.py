@@ -16,11 +16,11 @@ from pydantic import (
     model_validator,
 )
 
+from ocr_core.captcha.recipe_names import check_recipe_name
+from ocr_core.data.validation import DEFAULT_LABEL_PATTERN
 from ocr_core.errors import ConfigError
+from ocr_core.guards.patterns import check_pattern
 from ocr_core.layout import default_results_dir
-from ocr_core.patterns import check_pattern
-from ocr_core.recipe_names import check_recipe_name
-from ocr_core.validation import DEFAULT_LABEL_PATTERN
 
 
 def _absolute(path: Path) -> Path:

@@ -2,7 +2,7 @@
 
 The network sources are checked before they are used: offline, tfds retries for minutes before it
 gives up, so `check_available` fails within seconds and says how to give a local copy instead.
-The host it probes follows the download rules (`ocr_core.targets`): a served run does not probe
+The host it probes follows the download rules (`ocr_core.guards.targets`): a served run does not probe
 private addresses, so its form cannot scan the worker's network.
 Downloads land under `cache_dir` (inside the results root), not in `~/tensorflow_datasets` or
 `~/.keras`.
@@ -22,10 +22,10 @@ from typing import Literal
 import numpy as np
 
 from ocr_core.errors import DataError
+from ocr_core.guards.targets import HopGuard, TargetPolicy
 from ocr_core.layout import ResultsLayout
 from ocr_core.mnist.data import ARRAY_NAMES, DigitArrays, load_arrays
 from ocr_core.mnist.idx import read_idx
-from ocr_core.targets import HopGuard, TargetPolicy
 
 logger = logging.getLogger(__name__)
 

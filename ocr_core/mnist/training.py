@@ -1,6 +1,6 @@
 """The digit kind of training: how epochs compare and how an epoch reads in the log.
 
-Digit models train through the one training loop (`ocr_core.fitting.fit`), on a validation split
+Digit models train through the one training loop (`ocr_core.training.fit.fit`), on a validation split
 of the training images (never the test set).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ocr_core.stopping import StoppingRule
+from ocr_core.training.stopping import StoppingRule
 
 # The lowest validation loss, as Keras's EarlyStopping kept it; an exact tie goes to accuracy.
 RULE = StoppingRule("loss-then-accuracy", (("val_loss", "min"), ("val_accuracy", "max")))

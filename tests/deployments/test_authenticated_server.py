@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ocr_core.synthetic import generate_captchas
+from ocr_core.captcha.synthetic import generate_captchas
 from tests.deployments.test_server import BIN, PROJECT_ROOT, free_port, running_server, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from ocr_core.ingest import dataset_resource_id
+from ocr_core.captcha.synthetic import generate_captchas
+from ocr_core.data.ingest import dataset_resource_id
 from ocr_core.registry import Registry
-from ocr_core.synthetic import generate_captchas
 from tests.deployments.test_server import (  # noqa: F401 (server: a fixture)
     BIN,
     RUN_TIMEOUT,

@@ -144,7 +144,7 @@ def dataset_event(folder, name="ocr-pipeline.dataset.updated"):
 
     from prefect.server.events.schemas.events import ReceivedEvent
 
-    from ocr_core.ingest import dataset_resource_id
+    from ocr_core.data.ingest import dataset_resource_id
 
     return ReceivedEvent(occurred=datetime.now(UTC), event=name, id=uuid.uuid4(),
                          resource={"prefect.resource.id": dataset_resource_id(folder)},

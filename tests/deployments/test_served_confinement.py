@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+from ocr_core.captcha.synthetic import generate_captchas
+from ocr_core.data.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 from ocr_core.registry import Registry
-from ocr_core.synthetic import generate_captchas
 from tests.deployments.test_authenticated_server import AUTH, auth_server  # noqa: F401 (fixture)
 from tests.deployments.test_server import RUN_TIMEOUT, served_retrain, wait_until
 

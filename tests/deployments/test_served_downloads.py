@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ocr_core.targets import ALLOW_PRIVATE_HOSTS_ENV
+from ocr_core.guards.targets import ALLOW_PRIVATE_HOSTS_ENV
 from tests.deployments.test_server import running_server, served_retrain, wait_until
 from tests.fault_server import FaultServer, Reply
 

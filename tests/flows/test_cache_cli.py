@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from ocr_core.cache_entries import parse_duration, scan
+from ocr_core.cache.entries import parse_duration, scan
+from ocr_core.cache.locks import lock_path
 from ocr_core.errors import ConfigError
-from ocr_core.locks import lock_path
 
 DAY = 86400
 K = {name: f"{index:x}" * 24 for index, name in enumerate(

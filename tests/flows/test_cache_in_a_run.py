@@ -57,7 +57,7 @@ def _edited_models(tmp_path: Path) -> Path:
     for package in code_identity.PROJECT_PACKAGES:
         shutil.copytree(code_identity.PROJECT_ROOT / package, copy / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    models = copy / "ocr_core" / "models.py"
+    models = copy / "ocr_core" / "captcha" / "models.py"
     models.write_text(models.read_text().replace("layers.Dropout(0.2)", "layers.Dropout(0.25)"))
     return copy
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from flows.cli import main
 from ocr_core.bundle import captcha_fields, save_bundle
-from ocr_core.models import get_recipe
+from ocr_core.captcha.models import get_recipe
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from ocr_core.captcha.synthetic import generate_captchas
 from ocr_core.config import RunnerParams
-from ocr_core.synthetic import generate_captchas
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from flows.cli import main
 from ocr_core.config import IngestParams
-from ocr_core.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
+from ocr_core.data.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, f
 def test_ingest_refuses_images_of_the_registry_evaluation_set(prefect_server, results_dir,
                                                              folders, sent, tmp_path):
     from flows.ingest import captcha_ingest
-    from ocr_core.dataset import index_images, list_pngs, records_digest
+    from ocr_core.data.dataset import index_images, list_pngs, records_digest
     from ocr_core.registry import Registry
 
     incoming, dataset = folders

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from ocr_core.captcha.synthetic import CAPTCHA_ALPHABET
 from ocr_core.registry import Registry
-from ocr_core.synthetic import CAPTCHA_ALPHABET
 
 
 def two_reader(folder: Path) -> Path:

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from ocr_core.captcha.inference import expand_inputs, predict_files
+from ocr_core.captcha.prediction_files import read_predictions
 from ocr_core.config import PredictParams
 from ocr_core.errors import DataError
-from ocr_core.inference import expand_inputs, predict_files
-from ocr_core.prediction_files import read_predictions
 from tests.flows.test_sweep import _runs_and_artifacts
-from tests.ocr_core.test_inference import bundle  # noqa: F401  (a fixture: a model that reads)
+from tests.ocr_core.captcha.test_inference import bundle  # noqa: F401  (a fixture: a model that reads)
 
 pytestmark = pytest.mark.slow
 

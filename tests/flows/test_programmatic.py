@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ocr_core.synthetic import plan_shards
+from ocr_core.captcha.synthetic import plan_shards
 from tasks.captcha import collect_captchas, generated_folder, render_captcha_shard
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -102,7 +102,7 @@ def test_images_keep_their_split_when_the_dataset_grows(prefect_server, results_
     from click.testing import CliRunner
 
     from flows.cli import main
-    from ocr_core.synthetic import generate_captchas
+    from ocr_core.captcha.synthetic import generate_captchas
 
     data, extra, evaluation = tmp_path / "data", tmp_path / "extra", tmp_path / "evaluation"
     generate_captchas(data, 80, seed=3)

@@ -8,7 +8,7 @@ import shutil
 from click.testing import CliRunner
 
 from flows.cli import main
-from ocr_core.review import REVIEW_LOG
+from ocr_core.captcha.review import REVIEW_LOG
 from tests.flows.test_cli import untrained_bundle  # noqa: F401  (a fixture)
 
 

@@ -32,7 +32,7 @@ async def _runs_and_artifacts(flow_run_id):
 def test_sweep_trains_each_configuration_and_gates_the_best(prefect_server, results_dir,
                                                              monkeypatch):
     from flows.sweep import captcha_sweep
-    from ocr_core import training
+    from ocr_core.captcha import training
 
     real_fit = training.train_captcha_model
 

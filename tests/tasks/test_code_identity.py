@@ -110,17 +110,17 @@ def _changed_by(edit) -> set[str]:
 
 class TestEditsRerunOnlyTheStepsThatRunTheCode:
     def test_editing_the_captcha_models_retrains_and_reevaluates_only(self, source_copy):
-        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "models.py",
+        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "captcha" / "models.py",
                                             "layers.Dropout(0.2)", "layers.Dropout(0.3)"))
         assert changed == CAPTCHA_TRAINING
 
     def test_editing_an_input_size_also_preprocesses_again(self, source_copy):
-        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "input_sizes.py",
+        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "captcha" / "input_sizes.py",
                                             "height=32", "height=48"))
         assert changed == {"build_datasets"} | CAPTCHA_TRAINING
 
     def test_editing_the_downloader_downloads_again_only(self, source_copy):
-        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "download.py",
+        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "data" / "download.py",
                                             "import", "import  "))
         assert changed == {"download_archive"}
 
@@ -138,7 +138,7 @@ class TestEditsRerunOnlyTheStepsThatRunTheCode:
 
     def test_editing_the_captcha_renderer_regenerates(self, source_copy):
         # collect_captchas only collects what render_captcha_shard drew: it declares that code
-        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "synthetic.py",
+        changed = _changed_by(lambda: _edit(source_copy / "ocr_core" / "captcha" / "synthetic.py",
                                             "import", "import  "))
         assert "collect_captchas" in changed
         assert not changed & (DATA_PREPARATION | CAPTCHA_TRAINING | DOWNLOAD | MNIST_DATA
@@ -186,20 +186,20 @@ class TestLibrariesInTheKey:
 class TestTheWalk:
     def test_a_module_covers_what_it_imports_inside_functions_too(self):
         files = {str(p.relative_to(PROJECT_ROOT)) for p in module_files("tasks.training")}
-        assert {"tasks/training.py", "ocr_core/training.py", "ocr_core/inference.py",
-                "ocr_core/bundle.py", "ocr_core/__init__.py"} <= files
+        assert {"tasks/training.py", "ocr_core/captcha/training.py", "ocr_core/captcha/inference.py",
+                "ocr_core/bundle/__init__.py", "ocr_core/__init__.py"} <= files
         assert not any(name.startswith("ocr_core/mnist/") for name in files)
 
     def test_imports_for_type_checking_only_are_not_followed(self):
-        files = {str(p.relative_to(PROJECT_ROOT)) for p in module_files("ocr_core.training")}
-        assert "ocr_core/models.py" not in files
+        files = {str(p.relative_to(PROJECT_ROOT)) for p in module_files("ocr_core.captcha.training")}
+        assert "ocr_core/captcha/models.py" not in files
 
     def test_a_module_import_used_by_another_task_is_not_followed(self):
-        # tasks/mnist.py imports tasks.links (-> ocr_core.config -> ocr_core.download) for
+        # tasks/mnist.py imports tasks.links (-> ocr_core.config -> ocr_core.data.download) for
         # publish_comparison only
         files = {str(p.relative_to(PROJECT_ROOT)) for p in step_code(train_digit_model.fn)[0]}
         assert "tasks/mnist.py" in files and "ocr_core/mnist/models.py" in files
-        assert not {"tasks/links.py", "ocr_core/config.py", "ocr_core/download.py"} & files
+        assert not {"tasks/links.py", "ocr_core/config/__init__.py", "ocr_core/data/download.py"} & files
 
     def test_the_helpers_a_step_calls_bring_their_imports(self):
         # collect_captchas -> generated_folder -> ResultsLayout
@@ -212,7 +212,7 @@ class TestTheWalk:
         package.mkdir()
         (package / "__init__.py").write_text("")
         (package / "made.py").write_text(
-            "from ocr_core.models import get_recipe\n\n\ndef factory():\n"
+            "from ocr_core.captcha.models import get_recipe\n\n\ndef factory():\n"
             "    def step():\n        return 1\n    return step\n")
         shutil.copytree(PROJECT_ROOT / "ocr_core", tmp_path / "ocr_core")
         monkeypatch.setattr(code_identity, "PROJECT_ROOT", tmp_path)
@@ -221,7 +221,7 @@ class TestTheWalk:
 
         step.__module__, step.__qualname__ = "tasks.made", "factory.<locals>.step"
         files = {str(p.relative_to(tmp_path)) for p in step_code(step)[0]}
-        assert {"tasks/made.py", "ocr_core/models.py"} <= files
+        assert {"tasks/made.py", "ocr_core/captcha/models.py"} <= files
 
     def test_digests_are_cached_per_file_version(self, source_copy):
         first = identity_of(plot_samples.fn)["code"]

@@ -10,9 +10,9 @@ import pytest
 from prefect import flow
 from prefect.logging import disable_run_logger
 
-from ocr_core.allowed_roots import ALLOWED_ROOTS_ENV
 from ocr_core.errors import ConfigError, DownloadError
-from ocr_core.targets import ALLOW_PRIVATE_HOSTS_ENV
+from ocr_core.guards.allowed_roots import ALLOWED_ROOTS_ENV
+from ocr_core.guards.targets import ALLOW_PRIVATE_HOSTS_ENV
 from tasks.download import download_archive
 from tests.fault_server import FaultServer, Reply
 

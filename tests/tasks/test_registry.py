@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from prefect.logging import disable_run_logger
 
-from ocr_core.dataset import ImageRecord, index_images, list_pngs, write_manifest
+from ocr_core.captcha.inference import Prediction
+from ocr_core.captcha.synthetic import CAPTCHA_ALPHABET, generate_captchas
+from ocr_core.data.dataset import ImageRecord, index_images, list_pngs, write_manifest
 from ocr_core.errors import ConfigError
-from ocr_core.inference import Prediction
 from ocr_core.registry import Registry
-from ocr_core.synthetic import CAPTCHA_ALPHABET, generate_captchas
 from tasks.decision_report import decision_markdown
 from tasks.records import EvaluationReport, Manifest, ModelBundle, PromotionDecision
 from tasks.registry import (
@@ -120,7 +120,7 @@ class TestChallengeChampion:
 
     def test_a_champion_is_scored_once_per_evaluation_set(self, bundles, evaluation_set,
                                                           tmp_path, monkeypatch):
-        from ocr_core import inference
+        from ocr_core.captcha import inference
 
         challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
         scored = []
@@ -147,7 +147,7 @@ def hundred_image_set(tmp_path: Path) -> Manifest:
 
 def fake_readers(monkeypatch, right: dict[str, int]) -> None:
     """Version vN reads the first right["vN"] images of the set right and the others wrong."""
-    from ocr_core import inference
+    from ocr_core.captcha import inference
 
     def predict(bundle, paths, **kwargs):
         known = right[bundle.path.name]
@@ -216,7 +216,7 @@ class TestScoringWithoutTheLock:
     def test_the_registry_is_not_locked_while_models_are_scored(
         self, bundles, evaluation_set, tmp_path, monkeypatch
     ):
-        from ocr_core import inference
+        from ocr_core.captcha import inference
 
         challenge(register(bundles["two"], tmp_path), evaluation_set, tmp_path)
         original = inference.predict_files
@@ -234,7 +234,7 @@ class TestScoringWithoutTheLock:
     def test_a_champion_moved_while_scoring_is_the_one_compared(
         self, bundles, evaluation_set, tmp_path, monkeypatch
     ):
-        from ocr_core import inference
+        from ocr_core.captcha import inference
 
         registry = Registry.of(tmp_path)
         challenge(register(bundles["blank"], tmp_path), evaluation_set, tmp_path)  # v1

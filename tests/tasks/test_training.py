@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefect.logging import disable_run_logger
 
-from ocr_core.dataset import index_images, list_pngs, split_records, write_split
+from ocr_core.data.dataset import index_images, list_pngs, split_records, write_split
 from tasks.records import Datasets
 from tasks.training import evaluate_model
 from tests.tasks.test_registry import constant_bundle

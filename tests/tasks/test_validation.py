@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from prefect.logging import disable_run_logger
 
-from ocr_core import dataset as ds
+from ocr_core.data import dataset as ds
 from ocr_core.errors import DataError
 from tasks.captcha import fingerprint_folder
 from tasks.validation import validate_images

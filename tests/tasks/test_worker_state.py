@@ -30,14 +30,14 @@ def test_tasks_and_library_never_set_environment_variables():
 
 def test_no_global_random_seeding_outside_training():
     # Generation draws from private seeded generators. The one process-global seed is
-    # keras.utils.set_random_seed in ocr_core/training.py train_captcha_model(): it is why
+    # keras.utils.set_random_seed in ocr_core/captcha/training.py train_captcha_model(): it is why
     # concurrent trainings in one process (the thread runner) are not reproducible, and Dask workers run one
     # training per process at a time (docs/scale-out.md).
     offenders = [f"{path.relative_to(ROOT)}:{number}" for path in _sources("tasks", "ocr_core")
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if SEEDS_GLOBAL_RANDOM.search(line)]
     assert offenders == []
-    fit_source = (ROOT / "ocr_core" / "training.py").read_text()
+    fit_source = (ROOT / "ocr_core" / "captcha" / "training.py").read_text()
     assert fit_source.count("set_random_seed") <= 1
 
 

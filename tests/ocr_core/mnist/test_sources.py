@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ocr_core.errors import DataError, DownloadError
+from ocr_core.guards.targets import TargetPolicy
 from ocr_core.mnist import sources
-from ocr_core.targets import TargetPolicy
 from tests.mnist_files import write_idx_copy, write_npz_copy
 
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from ocr_core.fitting import fit
 from ocr_core.mnist.data import split_validation
 from ocr_core.mnist.models import build_model
 from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
 from ocr_core.mnist.training import RULE, digit_summary
+from ocr_core.training.fit import fit
 
 
 @pytest.mark.slow

@@ -1,0 +1,1 @@
+"""Captchas: generation, tf.data pipelines, CTC, the recipes, training plug-ins, reading, plots."""

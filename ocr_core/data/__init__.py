@@ -1,0 +1,1 @@
+"""Data in: downloads, safe unzip, validation, the index and the split, ingest."""

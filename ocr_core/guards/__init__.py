@@ -1,0 +1,1 @@
+"""Checks on untrusted input: download targets, allowed roots, user patterns, vocabularies."""

@@ -1,0 +1,109 @@
+import keras
+import numpy as np
+import pytest
+
+from ocr_core.captcha.ctc import Vocabulary
+from ocr_core.captcha.metrics import character_error_rate
+from ocr_core.captcha.models import get_recipe
+from ocr_core.captcha.pipeline import load_split, save_split
+from ocr_core.captcha.training import MONITOR, TrainingPlan, plan_training, predict_texts, train_captcha_model
+from ocr_core.data import dataset as ds
+
+
+class TestPlanTraining:
+    """Training length follows the data: the same defaults learn from 750 images and from 16,000."""
+
+    def test_main_job_gets_six_epochs_of_batch_64(self):
+        plan = plan_training(16_000, get_recipe("crnn"))
+        assert plan == TrainingPlan(batch_size=64, epochs=6, patience=2, start_from_epoch=2,
+                                    rule="cer-then-loss")
+
+    def test_small_real_set_gets_small_batches_and_many_epochs(self):
+        plan = plan_training(748, get_recipe("crnn"))
+        assert plan == TrainingPlan(batch_size=16, epochs=129, patience=13, start_from_epoch=43)
+        assert plan.epochs * 748 >= 96_000
+
+    def test_augmented_training_sees_more_images(self):
+        plan = plan_training(748, get_recipe("crnn"), augment=True)
+        assert plan == TrainingPlan(batch_size=16, epochs=214, patience=22, start_from_epoch=71)
+        assert plan_training(640, get_recipe("crnn"), augment=True).epochs == 250
+        assert plan_training(16_000, get_recipe("crnn"), augment=True).epochs == 10
+
+    def test_batch_halves_until_an_epoch_has_40_steps(self):
+        assert plan_training(2_000, get_recipe("crnn")).batch_size == 32
+        assert plan_training(2_560, get_recipe("crnn")).batch_size == 64
+        assert plan_training(10, get_recipe("crnn")).batch_size == 16
+
+    def test_epochs_are_capped(self):
+        assert plan_training(40, get_recipe("crnn")).epochs == 1000
+        assert plan_training(96, get_recipe("crnn")).epochs == 1000
+
+    def test_given_values_win(self):
+        plan = plan_training(748, get_recipe("crnn"), epochs=80, patience=20, batch_size=8)
+        assert plan == TrainingPlan(batch_size=8, epochs=80, patience=20, start_from_epoch=26)
+
+    def test_no_images(self):
+        with pytest.raises(ValueError, match="train_images must be positive, got 0"):
+            plan_training(0, get_recipe("crnn"))
+
+
+class _WreckLastEpoch(keras.callbacks.Callback):
+    """Zeroes every weight during the last epoch, so the last epoch is the worst one."""
+
+    def __init__(self, last_epoch: int) -> None:
+        super().__init__()
+        self.last_epoch = last_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.last_epoch:
+            self.model.set_weights([np.zeros_like(w) for w in self.model.get_weights()])
+
+
+@pytest.fixture(scope="module")
+def overfitted(tmp_path_factory, captcha_dir):
+    """The crnn recipe trained on 24 captchas and validated on the same 24, last epoch wrecked."""
+    folder = tmp_path_factory.mktemp("overfit")
+    records = ds.index_images(ds.list_pngs(captcha_dir))[:24]
+    vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in records]))
+    recipe = get_recipe("crnn")
+    save_split(records, vocabulary, folder / "train", height=recipe.height, width=recipe.width,
+               max_label_length=5)
+    epochs = 40
+    plan = TrainingPlan(batch_size=4, epochs=epochs, patience=epochs, start_from_epoch=0)
+    validation = load_split(folder / "train", 8)
+    result = train_captcha_model(recipe, vocabulary, load_split(folder / "train", 4, shuffle=True, seed=0),
+                                 validation, plan=plan, seed=0, learning_rate=1e-2,
+                                 callbacks=[_WreckLastEpoch(epochs - 1)])
+    return result, validation, vocabulary
+
+
+@pytest.mark.slow
+class TestFit:
+    def test_a_few_dozen_images_are_learned(self, overfitted):
+        result, _, _ = overfitted
+        # An untrained reader gets nearly every character wrong (CER near 1). The exact figure
+        # after 40 epochs differs between CPUs (CER 0.08-0.12, whole labels 46-60% seen).
+        assert min(result.history[MONITOR]) < 0.2, result.history[MONITOR]
+        assert result.history["val_sequence_accuracy"][result.best_epoch - 1] > 0.3
+
+    def test_early_stopping_restores_the_best_epochs_weights(self, overfitted):
+        result, validation, vocabulary = overfitted
+        history = result.history[MONITOR]
+        assert history[-1] > 0.5  # the wrecked last epoch
+        assert result.best_epoch < len(history)
+        assert history[result.best_epoch - 1] == min(history)
+        assert result.kept_because.startswith(f"epoch {result.best_epoch}: val CER ")
+        assert not result.stopped_early
+        predictions, truths, _ = predict_texts(result.model, validation, vocabulary)
+        assert character_error_rate(predictions, truths) == pytest.approx(min(history))
+
+    def test_history_and_output_shape(self, overfitted):
+        result, _, vocabulary = overfitted
+        assert set(result.history) >= {"loss", "val_loss", "val_sequence_accuracy", MONITOR,
+                                       "epoch_seconds"}
+        assert len(result.history["loss"]) == 40
+        assert result.model.output_shape == (None, 32, vocabulary.num_classes)

@@ -1,0 +1,99 @@
+"""Allowed roots: which paths a served run may use, checked after symbolic links are resolved."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ocr_core.config import IngestParams, PredictParams, RetrainParams
+from ocr_core.errors import ConfigError
+from ocr_core.guards.allowed_roots import (
+    ALLOWED_ROOTS_ENV,
+    allowed_roots,
+    check_served_paths,
+    check_under_roots,
+    path_parameters,
+    roots_setting,
+)
+from ocr_core.layout import RESULTS_ENV
+
+
+class TestRoots:
+    def test_the_results_root_and_the_setting_separated_by_pathsep(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+        env = {ALLOWED_ROOTS_ENV: f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}"}
+        assert allowed_roots(env) == [(tmp_path / "results").resolve(),
+                                      (tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+
+    def test_without_it_the_results_root_is_the_only_root(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+        assert allowed_roots({}) == [(tmp_path / "results").resolve()]
+
+    def test_roots_setting_resolves_and_drops_repeats(self, tmp_path):
+        (tmp_path / "real").mkdir()
+        (tmp_path / "link").symlink_to(tmp_path / "real")
+        setting = roots_setting([tmp_path / "link", tmp_path / "real", tmp_path / "x"])
+        assert setting.split(os.pathsep) == [str((tmp_path / "real").resolve()),
+                                             str((tmp_path / "x").resolve())]
+
+
+class TestCheck:
+    def test_a_path_under_a_root_passes_resolved(self, tmp_path):
+        root = tmp_path.resolve()
+        assert check_under_roots(tmp_path / "a" / ".." / "b.csv", [root], "output") == root / "b.csv"
+
+    def test_a_path_outside_names_the_parameter_and_the_roots(self, tmp_path):
+        root = (tmp_path / "root").resolve()
+        with pytest.raises(ConfigError) as error:
+            check_under_roots("/etc/passwd.csv", [root], "output")
+        assert "output=/etc/passwd.csv" in str(error.value) and str(root) in str(error.value)
+        assert ALLOWED_ROOTS_ENV in str(error.value)
+
+    def test_dot_dot_cannot_climb_out(self, tmp_path):
+        root = (tmp_path / "root").resolve()
+        with pytest.raises(ConfigError):
+            check_under_roots(root / ".." / "elsewhere", [root], "data_dir")
+
+    def test_a_symbolic_link_inside_pointing_outside_is_refused(self, tmp_path):
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "escape").symlink_to(tmp_path / "outside")
+        with pytest.raises(ConfigError, match="inputs\\[0\\]"):
+            check_under_roots(root / "escape" / "x.png", [root.resolve()], "inputs[0]")
+
+    def test_a_prefix_is_not_a_parent(self, tmp_path):
+        with pytest.raises(ConfigError):
+            check_under_roots(tmp_path / "root-evil", [(tmp_path / "root").resolve()], "output")
+
+
+class TestServedParameters:
+    def test_every_path_field_is_found(self, tmp_path):
+        params = PredictParams(results_dir=tmp_path, inputs=[tmp_path / "a", tmp_path / "b"],
+                               output=tmp_path / "p.csv", model=tmp_path / "m")
+        names = [name for name, _ in path_parameters(params)]
+        assert names == ["results_dir", "inputs[0]", "inputs[1]", "output", "model"]
+
+    def test_ingest_source_and_destination_are_checked(self, tmp_path):
+        root = tmp_path.resolve()
+        params = IngestParams(results_dir=root, source_dir="/tmp", data_dir=root / "data")
+        with pytest.raises(ConfigError, match="source_dir=/tmp "):
+            check_served_paths(params, [root], root)
+
+    def test_the_results_root_must_be_the_served_one(self, tmp_path):
+        root = tmp_path.resolve()
+        params = RetrainParams(results_dir=root / "inner")  # under a root, yet another registry
+        with pytest.raises(ConfigError, match="results_dir=.* is not this deployment's"):
+            check_served_paths(params, [root], root)
+
+    def test_paths_inside_pass(self, tmp_path):
+        root = tmp_path.resolve()
+        params = RetrainParams(results_dir=root, source="dir", data_dir=root / "data",
+                               evaluation_dir=root / "held-out")
+        check_served_paths(params, [root], root)
+
+    def test_evaluation_dir_outside_is_refused(self, tmp_path):
+        root = (tmp_path / "root").resolve()
+        params = RetrainParams(results_dir=root, source="dir", data_dir=root / "data",
+                               evaluation_dir=Path("/srv/other"))
+        with pytest.raises(ConfigError, match="evaluation_dir=/srv/other"):
+            check_served_paths(params, [root], root)
