@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-from ocr_core.bundle import Bundle, captcha_fields, load_bundle, save_bundle  # noqa: E402
+from ocr_core.bundle.folder import Bundle, captcha_fields, load_bundle, save_bundle  # noqa: E402
 from ocr_core.captcha.ctc import BLANK_INDEX  # noqa: E402
 from ocr_core.captcha.inference import (  # noqa: E402
     compiled_model,

@@ -48,7 +48,7 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
+    from ocr_core.bundle.folder import captcha_fields, load_bundle, save_bundle
     from ocr_core.captcha.ctc import Vocabulary
     from ocr_core.captcha.inference import predict_files, score
     from ocr_core.captcha.models import build_crnn, get_recipe

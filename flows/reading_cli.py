@@ -43,7 +43,7 @@ def _moved(new_command: str):
 
 def _load_model(model: Path | None, results_dir: Path | None = None):
     """The given bundle, or the registry's champion when none is given."""
-    from ocr_core.bundle import load_bundle
+    from ocr_core.bundle.folder import load_bundle
 
     if model is None:
         registry = registry_at(results_dir)

@@ -122,7 +122,7 @@ def train_digit_model(
     """
     import tensorflow as tf
 
-    from ocr_core.bundle import save_bundle
+    from ocr_core.bundle.folder import save_bundle
     from ocr_core.mnist.data import load_arrays, split_validation
     from ocr_core.mnist.models import build_model, bundle_fields, get_spec
     from ocr_core.mnist.pipeline import evaluation_pipeline, training_pipeline
@@ -196,7 +196,7 @@ def evaluate_digit_model(model: DigitModel, data: DigitData, batch_size: int,
     """
     import numpy as np
 
-    from ocr_core.bundle import load_bundle
+    from ocr_core.bundle.folder import load_bundle
     from ocr_core.files import atomic_path, write_json
     from ocr_core.mnist.data import load_arrays
     from ocr_core.mnist.evaluation import evaluate_digits

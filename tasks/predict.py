@@ -54,7 +54,7 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
         RegistryError: no model given and the registry has no champion, or the champion's
             files differ from the registry's record.
     """
-    from ocr_core.bundle import bundle_dir, describe_bundle
+    from ocr_core.bundle.folder import bundle_dir, describe_bundle
 
     if model is not None:
         describe_bundle(model, kind="captcha")
@@ -101,7 +101,7 @@ def _bundle(folder: str, digest: str):
     Raises:
         ModelError: the bundle's content is no longer `digest`.
     """
-    from ocr_core.bundle import load_bundle
+    from ocr_core.bundle.folder import load_bundle
 
     if bundle_digest(Path(folder)) != digest:
         raise ModelError(f"{folder} changed while this predict run was reading with it")

@@ -132,7 +132,7 @@ class TrainedModel(Output):
 
 @dataclass(frozen=True)
 class ModelBundle(TrainedModel):
-    """A trained captcha model bundle (see `ocr_core.bundle`)."""
+    """A trained captcha model bundle (see `ocr_core.bundle.folder`)."""
 
     recipe: str = ""
     kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
@@ -214,7 +214,7 @@ class DigitData(Output):
 
 @dataclass(frozen=True)
 class DigitModel(TrainedModel):
-    """A trained MNIST model: a bundle of kind `digits` (`ocr_core.bundle`)."""
+    """A trained MNIST model: a bundle of kind `digits` (`ocr_core.bundle.folder`)."""
 
     name: str = ""
     parameters: int = 0

@@ -127,7 +127,7 @@ def score_version(
     if known is not None and "misread" in known:
         return Scores(known["sequence_accuracy"], known["character_error_rate"], known["count"],
                       frozenset(known["misread"]))
-    from ocr_core.bundle import load_bundle
+    from ocr_core.bundle.folder import load_bundle
     from ocr_core.captcha.inference import predict_files, score
 
     records, _ = read_manifest(evaluation_set.path, evaluation_set.images_root or None)

@@ -39,7 +39,7 @@ def train_model(
     killed before Prefect kept its result) is the result: it is not trained again, unless the
     run refreshes the cache. The step's lock (`ocr_core.cache.locks`) keeps both folders to one run.
     """
-    from ocr_core.bundle import captcha_fields, save_bundle
+    from ocr_core.bundle.folder import captcha_fields, save_bundle
     from ocr_core.captcha.ctc import Vocabulary
     from ocr_core.captcha.models import get_recipe
     from ocr_core.captcha.pipeline import count_split, load_split
@@ -135,7 +135,7 @@ def evaluate_model(
     They go into the evaluation's own folder: the model bundle is a cached output and is never
     changed after training (the registry and the reports read test metrics from here).
     """
-    from ocr_core.bundle import load_bundle
+    from ocr_core.bundle.folder import load_bundle
     from ocr_core.captcha.inference import predict_files, score
     from ocr_core.data.dataset import read_split
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ocr_core.bundle import Bundle
+from ocr_core.bundle.folder import Bundle
 from ocr_core.captcha.ctc import decode_texts
 from ocr_core.captcha.metrics import character_error_rate, sequence_accuracy
 from ocr_core.captcha.pipeline import decode_image, decode_resized, to_model_layout

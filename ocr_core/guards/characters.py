@@ -4,7 +4,7 @@ file name, because predictions become file names (`predict --review-dir`, `ocr_c
 Refused: path separators, the dot (`..` names a folder), control, format and unassigned
 characters and line or paragraph separators (NUL, newline, the right-to-left override), and
 entries that are not exactly one character. Checked on every bundle loaded or saved
-(`ocr_core.bundle`) and on every label when a dataset is validated (`ocr_core.data.validation`), so a
+(`ocr_core.bundle.folder`) and on every label when a dataset is validated (`ocr_core.data.validation`), so a
 dataset whose labels could not make a bundle fails before training, not after.
 """
 

@@ -1,5 +1,5 @@
 """The original notebook's three digit classifiers (Keras 3, channels last, input (28, 28, 1), 10 classes),
-and the fields of the bundle they are saved in (`ocr_core.bundle`, kind `digits`).
+and the fields of the bundle they are saved in (`ocr_core.bundle.folder`, kind `digits`).
 
 Weight initialisers and dropout take explicit seeds, so a seed reproduces a model without
 touching Keras's process-global random state (trainings may run side by side in one process).
@@ -14,7 +14,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from ocr_core.bundle import digits_fields
+from ocr_core.bundle.folder import digits_fields
 from ocr_core.errors import ConfigError
 from ocr_core.mnist.data import IMAGE_SIZE, NUM_CLASSES
 
@@ -120,6 +120,6 @@ def build_model(name: str, *, seed: int = 0, learning_rate: float = 1e-3) -> ker
 
 
 def bundle_fields(name: str) -> dict[str, Any]:
-    """The bundle.json fields of model `name` (`ocr_core.bundle.save_bundle`)."""
+    """The bundle.json fields of model `name` (`ocr_core.bundle.folder.save_bundle`)."""
     return digits_fields(from_logits=get_spec(name).from_logits, size=IMAGE_SIZE,
                          classes=[str(digit) for digit in range(NUM_CLASSES)])

@@ -174,7 +174,7 @@ class Registry(EvaluationSetRecord):
             split: which images (by content hash) were in each split, kept as split.json so
                 the next retrain can say what joined each split.
         """
-        from ocr_core.bundle import bundle_dir, describe_bundle
+        from ocr_core.bundle.folder import bundle_dir, describe_bundle
 
         describe_bundle(bundle, kind="captcha")
         source = bundle_dir(bundle)

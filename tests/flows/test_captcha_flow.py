@@ -12,7 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.captcha_ocr import captcha_ocr
-from ocr_core.bundle import load_bundle
+from ocr_core.bundle.folder import load_bundle
 from ocr_core.config import CaptchaParams
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from ocr_core.bundle import captcha_fields, save_bundle
+from ocr_core.bundle.folder import captcha_fields, save_bundle
 from ocr_core.captcha.models import get_recipe
 
 

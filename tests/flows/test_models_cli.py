@@ -16,7 +16,7 @@ def two_reader(folder: Path) -> Path:
     """A real bundle that reads every captcha as "2" (its logits always favour class 1)."""
     import keras
 
-    from ocr_core.bundle import captcha_fields, save_bundle
+    from ocr_core.bundle.folder import captcha_fields, save_bundle
 
     classes = len(CAPTCHA_ALPHABET) + 1
     inputs = keras.Input((16, 8, 1))

@@ -31,7 +31,7 @@ def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     """A bundle whose logits always favour one class (0 = blank) at every time step."""
     import keras
 
-    from ocr_core.bundle import captcha_fields, save_bundle
+    from ocr_core.bundle.folder import captcha_fields, save_bundle
 
     num_classes = len(CAPTCHA_ALPHABET) + 1
     inputs = keras.Input((16, 8, 1))  # (batch, width, height, 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
+from ocr_core.bundle.folder import captcha_fields, load_bundle, save_bundle
 from ocr_core.captcha.inference import expand_inputs, predict_files, score
 from ocr_core.captcha.models import get_recipe
 from ocr_core.errors import DataError, ModelError
@@ -69,7 +69,7 @@ class TestBundle:
             load_bundle(broken)
 
     def test_failed_save_leaves_previous_bundle_intact(self, bundle_path, tmp_path, monkeypatch):
-        import ocr_core.bundle
+        import ocr_core.bundle.folder
 
         target = tmp_path / "m"
         model = keras.saving.load_model(bundle_path / "model.keras")
@@ -80,7 +80,7 @@ class TestBundle:
         def disk_full(path, value):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(ocr_core.bundle, "write_json", disk_full)
+        monkeypatch.setattr(ocr_core.bundle.folder, "write_json", disk_full)
         with pytest.raises(OSError, match="No space"):
             save_bundle(target, model, captcha_fields("xyz", 32, 128), **kwargs)
         assert (target / "bundle.json").read_text() == before
@@ -180,7 +180,7 @@ def test_recipes_emit_time_major_logits():
 
 
 # The fields today's bundles were written with before one format served both kinds (copied from
-# the old writers: ocr_core/bundle/__init__.py and ocr_core/mnist/models.py at format 1).
+# the old writers: ocr_core/bundle/folder.py and ocr_core/mnist/models.py at format 1).
 FORMAT_1_CAPTCHA = {
     "format": 1, "vocabulary": "2345678bcdefgmnpwxy", "blank_index": 0, "recipe": "crnn",
     "input": {"height": 32, "width": 128, "channels": 1, "layout": "width-major"},

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
+from ocr_core.bundle.folder import captcha_fields, load_bundle, save_bundle
 from ocr_core.captcha.ctc import BLANK_INDEX
 from ocr_core.captcha.inference import (
     check_pngs,

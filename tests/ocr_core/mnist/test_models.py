@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from ocr_core.bundle import load_bundle, save_bundle
+from ocr_core.bundle.folder import load_bundle, save_bundle
 from ocr_core.errors import ConfigError, ModelError
 from ocr_core.mnist.models import MODEL_NAMES, build_model, bundle_fields, get_spec
 

@@ -106,7 +106,7 @@ class TestRegister:
     def test_a_registered_version_is_a_loadable_bundle(self, tmp_path):
         import keras
 
-        from ocr_core.bundle import captcha_fields, load_bundle, save_bundle
+        from ocr_core.bundle.folder import captcha_fields, load_bundle, save_bundle
 
         inputs = keras.Input((16, 8, 1))
         outputs = keras.layers.Dense(4)(keras.layers.Reshape((16, 8))(inputs))
