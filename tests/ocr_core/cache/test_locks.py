@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ocr_core.cache.locks import is_step_locked, lock_path, step_lock
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_lock_lives_under_the_results_root(tmp_path):

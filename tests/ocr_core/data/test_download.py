@@ -188,7 +188,7 @@ class TestCache:
         code = ("import sys; from ocr_core.data.download import download, DownloadSettings; "
                 "download(sys.argv[1], sys.argv[2], settings=DownloadSettings(read_timeout=60))")
         child = subprocess.Popen([sys.executable, "-c", code, url, str(target)],
-                                 cwd=Path(__file__).resolve().parents[2])
+                                 cwd=Path(__file__).resolve().parents[3])
         try:
             deadline = time.monotonic() + 30
             while not any(p.stat().st_size for p in tmp_path.glob(".tmp-*")):

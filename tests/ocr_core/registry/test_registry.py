@@ -12,7 +12,7 @@ from ocr_core import files
 from ocr_core.errors import ConfigError, ModelError, RegistryError
 from ocr_core.registry import Registry, bundle_digest, version_number
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_bundle(folder: Path, content: str) -> Path:
