@@ -22,7 +22,7 @@ from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
 from tasks.captcha import fingerprint_folder, split_dataset
 from tasks.decision_report import publish_decision
-from tasks.records import ImageFolder, Manifest
+from tasks.records import ImageFolder, Manifest, PromotionDecision, RegisteredModel, Split
 from tasks.registry import (
     challenge_champion,
     record_failed_challenger,
@@ -88,6 +88,28 @@ def seeded_for_run(params: RetrainParams, run_id: str) -> RetrainParams:
     return params.model_copy(update={"seed": seed})
 
 
+
+def reserve_and_split(params: RetrainParams) -> tuple[Manifest, Manifest, Split]:
+    """The checked training images, the evaluation set kept apart from them, and their split."""
+    manifest = checked_manifest(acquire_images(params), params)
+    evaluation_set = reserve_evaluation_set(
+        checked_manifest(acquire_evaluation_images(params), params), manifest,
+        describe_evaluation_set(params), params.results_dir)
+    warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
+    split = split_dataset(manifest, params.seed, params.validation_fraction,
+                          params.test_fraction, params.results_dir)
+    return manifest, evaluation_set, split
+
+
+def gate(challenger: RegisteredModel, evaluation_set: Manifest,
+         params: RetrainParams) -> PromotionDecision:
+    """Let a registered challenger face the champion on the evaluation set; publish the decision."""
+    decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
+                                  params.decoder, params.beam_width, params.results_dir,
+                                  significance=params.significance)
+    publish_decision(decision)
+    return decision
+
 @flow(name="captcha-retrain")
 @honour_refresh
 def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
@@ -96,13 +118,7 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     confine_served_run(params)
     root = params.results_dir
     try:
-        manifest = checked_manifest(acquire_images(params), params)
-        evaluation_set = reserve_evaluation_set(
-            checked_manifest(acquire_evaluation_images(params), params), manifest,
-            describe_evaluation_set(params), root)
-        warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
-        split = split_dataset(manifest, params.seed, params.validation_fraction,
-                              params.test_fraction, root)
+        manifest, evaluation_set, split = reserve_and_split(params)
         changes = report_split_changes(split, root)
         model, test, _ = train_and_test(params, manifest)
         challenger = register_model(
@@ -112,10 +128,7 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
         publish_decision(record_failed_challenger(f"{type(error).__name__}: {error}",
                                                   params.promotion_margin, root))
         raise
-    decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
-                                  params.decoder, params.beam_width, root,
-                                  significance=params.significance)
-    publish_decision(decision)
+    decision = gate(challenger, evaluation_set, params)
     return RetrainSummary(
         promoted=decision.promoted, reason=decision.reason, challenger=challenger.version,
         champion=decision.champion_after, seed=params.seed, test_metrics=test.metrics,

@@ -19,9 +19,8 @@ from prefect.futures import PrefectFuture, wait
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
-from flows.captcha_ocr import acquire_images, checked_manifest
 from flows.refresh import honour_refresh
-from flows.retrain import acquire_evaluation_images, describe_evaluation_set, describe_training_data
+from flows.retrain import describe_training_data, gate, reserve_and_split
 from flows.runners import (
     check_workers_see,
     run_on_chosen_runner,
@@ -32,16 +31,10 @@ from flows.runners import (
 )
 from ocr_core.config import SweepConfiguration, SweepParams
 from ocr_core.errors import TrainingError
-from tasks.captcha import build_datasets, split_dataset
+from tasks.captcha import build_datasets
 from tasks.decision_report import publish_decision
-from tasks.records import Datasets, Manifest
-from tasks.registry import (
-    challenge_champion,
-    record_failed_challenger,
-    register_model,
-    reserve_evaluation_set,
-    warn_small_evaluation_set,
-)
+from tasks.records import Datasets, Manifest, PromotionDecision, RegisteredModel
+from tasks.registry import record_failed_challenger, register_model
 from tasks.served import confine_served_run
 from tasks.sweep import SweepResult, best_result, publish_sweep
 from tasks.training import check_learned, evaluate_model, train_model
@@ -100,7 +93,7 @@ def configuration_params(params: SweepParams, config: SweepConfiguration) -> dic
 
 def gate_best(
     params: SweepParams, results: list[SweepResult], manifest: Manifest, evaluation_set: Manifest
-):
+) -> tuple[SweepResult, RegisteredModel, PromotionDecision]:
     """Register the best configuration's model and let it challenge the champion."""
     root = params.results_dir
     best = best_result(results)
@@ -113,11 +106,7 @@ def gate_best(
     training_data = describe_training_data(params, manifest) | {"training_seed": best.seed}
     challenger = register_model(best.model, best.evaluation, training_data,
                                 configuration_params(params, config), root)
-    decision = challenge_champion(challenger, evaluation_set, params.promotion_margin,
-                                  params.decoder, params.beam_width, root,
-                                  significance=params.significance)
-    publish_decision(decision)
-    return best, challenger, decision
+    return best, challenger, gate(challenger, evaluation_set, params)
 
 
 @flow(name="captcha-sweep", task_runner=thread_pool(2))
@@ -130,13 +119,7 @@ def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
         return handover()
     root = params.results_dir
     check_workers_see(root)
-    manifest = checked_manifest(acquire_images(params), params)
-    evaluation_set = reserve_evaluation_set(
-        checked_manifest(acquire_evaluation_images(params), params), manifest,
-        describe_evaluation_set(params), root)
-    warn_small_evaluation_set(evaluation_set, params.promotion_margin, params.significance)
-    split = split_dataset(manifest, params.seed, params.validation_fraction,
-                          params.test_fraction, root)
+    manifest, evaluation_set, split = reserve_and_split(params)
     configs = params.configurations()
     datasets = {recipe: build_datasets(split, recipe, root)
                 for recipe in dict.fromkeys(c.recipe for c in configs)}

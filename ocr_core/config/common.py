@@ -39,6 +39,9 @@ AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 """A path made absolute (and `~` expanded) when the parameters are validated: a process work pool
 starts flow runs in another folder."""
 
+Distinct = AfterValidator(lambda values: list(dict.fromkeys(values)))
+"""Drops repeats from a list parameter, keeping its order: a repeated entry would train twice."""
+
 RecipeName = Annotated[Literal["crnn", "keras_example"], BeforeValidator(check_recipe_name)]
 LabelPattern = Annotated[str, AfterValidator(check_regular_expression)]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from ocr_core.config.common import AbsolutePath, RunnerParams, RunParams
+from ocr_core.config.common import AbsolutePath, Distinct, RunnerParams, RunParams
 
 MnistModelName = Literal["dense", "simple_cnn", "larger_cnn"]
 MNIST_MODELS: tuple[MnistModelName, ...] = ("dense", "simple_cnn", "larger_cnn")
@@ -15,7 +15,7 @@ MNIST_MODELS: tuple[MnistModelName, ...] = ("dense", "simple_cnn", "larger_cnn")
 class MnistParams(RunParams, RunnerParams):
     """Parameters of the MNIST flow: which of the original notebook's digit models to train, on which copy."""
 
-    models: list[MnistModelName] = Field(
+    models: Annotated[list[MnistModelName], Distinct] = Field(
         default_factory=lambda: list(MNIST_MODELS),
         min_length=1,
         description="Models to train and compare: dense (Flatten-Dense128), simple_cnn "
@@ -56,11 +56,6 @@ class MnistParams(RunParams, RunnerParams):
     connect_timeout: float = Field(
         5.0, gt=0, le=120, description="Seconds allowed for reaching download_host."
     )
-
-    @field_validator("models")
-    @classmethod
-    def _distinct_models(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _check_source(self) -> MnistParams:

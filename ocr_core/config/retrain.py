@@ -4,11 +4,12 @@ registry's champion/challenger gate on one evaluation set."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from ocr_core.config.captcha import CaptchaParams
-from ocr_core.config.common import AbsolutePath, RecipeName, RunnerParams
+from ocr_core.config.common import AbsolutePath, Distinct, RecipeName, RunnerParams
 
 DEFAULT_EVALUATION_SEED = 2024
 DEFAULT_EVALUATION_SAMPLES = 500
@@ -92,17 +93,17 @@ class SweepParams(RetrainParams, RunnerParams):
     `learning_rate` or `recipe`.
     """
 
-    seeds: list[int] = Field(
+    seeds: Annotated[list[int], Distinct] = Field(
         default_factory=list,
         description="Training seeds (weight init, shuffling), crossed with the other lists. "
         "Default: seed.",
     )
-    learning_rates: list[float] = Field(
+    learning_rates: Annotated[list[float], Distinct] = Field(
         default_factory=list,
         description="Peak learning rates, crossed with the other lists. Default: learning_rate "
         "(or the recipe's).",
     )
-    recipes: list[RecipeName] = Field(
+    recipes: Annotated[list[RecipeName], Distinct] = Field(
         default_factory=list,
         description="Model recipes, crossed with the other lists. Default: recipe.",
     )
@@ -112,19 +113,14 @@ class SweepParams(RetrainParams, RunnerParams):
     def _seeds(cls, value: list[int]) -> list[int]:
         if any(seed < 0 for seed in value):
             raise ValueError(f"seeds must be >= 0, got {value}")
-        return list(dict.fromkeys(value))
+        return value
 
     @field_validator("learning_rates")
     @classmethod
     def _learning_rates(cls, value: list[float]) -> list[float]:
         if any(not 0 < rate < 1 for rate in value):
             raise ValueError(f"learning rates must be between 0 and 1 (exclusive), got {value}")
-        return list(dict.fromkeys(value))
-
-    @field_validator("recipes")
-    @classmethod
-    def _recipes(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
+        return value
 
     @model_validator(mode="after")
     def _check_sweep(self) -> SweepParams:

@@ -55,6 +55,13 @@ class TestSweepParams:
             "crnn lr=0.001 seed=1", "crnn lr=0.001 seed=2",
             "crnn lr=0.003 seed=1", "crnn lr=0.003 seed=2"]
 
+    def test_a_repeated_value_trains_once(self):
+        params = SweepParams(seeds=[3, 1, 3], learning_rates=[0.01, 0.01],
+                             recipes=["crnn", "keras_example", "crnn"])
+        assert (params.seeds, params.learning_rates) == ([3, 1], [0.01])
+        assert params.recipes == ["crnn", "keras_example"]
+        assert len(params.configurations()) == 4
+
     def test_empty_lists_stand_for_the_single_values(self):
         (config,) = SweepParams(seed=7, recipe="keras_example").configurations()
         assert (config.seed, config.learning_rate, config.recipe) == (7, None, "keras_example")
