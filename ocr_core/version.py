@@ -12,6 +12,8 @@ import importlib.metadata
 from collections.abc import Iterable
 from pathlib import Path
 
+from ocr_core.files import sha256_file
+
 
 def _package_version() -> str:
     try:
@@ -49,7 +51,7 @@ LIBRARY_IMPORTS: dict[str, tuple[str, ...]] = {
 
 @functools.cache
 def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def files_digest(paths: Iterable[Path], root: Path) -> str:
