@@ -12,7 +12,10 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _CHUNK = 1 << 20
 
@@ -59,6 +62,14 @@ def atomic_path(target: str | os.PathLike[str], *, is_dir: bool = False) -> Iter
         remove_path(tmp)
         raise
 
+
+
+def save_png(figure: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib figure to `path` as a PNG, atomically (a reader never sees half a plot)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    return path
 
 def _rename_unless_there(source: Path, target: Path) -> None:
     try:

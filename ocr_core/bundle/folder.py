@@ -34,7 +34,6 @@ from ocr_core.bundle.format import (
     DIGITS,
     FORMAT_VERSION,
     MODEL_FILE,
-    library_versions,
     require_kind,
     upgrade,
 )
@@ -42,7 +41,7 @@ from ocr_core.captcha.ctc import BLANK_INDEX, Vocabulary
 from ocr_core.errors import ModelError
 from ocr_core.files import atomic_path, read_json, utc_timestamp, write_json
 from ocr_core.guards.characters import check_vocabulary
-from ocr_core.version import __version__, code_version
+from ocr_core.version import __version__, code_version, library_versions
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,8 @@ def save_bundle(
         **({"training_step_key": step_key} if step_key else {}),
         "parameters": model.count_params(),
         "package_version": __version__, "code_version": code_version(),
-        "library_versions": library_versions(),
+        "library_versions": {name: version for name, version in library_versions().items()
+                             if version is not None},
         "created": utc_timestamp(),
     }, path / BUNDLE_FILE)
     if info["kind"] == CAPTCHA:

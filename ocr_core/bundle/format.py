@@ -9,7 +9,7 @@ Format 2 (written today) has the same lineage fields for every kind:
     training_data_sha256  content hash of the data it was trained on (a captcha split manifest,
                           MNIST's IDX files)
     training_step_key     the key of the pipeline step that trained it (absent for a direct call)
-    package_version, code_version, library_versions {keras, tensorflow}, created
+    package_version, code_version, library_versions (ocr_core.version.LIBRARIES), created
 
 and the fields of its kind: captcha: `vocabulary`, `blank_index`; digits: `classes` and `output`
 ("logits" | "probabilities"). The plan and parameters are in params.json, the metrics in
@@ -35,14 +35,6 @@ KINDS = (CAPTCHA, DIGITS)
 DIGIT_OUTPUTS = ("logits", "probabilities")
 _COMMON_FIELDS = ("recipe", "input", "training_data_sha256")
 _KIND_FIELDS = {CAPTCHA: ("vocabulary", "blank_index"), DIGITS: ("classes", "output")}
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that wrote the model file."""
-    import keras
-    import tensorflow as tf
-
-    return {"keras": keras.__version__, "tensorflow": tf.__version__}
 
 
 def upgrade(info: Any, where: Path) -> dict[str, Any]:

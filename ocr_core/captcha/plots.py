@@ -11,14 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ocr_core.files import atomic_path
-
-
-def _save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    return path
+from ocr_core.files import save_png
 
 
 def _as_picture(image: np.ndarray) -> np.ndarray:
@@ -37,7 +30,7 @@ def plot_samples(images: Sequence[np.ndarray], titles: Sequence[str], path: str 
     for ax, image, title in zip(axes.flat, images, titles, strict=False):
         ax.imshow(_as_picture(image), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=10)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_predictions(images: Sequence[np.ndarray], predictions: Sequence[str],
@@ -53,7 +46,7 @@ def plot_predictions(images: Sequence[np.ndarray], predictions: Sequence[str],
         right = prediction == truth
         title = prediction if right else f"✗ {prediction} (truth {truth})"
         ax.set_title(title, fontsize=10, color="green" if right else "red")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
@@ -78,4 +71,4 @@ def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
         lines, labels = lines + more_lines, labels + more_labels
     ax.legend(lines, labels, loc="center right")
     ax.set_title("Training history")
-    return _save(figure, path)
+    return save_png(figure, path)

@@ -12,14 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ocr_core.files import atomic_path
-
-
-def _save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    return path
+from ocr_core.files import save_png
 
 
 def plot_digit_grid(images: np.ndarray, titles: Sequence[str], path: str | Path, *,
@@ -37,7 +30,7 @@ def plot_digit_grid(images: np.ndarray, titles: Sequence[str], path: str | Path,
         ax.set_title(text, fontsize=9, color=color)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_misclassified(images: np.ndarray, predicted: np.ndarray, truth: np.ndarray,
@@ -46,7 +39,7 @@ def plot_misclassified(images: np.ndarray, predicted: np.ndarray, truth: np.ndar
     if len(images) == 0:
         figure = Figure(figsize=(4, 1))
         figure.text(0.5, 0.5, "no misclassified digits", ha="center", va="center")
-        return _save(figure, path)
+        return save_png(figure, path)
     titles = [f"read {p} (true {t})" for p, t in zip(predicted, truth, strict=True)]
     return plot_digit_grid(images, titles, path, columns=columns, title=title,
                            title_colors=["red"] * len(images))
@@ -72,4 +65,4 @@ def plot_confusion_matrix(matrix: np.ndarray, path: str | Path, *, title: str = 
     ax.set_ylabel("true digit")
     ax.set_title(title or "Confusion matrix")
     figure.colorbar(image, ax=ax, label="log(1 + count)")
-    return _save(figure, path)
+    return save_png(figure, path)

@@ -36,8 +36,9 @@ class TestBundle:
         assert info["training_data_sha256"] == "ab" * 32 and info["training_step_key"] == "key1"
         assert "training_manifest_sha256" not in info
         assert info["package_version"] and info["code_version"]
-        assert info["library_versions"] == {"keras": keras.__version__,
-                                            "tensorflow": tf.__version__}
+        assert info["library_versions"]["keras"] == keras.__version__
+        assert info["library_versions"]["tensorflow"] == tf.__version__
+        assert info["library_versions"]["numpy"] == np.__version__
 
     def test_model_file_loads_in_safe_mode_without_the_project(self, bundle_path):
         model = keras.saving.load_model(bundle_path / "model.keras", safe_mode=True)
