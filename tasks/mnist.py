@@ -12,15 +12,17 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ocr_core.files import move_aside, remove_path, sha256_json
+from ocr_core.files import remove_path, sha256_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
-from tasks.caching import cached_task, current_step_key, refreshing_cache
+from tasks.caching import cached_task, current_step_key
 from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.progress import epoch_progress
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
+from tasks.training_step import training_step
+from tasks.workers import current_worker
 
 GRID_SIZE = 6  # the original notebook's 6x6 grid of digits
 MISCLASSIFIED_SHOWN = 36
@@ -130,6 +132,9 @@ def train_digit_model(
     from ocr_core.threads import configure_threads
     from ocr_core.training.fit import fit
 
+    step = training_step(results_dir, "train_digit_model", f"mnist-{model_name}")
+    if (finished := step.finished(DigitModel)) is not None:
+        return finished
     logger = run_logger()
     configure_threads(threads)
     logger.info("TensorFlow threads in this process: intra-op %d, inter-op %d (0: all CPUs)",
@@ -143,8 +148,6 @@ def train_digit_model(
     logger.info("training %s (%s) on %d images, validating on %d, for up to %d epochs",
                 model_name, get_spec(model_name).description, len(train_labels), len(val_labels),
                 epochs)
-    key = current_step_key()
-    work = ResultsLayout(results_dir).work / f"train_digit_model-{key}"
     result = fit(
         build_model(model_name, seed=seed),
         training_pipeline(train_images, train_labels, batch_size=batch_size, seed=seed),
@@ -153,26 +156,19 @@ def train_digit_model(
         callbacks=epoch_progress(
             f"mnist-{model_name.replace('_', '-')}-training", epochs,
             f"{model_name}: epochs done (% of the maximum; early stopping may end sooner)"),
-        backup_dir=work,
+        backup_dir=step.work,
     )
-    best = result.best_epoch - 1
-    validation = {name: result.history[name][best] for name in ("val_loss", "val_accuracy")}
-    target = ResultsLayout(results_dir).models / f"mnist-{model_name}-{key}"
-    if refreshing_cache():
-        move_aside(target)  # a folder there is never replaced: runs may still read it
-    save_bundle(target, result.model, bundle_fields(model_name), recipe=model_name,
-                training_data_sha256=data.content_digest, step_key=key, params=params,
-                history=result.history,
-                metrics={"validation": validation, "train_seconds": result.seconds,
-                         "kept_epoch": result.kept_epoch(epochs)})
-    remove_path(work)
+    metrics = result.metrics(epochs, ("val_loss", "val_accuracy"))
+    metrics["training"]["worker"] = current_worker()
+    save_bundle(step.bundle, result.model, bundle_fields(model_name), recipe=model_name,
+                training_data_sha256=data.content_digest, step_key=step.key, params=params,
+                history=result.history, metrics=metrics)
+    remove_path(step.work)
     logger.info("%s: kept epoch %d of %d run, validation accuracy %.2f%%, %.0f s: %s; saved %s",
                 model_name, result.best_epoch, result.epochs_run,
-                100 * validation["val_accuracy"], result.seconds, result.kept_because, target)
-    return DigitModel(str(target), step_key=key, name=model_name,
-                      parameters=result.model.count_params(), best_epoch=result.best_epoch,
-                      epochs_run=result.epochs_run, train_seconds=result.seconds,
-                      validation=validation)
+                100 * metrics["validation"]["val_accuracy"], result.seconds, result.kept_because,
+                step.bundle)
+    return DigitModel.from_folder(step.bundle, step.key)
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.

@@ -13,6 +13,7 @@ whose files are gone is not served (`tasks.caching.StepPolicy` decides both).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,10 +125,34 @@ class TrainedModel(Output):
     train_seconds: float = 0.0
     validation: dict[str, float] = field(default_factory=dict)
     worker: str = ""  # where it was trained (tasks.workers.current_worker)
+    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
 
     def files(self) -> list[str]:
         return [str(Path(self.path) / name) for name in
                 ("model.keras", "bundle.json", "params.json", "history.json", "metrics.json")]
+
+    @classmethod
+    def from_folder(cls, folder: Path, step_key: str) -> Self | None:
+        """The record of the complete bundle a training step saved in `folder`; None when there
+        is none (nothing there, or a folder older than the training summary in its metrics)."""
+        try:
+            info = json.loads((folder / "bundle.json").read_text())
+            metrics = json.loads((folder / "metrics.json").read_text())
+        except FileNotFoundError:
+            return None
+        if "training" not in metrics or not (folder / "model.keras").is_file():
+            return None
+        training = metrics["training"]
+        return cls(str(folder), step_key=step_key, best_epoch=training["best_epoch"],
+                   epochs_run=training["epochs_run"], train_seconds=training["seconds"],
+                   validation=metrics["validation"], worker=training.get("worker", ""),
+                   kept_because=metrics.get("kept_epoch", {}).get("because", ""),
+                   **cls.kind_fields(info))
+
+    @staticmethod
+    def kind_fields(info: dict[str, Any]) -> dict[str, Any]:
+        """This kind's fields of the record, from the bundle's `bundle.json`."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -135,7 +160,10 @@ class ModelBundle(TrainedModel):
     """A trained captcha model bundle (see `ocr_core.bundle.folder`)."""
 
     recipe: str = ""
-    kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
+
+    @staticmethod
+    def kind_fields(info: dict[str, Any]) -> dict[str, Any]:
+        return {"recipe": info["recipe"]}
 
 
 @dataclass(frozen=True)
@@ -218,6 +246,10 @@ class DigitModel(TrainedModel):
 
     name: str = ""
     parameters: int = 0
+
+    @staticmethod
+    def kind_fields(info: dict[str, Any]) -> dict[str, Any]:
+        return {"name": info["recipe"], "parameters": info["parameters"]}
 
 
 @dataclass(frozen=True)

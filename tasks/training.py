@@ -7,13 +7,14 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ocr_core.files import move_aside, read_json, remove_path, write_json
+from ocr_core.files import read_json, remove_path, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
-from tasks.caching import cached_task, current_step_key, refreshing_cache
+from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
 from tasks.progress import epoch_progress
 from tasks.records import Datasets, EvaluationReport, ModelBundle
+from tasks.training_step import training_step
 from tasks.workers import current_worker
 
 
@@ -46,12 +47,8 @@ def train_model(
     from ocr_core.captcha.training import plan_training, train_captcha_model
     from ocr_core.threads import configure_threads
 
-    key = current_step_key()
-    target = ResultsLayout(results_dir).models / f"{recipe}-{key}"
-    if refreshing_cache():
-        move_aside(target)  # kept for the runs that may still read it; `cache prune` collects it
-    elif (finished := finished_bundle(target, key)) is not None:
-        run_logger().info("a complete bundle is already in %s: not training again", target)
+    step = training_step(results_dir, "train_model", recipe)
+    if (finished := step.finished(ModelBundle)) is not None:
         return finished
     configure_threads(threads)
     spec = get_recipe(recipe)
@@ -65,7 +62,6 @@ def train_model(
               "seed": seed}
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
                       current_worker(), plan.describe(train_images))
-    work = ResultsLayout(results_dir).work / f"train_model-{key}"
     result = train_captcha_model(
         spec, Vocabulary(datasets.vocabulary),
         load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
@@ -73,43 +69,21 @@ def train_model(
         load_split(datasets.split_path("validation"), plan.batch_size),
         plan=plan, learning_rate=learning_rate, seed=seed,
         callbacks=epoch_progress("captcha-training", plan.epochs, "Training epochs done (%)"),
-        backup_dir=work,
+        backup_dir=step.work,
     )
-    best = result.best_epoch - 1
-    validation = {name: result.history[name][best] for name in
-                  ("val_loss", "val_sequence_accuracy", "val_character_error_rate")}
-    epochs_run = result.epochs_run
-    training = {"best_epoch": result.best_epoch, "epochs_run": epochs_run,
-                "seconds": result.seconds, "worker": current_worker()}
-    save_bundle(target, result.model,
+    metrics = result.metrics(plan.epochs, ("val_loss", "val_sequence_accuracy",
+                                           "val_character_error_rate"))
+    metrics["training"]["worker"] = current_worker()
+    save_bundle(step.bundle, result.model,
                 captcha_fields(datasets.vocabulary, spec.height, spec.width), recipe=recipe,
                 training_data_sha256=read_json(datasets.split_manifest)["digest"],
-                step_key=key, params=params, history=result.history,
-                metrics={"validation": validation, "training": training,
-                         "kept_epoch": result.kept_epoch(plan.epochs)})
-    remove_path(work)
+                step_key=step.key, params=params, history=result.history, metrics=metrics)
+    remove_path(step.work)
     run_logger().info(
-        "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch, epochs_run,
-        plan.epochs, ", stopped early" if result.stopped_early else "", result.kept_because,
-        target)
-    return finished_bundle(target, key)
-
-
-def finished_bundle(folder: Path, key: str) -> ModelBundle | None:
-    """The record of the complete bundle `train_model` saved in `folder`, or None if there is
-    none (or it predates the training summary in its metrics)."""
-    try:
-        metrics = read_json(folder / "metrics.json")
-        recipe = read_json(folder / "bundle.json")["recipe"]
-    except FileNotFoundError:
-        return None
-    if "training" not in metrics or not (folder / "model.keras").is_file():
-        return None
-    training = metrics["training"]
-    return ModelBundle(str(folder), step_key=key, recipe=recipe, best_epoch=training["best_epoch"],
-                       epochs_run=training["epochs_run"], train_seconds=training["seconds"],
-                       validation=metrics["validation"], worker=training["worker"],
-                       kept_because=metrics.get("kept_epoch", {}).get("because", ""))
+        "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch,
+        result.epochs_run, plan.epochs, ", stopped early" if result.stopped_early else "",
+        result.kept_because, step.bundle)
+    return ModelBundle.from_folder(step.bundle, step.key)
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -72,6 +73,15 @@ class TrainingResult:
         return {"epoch": self.best_epoch, "epochs_run": self.epochs_run,
                 "epochs_planned": epochs_planned, "stopped_early": self.stopped_early,
                 "because": self.kept_because}
+
+    def metrics(self, epochs_planned: int, validation: Sequence[str]) -> dict[str, Any]:
+        """What a bundle's metrics.json says of its training, for either kind: the kept epoch's
+        `validation` figures, how the run went, and why that epoch was kept."""
+        best = self.best_epoch - 1
+        return {"validation": {name: self.history[name][best] for name in validation},
+                "training": {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
+                             "seconds": self.seconds},
+                "kept_epoch": self.kept_epoch(epochs_planned)}
 
 
 def fit(

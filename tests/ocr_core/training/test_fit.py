@@ -64,6 +64,10 @@ def test_keeps_the_lowest_val_loss_stops_on_patience_and_restores_its_weights():
     assert result.kept_epoch(8) == {"epoch": 3, "epochs_run": 5, "epochs_planned": 8,
                                     "stopped_early": True, "because": result.kept_because}
     assert len(result.history["epoch_seconds"]) == 5
+    metrics = result.metrics(8, [LOSS])
+    assert metrics["validation"] == {LOSS: 0.4}  # the kept epoch's figure, not the last one's
+    assert metrics["training"] == {"best_epoch": 3, "epochs_run": 5, "seconds": result.seconds}
+    assert metrics["kept_epoch"] == result.kept_epoch(8)
 
 
 def test_a_tied_val_loss_goes_to_the_better_val_accuracy():
