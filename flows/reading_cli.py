@@ -147,9 +147,9 @@ def review(model: Path | None, results_dir: Path | None, decoder: str, beam_widt
     Each goes in as <prediction>.png; a person renames the misreads to their true labels and
     `ocr-pipeline ingest REVIEW_DIR --data-dir D` takes them into the dataset.
     """
-    from ocr_core.captcha.review import queue_for_review
-
     predictions = _read(model, results_dir, decoder, beam_width, inputs)
+    from ocr_core.captcha.review import queue_for_review  # TensorFlow is loaded (quietly) by now
+
     queued = queue_for_review(predictions, review_below, review_dir)
     click.echo(f"queued {len(queued)} of {len(predictions)} images (confidence below "
                f"{review_below}) for review in {review_dir}")
@@ -164,9 +164,10 @@ def review(model: Path | None, results_dir: Path | None, decoder: str, beam_widt
 def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,
              as_json: bool, data_dir: Path) -> None:
     """Score a model on a folder of <label>.png captchas: accuracy, CER and the misreads."""
-    from ocr_core.captcha.inference import score
+    predictions = _read(model, results_dir, decoder, beam_width, (data_dir,))
+    from ocr_core.captcha.inference import score  # TensorFlow is loaded (quietly) by now
 
-    report = score(_read(model, results_dir, decoder, beam_width, (data_dir,)))
+    report = score(predictions)
     if as_json:
         low, high = wilson_interval(correct_count(report.sequence_accuracy, report.count),
                                     report.count)
