@@ -90,28 +90,29 @@ class CaptchaParams(ImageChecks, RunParams):
         None, ge=1, le=1000,
         description="Maximum training epochs. Default: enough to see about 96,000 images "
         "(160,000 with augmentation), so the same command learns from any data size: 6 epochs "
-        "of 16,000 generated training images (the main job), 214 of 748 augmented real ones "
-        "(936 real captchas split 80/10/10).",
+        "of 16,000 generated training images (the main job), 210 of 762 augmented real ones "
+        "(the 936 shared real captchas, about 80% of them for training).",
     )
     patience: int | None = Field(
         None, ge=1,
         description="Epochs without a better one (lower validation character error rate, ties "
         "broken by lower validation loss) before stopping; epochs in the first third are not "
-        "considered. Default: a tenth of the epochs, at least 2 (2 for the main job, 22 for 748 "
+        "considered. Default: a tenth of the epochs, at least 2 (2 for the main job, 21 for 762 "
         "augmented images).",
     )
     batch_size: int | None = Field(
         None, ge=1, le=4096,
         description="Batch size. Default: the recipe's (crnn 64), halved down to 16 until an "
-        "epoch has at least 40 steps (16 for 748 images).",
+        "epoch has at least 40 steps (16 for 762 images).",
     )
     learning_rate: float | None = Field(
         None, gt=0, lt=1, description="Peak learning rate (default: the recipe's)."
     )
     augment: bool | None = Field(
         None,
-        description="Random shifts and brightness changes while training (default: on for the "
-        "url and dir sources, whose real datasets are small; off for synthetic).",
+        description="Distort each training image anew every epoch: a small shift, rotation, shear "
+        "and scale, blur, thicker or thinner strokes, noise, contrast and brightness (default: on "
+        "for the url and dir sources, whose real datasets are small; off for synthetic).",
     )
     min_val_accuracy: float = Field(
         0.5, ge=0, le=1,
