@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +52,18 @@ def _imported(node: ast.Import | ast.ImportFrom, package: tuple[str, ...]) -> di
     return {(alias.asname or alias.name): [f"{module}.{alias.name}"] for alias in node.names}
 
 
+# CPython 3.11's AST builder keeps its recursion depth in state shared by threads: two parses at
+# once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905,
+# seen with two served runs keying their steps at once).
+_PARSING = threading.Lock()
+
+
 @functools.cache
 def _parse(path: Path, mtime_ns: int, size: int) -> ast.Module:
     """The syntax tree of `path`, once per file version (an edited file is read again)."""
-    return ast.parse(path.read_bytes(), filename=str(path))
+    source = path.read_bytes()
+    with _PARSING:
+        return ast.parse(source, filename=str(path))
 
 
 @functools.cache
