@@ -52,6 +52,22 @@ def captcha_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def ingest_folders(tmp_path: Path, captcha_dir: Path) -> tuple[Path, Path]:
+    """(incoming, dataset): 4 new generated captchas to ingest into a dataset of 6 others."""
+    import shutil
+
+    dataset, incoming = tmp_path / "dataset", tmp_path / "incoming"
+    dataset.mkdir()
+    incoming.mkdir()
+    paths = sorted(captcha_dir.glob("*.png"))
+    for path in paths[:6]:
+        shutil.copy(path, dataset)
+    for path in paths[6:10]:
+        shutil.copy(path, incoming)
+    return incoming, dataset
+
+
 @pytest.fixture(scope="session")
 def real_captcha_dir() -> Path:
     """The shared real captcha_images_v2 sample; tests using it skip where it is absent."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from deployments.postgres_cluster import stop_group
 from ocr_core.registry import Registry
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -76,16 +77,7 @@ class Processes:
 
     def stop(self, process: subprocess.Popen) -> None:
         """SIGTERM to the process's group, SIGKILL if it lingers."""
-        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(process, signal.SIGTERM, grace=15)
 
     def stop_all(self) -> None:
         for process in reversed(self.started):

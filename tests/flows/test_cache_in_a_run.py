@@ -4,7 +4,6 @@ recomputes them correctly."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
@@ -12,28 +11,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.captcha_ocr import captcha_ocr
 from flows.cli import main
 from ocr_core.config import CaptchaParams
 from tasks import code_identity
+from tests.flows.task_runs import task_states
 
 pytestmark = pytest.mark.slow
 UNCACHED = {"publish_report", "check_learned"}
 TRAINING = {"train_model", "evaluate_model", "plot_history", "plot_predictions"}
-
-
-async def _task_states(flow_run_id) -> dict[str, str]:
-    async with get_client() as client:
-        for _ in range(50):
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            if all(run.state is not None and run.state.is_final() for run in runs):
-                break
-            await asyncio.sleep(0.2)
-    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
 
 
 def _run(results_dir: Path):
@@ -41,7 +28,7 @@ def _run(results_dir: Path):
                                       min_val_accuracy=0, results_dir=results_dir),
                         return_state=True)
     assert state.is_completed(), state
-    states = asyncio.run(_task_states(state.state_details.flow_run_id))
+    states = task_states(state.state_details.flow_run_id)
     return state.result(), {name for name, value in states.items() if value == "Completed"}
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.captcha_ocr import captcha_ocr
 from ocr_core.bundle.folder import load_bundle
 from ocr_core.config import CaptchaParams
+from tests.flows.task_runs import task_states
 
 pytestmark = pytest.mark.slow
 UNCACHED = {"publish_report", "check_learned"}  # run every time by design (NO_CACHE)
@@ -23,18 +23,6 @@ def _params(results_dir: Path, **overrides) -> CaptchaParams:
     values = dict(num_samples=40, epochs=1, patience=1, batch_size=8, min_val_accuracy=0,
                   results_dir=results_dir)
     return CaptchaParams(**values | overrides)
-
-
-async def _task_states(flow_run_id) -> dict[str, str]:
-    # Task run states reach the server as events, a moment after the flow run ends.
-    async with get_client() as client:
-        for _ in range(50):
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            if all(run.state is not None and run.state.is_final() for run in runs):
-                break
-            await asyncio.sleep(0.2)
-    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
 
 
 async def _artifact_keys(flow_run_id) -> set[str]:
@@ -49,7 +37,7 @@ async def _artifact_keys(flow_run_id) -> set[str]:
 def _run(params: CaptchaParams):
     state = captcha_ocr(params, return_state=True)
     assert state.is_completed(), state
-    return state.result(), asyncio.run(_task_states(state.state_details.flow_run_id)), state
+    return state.result(), task_states(state.state_details.flow_run_id), state
 
 
 def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_dir):

@@ -1,13 +1,27 @@
-"""Importing the project changes nothing in the process: no environment writes, no patching."""
+"""Importing the project changes nothing in the process: no environment writes, no patching;
+and the CLI loads no TensorFlow before it quiets TensorFlow's start-up lines."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from ocr_core.registry import Registry
+from tests.flows.test_models_cli import registry  # noqa: F401  (a fixture)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).with_name("ocr-pipeline")
+# A `-X importtime` row for the tensorflow package: it was imported while stderr was open, i.e.
+# not through flows.environment.import_tensorflow_quietly, which sends that import's stderr away.
+LOUD_TENSORFLOW_IMPORT = re.compile(r"^import time:.*\|\s+tensorflow$", re.MULTILINE)
+# TensorFlow's C++ start-up lines (absl's notice, then I/W/E/F + MMDD or 0000 log records).
+TENSORFLOW_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} \d\d:)",
+                                 re.MULTILINE)
 
 SCRIPT = textwrap.dedent("""
     import importlib, json, os, pkgutil, sys
@@ -47,3 +61,30 @@ def test_importing_tasks_flows_and_ocr_core_changes_no_global_state():
     assert process.returncode == 0, process.stderr[-3000:]
     report = json.loads(process.stdout.strip().splitlines()[-1])
     assert report == {"prefect_changed": [], "environment_changed": []}
+
+
+def _without_tensorflow_settings() -> dict[str, str]:
+    """This environment without TF_* variables (tests/conftest.py quiets TensorFlow itself)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+
+
+def test_importing_the_cli_loads_neither_tensorflow_nor_keras():
+    code = ("import sys, flows.cli; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))")
+    process = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT,
+                             env=_without_tensorflow_settings(), capture_output=True, text=True,
+                             timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command", [("--help",), ("models", "list"), ("models", "show", "v1")])
+def test_cheap_commands_print_no_tensorflow_start_up_lines(command, registry: Registry):  # noqa: F811
+    results = () if command == ("--help",) else ("--results-dir", str(registry.path.parent))
+    env = _without_tensorflow_settings() | {"PYTHONPROFILEIMPORTTIME": "1"}
+    process = subprocess.run([str(CLI), *command, *results], cwd=PROJECT_ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr[-3000:]
+    loud = LOUD_TENSORFLOW_IMPORT.findall(process.stderr)
+    assert not loud, "tensorflow was imported before the CLI quieted it"
+    assert not TENSORFLOW_LOG_LINE.findall(process.stderr)

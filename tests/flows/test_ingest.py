@@ -14,19 +14,6 @@ from ocr_core.data.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 
 
 @pytest.fixture
-def folders(tmp_path, captcha_dir) -> tuple[Path, Path]:
-    dataset, incoming = tmp_path / "dataset", tmp_path / "incoming"
-    dataset.mkdir()
-    incoming.mkdir()
-    paths = sorted(captcha_dir.glob("*.png"))
-    for path in paths[:6]:
-        shutil.copy(path, dataset)
-    for path in paths[6:9]:
-        shutil.copy(path, incoming)
-    return incoming, dataset
-
-
-@pytest.fixture
 def sent(monkeypatch) -> list[dict]:
     """The events the ingest task emits, recorded instead of sent."""
     import tasks.ingest
@@ -42,15 +29,15 @@ def sent(monkeypatch) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, folders, sent):
+def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, ingest_folders, sent):
     from flows.ingest import captcha_ingest
 
-    incoming, dataset = folders
+    incoming, dataset = ingest_folders
     Image.new("RGB", (100, 30)).save(incoming / "44444.png")
     summary = captcha_ingest(IngestParams(source_dir=incoming, data_dir=dataset,
                                           results_dir=results_dir))
-    assert len(summary.accepted) == 3 and list(summary.refused) == ["44444.png"]
-    assert summary.dataset_images == 9 and len(list(dataset.glob("*.png"))) == 9
+    assert len(summary.accepted) == 4 and list(summary.refused) == ["44444.png"]
+    assert summary.dataset_images == 10 and len(list(dataset.glob("*.png"))) == 10
     report = json.loads(summary.report.read_text())
     assert report["refused"] == {"44444.png": ["size 100x30, expected 200x50"]}
     assert (summary.report.parent / "report.md").exists()
@@ -58,7 +45,7 @@ def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, f
     assert event["event"] == DATASET_UPDATED_EVENT
     assert event["resource"]["prefect.resource.id"] == dataset_resource_id(dataset)
     assert event["payload"] | {"report": None} == {
-        "data_dir": str(dataset.resolve()), "accepted": 3, "refused": 1, "dataset_images": 9,
+        "data_dir": str(dataset.resolve()), "accepted": 4, "refused": 1, "dataset_images": 10,
         "report": None}
 
     # Again: only the refused file is left, so nothing is accepted and no event goes out.
@@ -70,12 +57,12 @@ def test_ingest_moves_reports_and_emits_one_event(prefect_server, results_dir, f
 
 @pytest.mark.slow
 def test_ingest_refuses_images_of_the_registry_evaluation_set(prefect_server, results_dir,
-                                                             folders, sent, tmp_path):
+                                                             ingest_folders, sent, tmp_path):
     from flows.ingest import captcha_ingest
     from ocr_core.data.dataset import index_images, list_pngs, records_digest
     from ocr_core.registry import Registry
 
-    incoming, dataset = folders
+    incoming, dataset = ingest_folders
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir()
     leaked = sorted(incoming.glob("*.png"))[0]
@@ -88,7 +75,7 @@ def test_ingest_refuses_images_of_the_registry_evaluation_set(prefect_server, re
                                           results_dir=results_dir))
     assert summary.refused == {leaked.name: [
         "same bytes as held.png in the evaluation set, which no model may train on"]}
-    assert len(summary.accepted) == 2 and leaked.exists()
+    assert len(summary.accepted) == 3 and leaked.exists()
 
 
 class TestIngestCommand:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from flows.cli import main
 from ocr_core.config import MnistParams
+from tests.flows.task_runs import final_task_runs
 from tests.mnist_files import write_idx_copy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -37,18 +38,7 @@ def _artifact_rows(flow_run_id, key):
 
 
 def _training_runs(flow_run_id):
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    # Task run states reach the server as events, a moment after the flow run ends.
-    with get_client(sync_client=True) as client:
-        for _ in range(50):
-            runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            if all(run.state is not None and run.state.is_final() for run in runs):
-                break
-            time.sleep(0.2)
-    return [run for run in runs if run.name.startswith("train_digit_model")]
+    return [run for run in final_task_runs(flow_run_id) if run.name.startswith("train_digit_model")]
 
 
 def _training_intervals(flow_run_id):

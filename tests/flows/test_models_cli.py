@@ -3,32 +3,18 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from ocr_core.captcha.synthetic import CAPTCHA_ALPHABET
 from ocr_core.registry import Registry
+from tests.bundles import constant_reader
 
 
 def two_reader(folder: Path) -> Path:
     """A real bundle that reads every captcha as "2" (its logits always favour class 1)."""
-    import keras
-
-    from ocr_core.bundle.folder import captcha_fields, save_bundle
-
-    classes = len(CAPTCHA_ALPHABET) + 1
-    inputs = keras.Input((16, 8, 1))
-    dense = keras.layers.Dense(classes)
-    model = keras.Model(inputs, dense(keras.layers.Reshape((16, 8))(inputs)))
-    bias = np.zeros(classes, dtype="float32")
-    bias[1] = 10.0
-    dense.set_weights([np.zeros((8, classes), dtype="float32"), bias])
-    return save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
-                       training_data_sha256="0" * 64, params={"seed": 3},
-                       history={}, metrics={"test": {"sequence_accuracy": 0.25,
-                                                     "character_error_rate": 0.5, "count": 4}})
+    return constant_reader(folder, 1, params={"seed": 3}, metrics={
+        "test": {"sequence_accuracy": 0.25, "character_error_rate": 0.5, "count": 4}})
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ right, so their duel is the accuracy tie that the character error rate breaks.
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from prefect.logging import disable_run_logger
 
 from ocr_core.captcha.inference import Prediction
-from ocr_core.captcha.synthetic import CAPTCHA_ALPHABET, generate_captchas
+from ocr_core.captcha.synthetic import generate_captchas
 from ocr_core.data.dataset import ImageRecord, index_images, list_pngs, write_manifest
 from ocr_core.errors import ConfigError
 from ocr_core.registry import Registry
@@ -25,24 +24,12 @@ from tasks.registry import (
     reserve_evaluation_set,
     warn_small_evaluation_set,
 )
+from tests.bundles import constant_reader
 
 
 def constant_bundle(folder: Path, favourite_class: int) -> ModelBundle:
     """A bundle whose logits always favour one class (0 = blank) at every time step."""
-    import keras
-
-    from ocr_core.bundle.folder import captcha_fields, save_bundle
-
-    num_classes = len(CAPTCHA_ALPHABET) + 1
-    inputs = keras.Input((16, 8, 1))  # (batch, width, height, 1)
-    dense = keras.layers.Dense(num_classes)
-    model = keras.Model(inputs, dense(keras.layers.Reshape((16, 8))(inputs)))
-    bias = np.zeros(num_classes, dtype="float32")
-    bias[favourite_class] = 10.0
-    dense.set_weights([np.zeros((8, num_classes), dtype="float32"), bias])
-    save_bundle(folder, model, captcha_fields(CAPTCHA_ALPHABET, 8, 16), recipe="crnn",
-                training_data_sha256="0" * 64, params={"favourite": favourite_class},
-                history={})
+    constant_reader(folder, favourite_class, params={"favourite": favourite_class})
     return ModelBundle(str(folder), content_digest=f"constant-{favourite_class}", recipe="crnn")
 
 

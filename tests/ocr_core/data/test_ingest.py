@@ -11,33 +11,19 @@ from ocr_core.data.dataset import list_pngs
 from ocr_core.errors import ConfigError, DataError
 
 
-@pytest.fixture
-def folders(tmp_path, captcha_dir) -> tuple[Path, Path]:
-    """A dataset of 6 generated captchas and an incoming folder with 4 new ones."""
-    dataset, incoming = tmp_path / "dataset", tmp_path / "incoming"
-    dataset.mkdir()
-    incoming.mkdir()
-    paths = sorted(captcha_dir.glob("*.png"))
-    for path in paths[:6]:
-        shutil.copy(path, dataset)
-    for path in paths[6:10]:
-        shutil.copy(path, incoming)
-    return incoming, dataset
-
-
 def names(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
 class TestPlan:
-    def test_new_good_files_are_accepted(self, folders):
-        incoming, dataset = folders
+    def test_new_good_files_are_accepted(self, ingest_folders):
+        incoming, dataset = ingest_folders
         plan = ingest.plan_ingest(incoming, dataset)
         assert sorted(plan.accepted) == sorted(names(incoming))
         assert plan.refused == {} and plan.checked == 4 and plan.dataset_images == 6
 
-    def test_training_rules_apply(self, folders):
-        incoming, dataset = folders
+    def test_training_rules_apply(self, ingest_folders):
+        incoming, dataset = ingest_folders
         first = sorted(incoming.glob("*.png"))[0]
         Image.new("RGB", (100, 30)).save(incoming / "44444.png")
         Image.new("RGB", (200, 50), "red").save(incoming / "ABCDE.png")
@@ -47,8 +33,8 @@ class TestPlan:
         assert refused["ABCDE.png"][0].startswith("label 'ABCDE' does not match")
         assert refused["yyyyy.png"] == [f"same bytes as {first.name}"]
 
-    def test_duplicates_of_dataset_files_are_refused_under_any_name(self, folders):
-        incoming, dataset = folders
+    def test_duplicates_of_dataset_files_are_refused_under_any_name(self, ingest_folders):
+        incoming, dataset = ingest_folders
         existing = sorted(dataset.glob("*.png"))[0]
         shutil.copy(existing, incoming / "wwwww.png")
         plan = ingest.plan_ingest(incoming, dataset)
@@ -56,18 +42,18 @@ class TestPlan:
             "wwwww.png": [f"same bytes as {existing.name}, already in the dataset"]}
         assert "wwwww.png" not in plan.accepted
 
-    def test_images_of_the_evaluation_set_are_refused_naming_them(self, folders):
+    def test_images_of_the_evaluation_set_are_refused_naming_them(self, ingest_folders):
         from ocr_core.files import sha256_file
 
-        incoming, dataset = folders
+        incoming, dataset = ingest_folders
         held = sorted(incoming.glob("*.png"))[0]
         plan = ingest.plan_ingest(incoming, dataset, held_out={sha256_file(held): "abcde.png"})
         assert plan.refused == {held.name: [
             "same bytes as abcde.png in the evaluation set, which no model may train on"]}
         assert held.name not in plan.accepted and len(plan.accepted) == 3
 
-    def test_a_name_clash_is_refused_not_overwritten(self, folders):
-        incoming, dataset = folders
+    def test_a_name_clash_is_refused_not_overwritten(self, ingest_folders):
+        incoming, dataset = ingest_folders
         existing = sorted(dataset.glob("*.png"))[0]
         other = sorted(incoming.glob("*.png"))[0]
         other.rename(incoming / existing.name)  # other bytes, a label already in the dataset
@@ -77,8 +63,8 @@ class TestPlan:
         assert existing.read_bytes() == before
         assert (incoming / existing.name).exists()  # a refused file stays where it was
 
-    def test_other_files_are_ignored_and_an_empty_source_plans_nothing(self, folders, tmp_path):
-        incoming, dataset = folders
+    def test_other_files_are_ignored_and_an_empty_source_plans_nothing(self, ingest_folders, tmp_path):
+        incoming, dataset = ingest_folders
         (incoming / "review.jsonl").write_text('{"prediction": "xxxxx"}\n')
         (incoming / "notes").mkdir()
         assert ingest.plan_ingest(incoming, dataset).checked == 4
@@ -88,8 +74,8 @@ class TestPlan:
         plan = ingest.plan_ingest(empty, dataset)
         assert (plan.checked, plan.accepted, plan.refused) == (0, [], {})
 
-    def test_bad_folders(self, folders, tmp_path):
-        incoming, dataset = folders
+    def test_bad_folders(self, ingest_folders, tmp_path):
+        incoming, dataset = ingest_folders
         with pytest.raises(DataError, match="not a folder"):
             ingest.plan_ingest(tmp_path / "missing", dataset)
         with pytest.raises(DataError, match="--data-dir is not a folder"):
@@ -99,8 +85,8 @@ class TestPlan:
 
 
 class TestMove:
-    def test_accepted_files_move_and_refused_ones_stay(self, folders):
-        incoming, dataset = folders
+    def test_accepted_files_move_and_refused_ones_stay(self, ingest_folders):
+        incoming, dataset = ingest_folders
         Image.new("RGB", (100, 30)).save(incoming / "44444.png")
         moving = {p.name: p.read_bytes() for p in incoming.glob("*.png") if p.name != "44444.png"}
         outcome = ingest.carry_out(ingest.plan_ingest(incoming, dataset))
@@ -145,8 +131,8 @@ class TestEvent:
         assert ingest.dataset_resource_id(tmp_path / "link") == expected
         assert ingest.dataset_resource_id(tmp_path / "data") == expected
 
-    def test_payload_counts(self, folders):
-        incoming, dataset = folders
+    def test_payload_counts(self, ingest_folders):
+        incoming, dataset = ingest_folders
         Image.new("RGB", (100, 30)).save(incoming / "44444.png")
         outcome = ingest.carry_out(ingest.plan_ingest(incoming, dataset))
         payload = ingest.event_payload(outcome, "/r/report.json")

@@ -10,33 +10,9 @@ import tensorflow as tf
 from ocr_core.mnist.training import RULE, digit_summary
 from ocr_core.training.fit import fit
 from ocr_core.training.resume import STATE_FILE
+from tests.ocr_core.training.callbacks import Interrupt, ScriptedFigures
 
 LOSS, ACCURACY = "val_loss", "val_accuracy"
-
-
-class _ScriptedFigures(keras.callbacks.Callback):
-    """Writes hand-made validation figures into each epoch's logs and keeps its weights."""
-
-    def __init__(self, history: dict[str, list[float]]) -> None:
-        super().__init__()
-        self.history = history
-        self.weights: list[list[np.ndarray]] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs.update({name: values[epoch] for name, values in self.history.items()})
-        self.weights.append(self.model.get_weights())
-
-
-class _Interrupt(keras.callbacks.Callback):
-    """Stops the process's training at the start of an epoch, as a kill would."""
-
-    def __init__(self, epoch: int) -> None:
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def _data() -> tf.data.Dataset:
@@ -52,7 +28,7 @@ def _fit(figures, epochs, patience, **kwargs):
 
 
 def test_keeps_the_lowest_val_loss_stops_on_patience_and_restores_its_weights():
-    figures = _ScriptedFigures({LOSS: [1.0, 0.5, 0.4, 0.45, 0.41, 0.3, 0.2, 0.1],
+    figures = ScriptedFigures({LOSS: [1.0, 0.5, 0.4, 0.45, 0.41, 0.3, 0.2, 0.1],
                                 ACCURACY: [0.5, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98]})
     result = _fit(figures, epochs=8, patience=2)
     assert result.epochs_run == 5 and result.stopped_early
@@ -72,7 +48,7 @@ def test_keeps_the_lowest_val_loss_stops_on_patience_and_restores_its_weights():
 
 def test_a_tied_val_loss_goes_to_the_better_val_accuracy():
     # Keras's EarlyStopping on val_loss alone kept the first of tied epochs (epoch 2 here).
-    figures = _ScriptedFigures({LOSS: [0.5, 0.4, 0.4, 0.4], ACCURACY: [0.8, 0.85, 0.9, 0.88]})
+    figures = ScriptedFigures({LOSS: [0.5, 0.4, 0.4, 0.4], ACCURACY: [0.8, 0.85, 0.9, 0.88]})
     result = _fit(figures, epochs=4, patience=4)
     assert result.best_epoch == 3 and not result.stopped_early
     assert "val loss tied with epoch 2, tie broken by val accuracy" in result.kept_because
@@ -81,8 +57,8 @@ def test_a_tied_val_loss_goes_to_the_better_val_accuracy():
 def test_a_killed_fit_resumes_from_its_last_finished_epoch(tmp_path, caplog):
     history = {LOSS: [1.0, 0.3, 0.5, 0.6, 0.2], ACCURACY: [0.5, 0.9, 0.8, 0.7, 0.95]}
     with pytest.raises(KeyboardInterrupt):
-        _fit(_ScriptedFigures(history), epochs=5, patience=5, backup_dir=tmp_path,
-             callbacks=[_Interrupt(2)])
+        _fit(ScriptedFigures(history), epochs=5, patience=5, backup_dir=tmp_path,
+             callbacks=[Interrupt(2)])
     state = json.loads((tmp_path / STATE_FILE).read_text())
     assert state["epochs"] == 2 and state["early_stopping"][1]["best_epoch"] == 1
 
@@ -93,7 +69,7 @@ def test_a_killed_fit_resumes_from_its_last_finished_epoch(tmp_path, caplog):
             epochs_begun.append(epoch)
 
     with caplog.at_level("INFO"):
-        result = _fit(_ScriptedFigures(history), epochs=5, patience=2, backup_dir=tmp_path,
+        result = _fit(ScriptedFigures(history), epochs=5, patience=2, backup_dir=tmp_path,
                       callbacks=[Seen()])
     assert epochs_begun == [2, 3]  # patience 2 after the restored best epoch 2
     assert "resuming from epoch 3: epochs 1-2 restored" in caplog.text

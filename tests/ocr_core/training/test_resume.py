@@ -12,18 +12,7 @@ from ocr_core.captcha.pipeline import load_split, save_split
 from ocr_core.captcha.training import MONITOR, TrainingPlan, train_captcha_model
 from ocr_core.data import dataset as ds
 from ocr_core.training.resume import STATE_FILE
-
-
-class Interrupt(keras.callbacks.Callback):
-    """Stops the process's training at the start of an epoch, as a kill would."""
-
-    def __init__(self, epoch: int) -> None:
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
+from tests.ocr_core.training.callbacks import Interrupt
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from ocr_core.training.stopping import (
     StoppingRule,
     select_epoch,
 )
+from tests.ocr_core.training.callbacks import ScriptedFigures
 
 CER, LOSS, ACCURACY = "val_character_error_rate", "val_loss", "val_sequence_accuracy"
 
@@ -86,24 +87,11 @@ def test_no_epoch_considered_is_an_error():
                      patience=1)
 
 
-class _ScriptedFigures(keras.callbacks.Callback):
-    """Writes the hand-made validation figures into each epoch's logs and keeps its weights."""
-
-    def __init__(self, history: dict[str, list[float]]) -> None:
-        super().__init__()
-        self.history = history
-        self.weights: list[list[np.ndarray]] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs.update({name: values[epoch] for name, values in self.history.items()})
-        self.weights.append(self.model.get_weights())
-
-
 def test_callback_stops_on_patience_and_restores_the_kept_epoch(caplog):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    figures = _ScriptedFigures({CER: [0.5, 0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.1],
+    figures = ScriptedFigures({CER: [0.5, 0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.1],
                                 LOSS: [2.0, 1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]})
     rule = StoppingRule("test", ((CER, "min"), (LOSS, "min")))
     stopping = SelectiveStopping(EpochSelector(rule, start_from_epoch=0, patience=2))
