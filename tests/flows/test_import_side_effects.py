@@ -88,3 +88,21 @@ def test_cheap_commands_print_no_tensorflow_start_up_lines(command, registry: Re
     loud = LOUD_TENSORFLOW_IMPORT.findall(process.stderr)
     assert not loud, "tensorflow was imported before the CLI quieted it"
     assert not TENSORFLOW_LOG_LINE.findall(process.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [("predict",), ("evaluate",),
+                                     ("review", "--below", "0.5", "--review-dir", "REVIEW")])
+def test_commands_that_read_images_print_no_tensorflow_start_up_lines(
+    command, registry: Registry, captcha_dir, tmp_path  # noqa: F811
+):
+    command = tuple(str(tmp_path / "review") if part == "REVIEW" else part for part in command)
+    env = _without_tensorflow_settings() | {"PYTHONPROFILEIMPORTTIME": "1"}
+    process = subprocess.run(
+        [str(CLI), *command, "--results-dir", str(registry.path.parent), str(captcha_dir)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr[-3000:]
+    assert process.stdout  # it read the images with the champion
+    assert not LOUD_TENSORFLOW_IMPORT.findall(process.stderr), \
+        "tensorflow was imported before the CLI quieted it"
+    assert not TENSORFLOW_LOG_LINE.findall(process.stderr)
