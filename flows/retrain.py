@@ -88,7 +88,6 @@ def seeded_for_run(params: RetrainParams, run_id: str) -> RetrainParams:
     return params.model_copy(update={"seed": seed})
 
 
-
 def reserve_and_split(params: RetrainParams) -> tuple[Manifest, Manifest, Split]:
     """The checked training images, the evaluation set kept apart from them, and their split."""
     manifest = checked_manifest(acquire_images(params), params)
@@ -109,6 +108,7 @@ def gate(challenger: RegisteredModel, evaluation_set: Manifest,
                                   significance=params.significance)
     publish_decision(decision)
     return decision
+
 
 @flow(name="captcha-retrain")
 @honour_refresh

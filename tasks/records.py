@@ -13,11 +13,12 @@ whose files are gone is not served (`tasks.caching.StepPolicy` decides both).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+
+from ocr_core.files import read_json
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ class TrainedModel(Output):
         """The record of the complete bundle a training step saved in `folder`; None when there
         is none (nothing there, or a folder older than the training summary in its metrics)."""
         try:
-            info = json.loads((folder / "bundle.json").read_text())
-            metrics = json.loads((folder / "metrics.json").read_text())
+            info = read_json(folder / "bundle.json")
+            metrics = read_json(folder / "metrics.json")
         except FileNotFoundError:
             return None
         if "training" not in metrics or not (folder / "model.keras").is_file():
