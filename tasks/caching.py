@@ -18,22 +18,24 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import functools
 import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
-from ocr_core.cache.locks import step_lock
 from ocr_core.files import sha256_json
+from ocr_core.layout import default_results_dir
+from ocr_core.storage import open_root
 from tasks.code_identity import code_identity
+from tasks.record_store import RecordSerializer, RecordStorage, RootLockManager
 from tasks.records import Output
-from tasks.step_policy import StepPolicy, refreshing, usable_record
+from tasks.roots import RootedStep
+from tasks.step_policy import StepPolicy, refreshing
 
 
 def content_token(value: Any) -> Any:
@@ -82,14 +84,13 @@ def current_step_key() -> str:
         raise RuntimeError("current_step_key() is only known inside a @keyed_step function") from None
 
 
-class KeyedStep:
-    """A task function that knows its step key: `current_step_key()` inside it,
+class KeyedStep(RootedStep):
+    """A step function that knows its step key: `current_step_key()` inside it,
     `.step_key(parameters)` for the cache policy, both from the same call's parameters with
-    defaults filled in. A class rather than a closure, so the task pickles (Dask workers).
+    defaults filled in. It runs on its results root (`tasks.roots.RootedStep`).
 
-    A call with a `results_dir` holds that key's lock (`ocr_core.cache.locks`) while it runs; a call that
-    waited for the lock uses the record the holder persisted, if it is usable, instead of
-    computing again. The record it returns names that results root as its `root`.
+    One writer per key is Prefect's: the task's transaction is `SERIALIZABLE` with the root's
+    lock manager (`step_task_options`), so a second run of the key waits, then reads the record.
 
     Args:
         function: the task's function.
@@ -97,9 +98,7 @@ class KeyedStep:
     """
 
     def __init__(self, function: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
-        functools.update_wrapper(self, function)
-        self.__prefect_task_source__ = function  # Prefect's task key: the function's own code
-        self.function = function
+        super().__init__(function)
         self.ignored = frozenset(ignore) | LOCATION_PARAMETERS
 
     def step_key(self, parameters: dict[str, Any]) -> str:
@@ -108,24 +107,12 @@ class KeyedStep:
         return step_key(self.function, **{name: value for name, value in bound.arguments.items()
                                           if name not in self.ignored})
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        bound = inspect.signature(self.function).bind(*args, **kwargs)
-        bound.apply_defaults()
-        key = self.step_key(dict(bound.arguments))
-        root = bound.arguments.get("results_dir")
-        token = _CURRENT_KEY.set(key)
+    def run(self, bound: inspect.BoundArguments) -> Any:
+        token = _CURRENT_KEY.set(self.step_key(dict(bound.arguments)))
         try:
-            if root is None:
-                return self.function(*args, **kwargs)
-            with step_lock(root, key):
-                result = _persisted_meanwhile(key, bound.arguments)
-                if result is None:
-                    result = self.function(*args, **kwargs)
+            return super().run(bound)
         finally:
             _CURRENT_KEY.reset(token)
-        if isinstance(result, Output) and not result.root:
-            result = dataclasses.replace(result, root=str(root))
-        return result
 
 
 def keyed_step(ignore: Iterable[str] = ()) -> Callable[[Callable[..., Any]], KeyedStep]:
@@ -139,19 +126,6 @@ def refreshing_cache() -> bool:
     return context is not None and refreshing(context)
 
 
-def _persisted_meanwhile(key: str, inputs: dict[str, Any]) -> Output | None:
-    """The usable record another process persisted under `key` while this one waited for the
-    lock (None outside a task run, when the run refreshes the cache, and for a call its task's
-    policy does not cache, such as a served run's download)."""
-    context = TaskRunContext.get()
-    if context is None or refreshing(context):
-        return None
-    policy = context.task.cache_policy
-    if isinstance(policy, StepPolicy) and policy.cacheable and not policy.cacheable(inputs):
-        return None
-    return usable_record(context.result_store, key, inputs)
-
-
 STEP = StepPolicy()
 """Cache policy of every task that writes files under the results root: its step key."""
 
@@ -162,10 +136,43 @@ def step_policy_when(cacheable: Callable[[dict[str, Any]], bool]) -> CachePolicy
     return StepPolicy(cacheable=cacheable)
 
 
+def step_task_options(task: Task[..., Any], results_dir: Any) -> dict[str, Any]:
+    """The options that put `task`'s records and locks on the root `results_dir`: JSON records
+    in its `prefect-results`, and its own lock per key held from before the cache is read until
+    the record is written (`SERIALIZABLE`)."""
+    root = open_root(results_dir if results_dir is not None else default_results_dir())
+    return {"result_storage": RecordStorage(root=root.url),
+            "result_serializer": RecordSerializer(),
+            "cache_policy": task.cache_policy.configure(lock_manager=RootLockManager(root.url),
+                                                        isolation_level="SERIALIZABLE")}
+
+
+class StepTask(Task):
+    """A cached step's task: each call runs as a copy configured for its `results_dir`
+    (`step_task_options`), so one process can run steps on several roots."""
+
+    def for_root(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task[..., Any]:
+        """The configured copy for a call with `args` and `kwargs` (extra Prefect keywords such
+        as `wait_for` are ignored here)."""
+        names = inspect.signature(self.fn).parameters
+        given = {name: value for name, value in kwargs.items() if name in names}
+        bound = inspect.signature(self.fn).bind_partial(*args, **given)
+        return Task.with_options(self, **step_task_options(self, bound.arguments.get("results_dir")))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.for_root(args, kwargs)(*args, **kwargs)
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        return self.for_root(args, kwargs).submit(*args, **kwargs)
+
+    def map(self, *args: Any, **kwargs: Any) -> Any:
+        return self.for_root(args, kwargs).map(*args, **kwargs)
+
+
 def cached_task(
     ignore: Iterable[str] = (), cache_policy: CachePolicy = STEP, **options: Any
-) -> Callable[[Callable[..., Any]], Task[..., Any]]:
-    """`@task` for a step whose output is cached by its step key and persisted.
+) -> Callable[[Callable[..., Any]], StepTask]:
+    """`@task` for a step whose output is cached by its step key and persisted on its root.
 
     Args:
         ignore: parameters left out of the key (see `keyed_step`).
@@ -173,8 +180,8 @@ def cached_task(
         options: further `prefect.task` options.
     """
 
-    def decorate(function: Callable[..., Any]) -> Task[..., Any]:
-        return task(cache_policy=cache_policy, persist_result=True,
-                    **options)(keyed_step(ignore)(function))
+    def decorate(function: Callable[..., Any]) -> StepTask:
+        return StepTask(keyed_step(ignore)(function), cache_policy=cache_policy,
+                        persist_result=True, **options)
 
     return decorate

@@ -1,24 +1,32 @@
-"""What tasks hand each other: paths to files they wrote, and what identifies their content.
+"""What tasks hand each other: where the files they wrote are, and what identifies their content.
 
 A record carries a `content_digest` (a sha256 of its content: images' labels and bytes, a file's
-bytes) where one is known, else the `step_key` of the step that wrote it (the same key, the same
-content); later steps' keys take its `identity`, whichever it has.
+bytes) where one is known, else the `step_key` of the step that wrote it; later steps' keys take
+its `identity`. The step's `stamps` (`ocr_core.storage.stamps`) record what its output files were
+when written: a cached record is served only while they still are (`tasks.step_policy`).
 
-Records are small and picklable, so Prefect can hash and persist them. A record names the roots
-its files were written under (`root`: the results root; `images_root`: the folder of images it
-indexes); a cached record read under other roots is `relocated` onto the current ones, and one
-whose files are gone is not served (`tasks.caching.StepPolicy` decides both).
+Locations (`LOCATIONS`) are keys relative to the results root (`models/crnn-<key>`) for what the
+pipeline wrote, and absolute paths or URLs for what it did not (a user's folder of images). A
+record never names where the root is, so a copied root or bucket prefix keeps every hit. Inside
+a step, `tasks.roots` turns keys into local files and back. Records are plain dataclasses of
+JSON values: Prefect stores them as JSON (`tasks.record_store`), never pickled.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from ocr_core.files import read_json
+from ocr_core.files import read_json, sha256_json
+from ocr_core.storage import is_url
+
+
+def is_key(location: str) -> bool:
+    """Whether a location is a key relative to the results root (not a path or URL)."""
+    return bool(location) and not is_url(location) and not Path(location).is_absolute()
 
 
 @dataclass(frozen=True)
@@ -27,45 +35,51 @@ class Output:
 
     `content_digest`: sha256 (hex, or its first 24 digits) of the content, where known.
     `step_key`: the key of the step that wrote it (`tasks.caching`), for a step's output.
-    `root`: the results root the files were written under (set by `tasks.caching` for every
-    step with a `results_dir`; empty for a record of a user's folder). Not content: never keyed.
+    `stamps`: the stamp of each output key when the step wrote it (set by `tasks.caching`).
     """
+
+    LOCATIONS: ClassVar[tuple[str, ...]] = ("path",)
+    """Fields that name files or folders."""
 
     path: str
     content_digest: str = ""
     step_key: str = field(default="", kw_only=True)
-    root: str = field(default="", kw_only=True)
+    stamps: dict[str, str] = field(default_factory=dict, kw_only=True)
 
     @property
     def identity(self) -> str:
-        """What later steps' keys take from this record: its content digest, else its step key."""
-        return self.content_digest or self.step_key
+        """What later steps' keys take from this record: its content digest, else its step key
+        and its files' stamps (a step that wrote other bytes under the same key differs)."""
+        if self.content_digest:
+            return self.content_digest
+        return sha256_json([self.step_key, self.stamps])[:24] if self.stamps else self.step_key
 
-    def files(self) -> list[str]:
-        """Paths that must exist for the record to be usable."""
+    def outputs(self) -> list[str]:
+        """The locations this record's step wrote (stamped when written, checked when served)."""
         return [self.path]
 
-    def missing_files(self) -> list[str]:
-        """The files of `files()` that are not there (now)."""
-        return [path for path in self.files() if path and not Path(path).exists()]
+    def locations(self) -> list[str]:
+        """Every location the record names (what a reader of it may open)."""
+        return [value for name in self.LOCATIONS if (value := getattr(self, name))]
+
+    def moved(self, change: Callable[[str], str]) -> Self:
+        """This record with every location `change`d (empty ones stay empty)."""
+        changes = {name: change(value) for name in self.LOCATIONS if (value := getattr(self, name))}
+        changes = {name: value for name, value in changes.items() if value != getattr(self, name)}
+        return dataclasses.replace(self, **changes) if changes else self
 
     def relocated(self, moves: dict[str, str]) -> Self:
-        """This record with every path under an old root of `moves` put under the new one
-        (the roots themselves included)."""
-        changes = {}
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, str) and (moved := _moved(value, moves)) != value:
-                changes[item.name] = moved
-        return dataclasses.replace(self, **changes) if changes else self
+        """This record with every location under an old folder of `moves` put under the new one."""
+        return self.moved(lambda location: _moved(location, moves))
 
 
 def _moved(path: str, moves: dict[str, str]) -> str:
     for old, new in moves.items():
+        old = old.rstrip("/")
         if path == old:
             return new
-        if path.startswith(old.rstrip(os.sep) + os.sep):
-            return new.rstrip(os.sep) + path[len(old.rstrip(os.sep)):]
+        if path.startswith(old + "/"):
+            return new.rstrip("/") + path[len(old):]
     return path
 
 
@@ -80,12 +94,14 @@ class ImageFolder(Output):
 class Manifest(Output):
     """An index of images (path, label, sha256) and its character vocabulary."""
 
+    LOCATIONS = ("path", "report", "images_root")
+
     count: int = 0
     vocabulary: str = ""
     report: str | None = None  # validation report (JSON), when the images were validated
     images_root: str = ""  # the folder its image paths are relative to
 
-    def files(self) -> list[str]:
+    def outputs(self) -> list[str]:
         return [self.path] + ([self.report] if self.report else [])
 
 
@@ -93,6 +109,7 @@ class Manifest(Output):
 class Split(Output):
     """A train/validation/test split manifest."""
 
+    LOCATIONS = ("path", "images_root")
     counts: dict[str, int] = field(default_factory=dict)
     vocabulary: str = ""
     images_root: str = ""  # the folder its image paths are relative to
@@ -102,6 +119,7 @@ class Split(Output):
 class Datasets(Output):
     """Preprocessed tf.data snapshots of each split, for one input size."""
 
+    LOCATIONS = ("path", "split_manifest", "images_root")
     height: int = 0
     width: int = 0
     vocabulary: str = ""
@@ -111,10 +129,6 @@ class Datasets(Output):
 
     def split_path(self, name: str) -> str:
         return str(Path(self.path) / name)
-
-    def files(self) -> list[str]:
-        return [str(Path(self.path) / "datasets.json"), self.split_manifest,
-                *(self.split_path(name) for name in ("train", "validation", "test"))]
 
 
 @dataclass(frozen=True)
@@ -127,10 +141,6 @@ class TrainedModel(Output):
     validation: dict[str, float] = field(default_factory=dict)
     worker: str = ""  # where it was trained (tasks.workers.current_worker)
     kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
-
-    def files(self) -> list[str]:
-        return [str(Path(self.path) / name) for name in
-                ("model.keras", "bundle.json", "params.json", "history.json", "metrics.json")]
 
     @classmethod
     def from_folder(cls, folder: Path, step_key: str) -> Self | None:
@@ -171,10 +181,12 @@ class ModelBundle(TrainedModel):
 class EvaluationReport(Output):
     """Metrics JSON of a model on a split, and the per-image predictions beside it."""
 
+    LOCATIONS = ("path", "predictions")
+
     predictions: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def files(self) -> list[str]:
+    def outputs(self) -> list[str]:
         return [self.path, self.predictions]
 
 
@@ -225,11 +237,13 @@ class MnistSource(Output):
     """Where MNIST will be read from (a local copy, or the download cache of tfds/keras);
     `content_digest` identifies the content the source delivers."""
 
+    LOCATIONS = ("path", "mnist_path")
+
     source: str = ""
     mnist_path: str | None = None  # local copy, or tfds's folder of official .gz files
 
-    def files(self) -> list[str]:
-        return [self.mnist_path] if self.mnist_path else []
+    def outputs(self) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -257,10 +271,21 @@ class DigitModel(TrainedModel):
 class DigitEvaluationReport(Output):
     """Test metrics JSON of an MNIST model, with its confusion matrix and misread-digit plots."""
 
+    LOCATIONS = ("path", "confusion_plot", "misclassified_plot")
+
     model: str = ""
     confusion_plot: str = ""
     misclassified_plot: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def files(self) -> list[str]:
+    def outputs(self) -> list[str]:
         return [self.path, self.confusion_plot, self.misclassified_plot]
+
+
+RECORD_TYPES: dict[str, type[Output]] = {
+    cls.__name__: cls for cls in (
+        Output, ImageFolder, Manifest, Split, Datasets, ModelBundle, EvaluationReport, Picture,
+        RegisteredModel, PromotionDecision, DownloadedFile, MnistSource, DigitData, DigitModel,
+        DigitEvaluationReport)
+}
+"""The records a stored result may hold, by name: reading a result builds one of these, nothing else."""

@@ -1,10 +1,11 @@
 """The cache policy of the steps that write under the results root, and when a record is served.
 
-The key is the step key (`tasks.caching`). Whether a persisted record may be served is decided
-here, before Prefect reads it: a record is usable when all its files exist under the current
-call's roots. A record whose files are gone is marked expired (Prefect then runs the step and
-overwrites it); one written under another results root or images folder is rewritten for the
-current ones. Only Prefect's public `CachePolicy` and `ResultStore` are used.
+The key is the step key (`tasks.caching`). Whether a stored record may be served is decided
+here, before Prefect reads it: a record is usable while every output it names is on the root
+with the stamp it was written with (`ocr_core.storage.stamps`: a listing, never a read of the
+bytes). A record whose outputs are gone or changed is marked expired (Prefect then runs the
+step and overwrites it). One that indexed images in a user's folder that has moved since is
+rewritten for the folder given now. Only Prefect's public `CachePolicy` and `ResultStore` are used.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from prefect.context import TaskRunContext
 from prefect.results import ResultStore
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 
-from tasks.records import ImageFolder, Output
+from ocr_core.layout import default_results_dir
+from ocr_core.storage import Root, open_root
+from tasks.records import ImageFolder, Output, is_key
 
 logger = logging.getLogger(__name__)
 
@@ -31,31 +34,17 @@ def refreshing(context: TaskRunContext) -> bool:
     return PREFECT_TASKS_REFRESH_CACHE.value() if refresh is None else refresh
 
 
-def usable_record(store: ResultStore, key: str, inputs: dict[str, Any]) -> Output | None:
-    """The record persisted under `key`, moved onto the current call's roots, if all its files
-    are there; None when there is none or it points at files that are gone."""
-    if not store.exists(key):
-        return None
-    record = store.read(key).result
-    if not isinstance(record, Output):
-        return None
-    current = record.relocated(current_roots(record, inputs))
-    return None if current.missing_files() else current
+def changed_outputs(record: Output, root: Root) -> list[str]:
+    """The outputs of `record` that are gone from `root` or differ from their stamps."""
+    return [output for output in record.outputs() if output and is_key(output)
+            and root.stamp(output) != record.stamps.get(output)]
 
 
-def current_roots(record: Output, inputs: dict[str, Any]) -> dict[str, str]:
-    """Where the roots `record` was written under are for the call with `inputs`: its results
-    root is the call's `results_dir`, its images root that of the images it was given."""
-    moves = {}
-    if record.root and inputs.get("results_dir") is not None:
-        moves[record.root] = str(inputs["results_dir"])
-    old_images = getattr(record, "images_root", "")
-    new_images = next((root for value in inputs.values() if (root := _images_root(value))), "")
-    if old_images and new_images:
-        moves[old_images] = new_images
-    # the longest first: an images folder inside the results root moves with its own root
-    return {old: new for old, new in sorted(moves.items(), key=lambda item: -len(item[0]))
-            if old != new}
+def images_moves(record: Output, inputs: dict[str, Any]) -> dict[str, str]:
+    """The move of the user's images folder `record` indexed onto the one given now, if any."""
+    old = getattr(record, "images_root", "")
+    new = next((root for value in inputs.values() if (root := _images_root(value))), "")
+    return {old: new} if old and new and old != new and not is_key(old) else {}
 
 
 def _images_root(value: Any) -> str:
@@ -68,10 +57,9 @@ def _images_root(value: Any) -> str:
 class StepPolicy(CachePolicy):
     """Cache policy of every task that writes files under the results root: its step key.
 
-    A record persisted under the key is served only if its files are there (under the current
-    roots); one that points at files that are gone is marked expired, so the step computes
-    again. One written under another results root or images folder is rewritten for the
-    current ones, so a moved root or a copied folder keeps its cache hits.
+    A record stored under the key is served only while its outputs are there with their
+    stamps; otherwise it is marked expired, so the step computes again. One that indexed
+    images in a folder that moved is rewritten for the current folder.
 
     Args:
         cacheable: when given, calls whose parameters it rejects get no key (they always run).
@@ -99,11 +87,12 @@ def _serve_only_usable(store: ResultStore, key: str, inputs: dict[str, Any]) -> 
     record = store.read(key).result
     if not isinstance(record, Output):
         return
-    current = record.relocated(current_roots(record, inputs))
-    if missing := current.missing_files():
-        logger.info("step %s: its cached files are gone (%s); computing it again", key,
-                    ", ".join(missing))
+    root = open_root(inputs.get("results_dir") or default_results_dir())
+    if changed := changed_outputs(record, root):
+        logger.info("step %s: its cached files are gone or changed (%s); computing it again",
+                    key, ", ".join(root.location(output) for output in changed))
         store.write(obj=record, key=key, expiration=datetime.datetime.now(datetime.UTC))
-    elif current != record:
-        logger.info("step %s: cached record moved onto %s", key, current.root or current.path)
-        store.write(obj=current, key=key)
+    elif moves := images_moves(record, inputs):
+        logger.info("step %s: cached record moved onto the images in %s", key,
+                    next(iter(moves.values())))
+        store.write(obj=record.relocated(moves), key=key)
