@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from pydantic import BaseModel
 
@@ -14,6 +12,7 @@ from tasks.captcha import build_datasets, fingerprint_folder, split_dataset
 from tasks.download import download_archive, extract_archive
 from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
 from tasks.report import plot_history, plot_predictions, plot_samples, publish_report
+from tasks.roots import located
 from tasks.served import confine_served_run
 from tasks.training import check_learned, evaluate_model, train_model
 from tasks.validation import validate_images
@@ -22,10 +21,10 @@ from tasks.validation import validate_images
 class CaptchaRunSummary(BaseModel):
     """What a captcha run produced."""
 
-    model_path: Path
+    model_path: str
     metrics: dict[str, float | int | str]
-    plots: dict[str, Path]
-    results_dir: Path
+    plots: dict[str, str]
+    results_dir: str
 
 
 def acquire_images(params: CaptchaParams) -> ImageFolder:
@@ -62,7 +61,7 @@ def train_and_test(
     model = check_learned(model, params.min_val_accuracy)
     evaluation = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
     pictures = [samples, plot_history(model, root), plot_predictions(evaluation, datasets, root)]
-    publish_report(model, evaluation, pictures)
+    publish_report(model, evaluation, pictures, root)
     return model, evaluation, pictures
 
 
@@ -74,9 +73,11 @@ def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
     confine_served_run(params)
     manifest = checked_manifest(acquire_images(params), params)
     model, evaluation, (samples, history, predictions) = train_and_test(params, manifest)
+    root = params.results_dir
     return CaptchaRunSummary(
-        model_path=Path(model.path),
+        model_path=located(root, model.path),
         metrics=evaluation.metrics,
-        plots={"samples": samples.path, "history": history.path, "predictions": predictions.path},
-        results_dir=params.results_dir,
+        plots={name: located(root, picture.path) for name, picture in
+               (("samples", samples), ("history", history), ("predictions", predictions))},
+        results_dir=root,
     )

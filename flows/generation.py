@@ -11,7 +11,6 @@ not start process pools).
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -23,53 +22,66 @@ from flows.runners import run_on_chosen_runner, worker_slots
 from ocr_core.captcha.synthetic import CaptchaShard, plan_shards
 from ocr_core.config import RunnerParams
 from ocr_core.files import atomic_path, remove_path
+from ocr_core.storage import Root, open_root
 from ocr_core.threads import available_cpus
-from tasks.captcha import collect_captchas, generated_folder, render_captcha_shard
+from tasks.captcha import (
+    collect_captchas,
+    generated_key,
+    generation_lock,
+    render_captcha_shard,
+    rendered_count,
+)
 from tasks.records import ImageFolder
 
 SHARDS_PER_WORKER = 4  # several shards per worker keep all busy to the end
 
 
-def render_captchas(folder: Path, num_samples: int, seed: int) -> None:
-    """Render `num_samples` captchas from `seed` into `folder`, atomically (a new folder) or
-    file by file (an existing one)."""
+def render_captchas(root: Root, key: str, num_samples: int, seed: int) -> None:
+    """Render `num_samples` captchas from `seed` into folder `key` of `root`: on a local root
+    into a new folder renamed into place (or file by file into an existing one); on a store,
+    each shard uploads its own images."""
     slots = worker_slots()
     shards = plan_shards(num_samples, seed, 1 if slots is None else SHARDS_PER_WORKER * slots)
     processes = min(2, available_cpus()) if slots is None else 1
     get_run_logger().info("generating %d captchas (seed %d) in %d shard(s) into %s",
-                          num_samples, seed, len(shards), folder)
-    target = Path(folder)
+                          num_samples, seed, len(shards), root.location(key))
+    if not root.is_local:
+        _render_shards(root.location(key), shards, processes)
+        return
+    target = root.local / key if key else root.local
     if not target.is_dir():
         with atomic_path(target, is_dir=True) as tmp:
-            _render_shards(tmp, shards, processes)
+            _render_shards(str(tmp), shards, processes)
         return
     incoming = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:12]}"
     incoming.mkdir()
     try:  # into an existing folder: render aside, then move the files in
-        _render_shards(incoming, shards, processes)
-        for path in sorted(incoming.iterdir()):
-            os.replace(path, target / path.name)
+        _render_shards(str(incoming), shards, processes)
+        root.put(incoming, key)
     finally:
         remove_path(incoming)
 
 
-def _render_shards(folder: Path, shards: list[CaptchaShard], processes: int) -> None:
-    futures = [render_captcha_shard.submit(folder, shard, processes) for shard in shards]
+def _render_shards(target: str, shards: list[CaptchaShard], processes: int) -> None:
+    futures = [render_captcha_shard.submit(shard, target, processes) for shard in shards]
     wait(futures)
     for future in futures:
         future.result()  # the first failed shard's error (the temporary folder is removed)
 
 
-def generate_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
+def generate_captchas(num_samples: int, seed: int, results_dir: str | Path) -> ImageFolder:
     """The generated captchas of `num_samples` and `seed`, rendered unless already complete.
 
     The folder is named by its content key, so a complete one is reused; `collect_captchas`
-    (cached by content) turns it into the record later steps key on.
+    (cached by content) turns it into the record later steps key on. Rendering holds the
+    generation's lock on the root: two runs at once render once.
     """
-    folder = generated_folder(num_samples, seed, results_dir)
-    if not folder.is_dir():
-        render_captchas(folder, num_samples, seed)
-    return collect_captchas(num_samples, seed, results_dir)
+    root = open_root(results_dir)
+    key = generated_key(num_samples, seed)
+    with generation_lock(root, key):
+        if rendered_count(root, key) != num_samples:
+            render_captchas(root, key, num_samples, seed)
+        return collect_captchas(num_samples, seed, results_dir)
 
 
 class GenerateParams(RunnerParams):
@@ -85,5 +97,5 @@ def generate_captcha_folder(params: GenerateParams) -> int:
     """Write `count` seeded captchas into `out_dir`, shard by shard on the chosen runner."""
     if (handover := run_on_chosen_runner(generate_captcha_folder, params)) is not None:
         return handover()
-    render_captchas(params.out_dir, params.count, params.seed)
+    render_captchas(open_root(params.out_dir), "", params.count, params.seed)
     return params.count

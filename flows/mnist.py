@@ -3,8 +3,6 @@ check each learned (`min_val_accuracy`) -> evaluate each -> comparison table."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from prefect.futures import wait
 from pydantic import BaseModel
@@ -28,6 +26,7 @@ from tasks.mnist import (
     publish_comparison,
     train_digit_model,
 )
+from tasks.roots import located
 from tasks.served import confine_served_run
 
 
@@ -35,9 +34,9 @@ class MnistRunSummary(BaseModel):
     """What an MNIST run produced: the comparison rows, model folders and plots."""
 
     rows: list[dict[str, str | int | float]]
-    models: dict[str, Path]
-    plots: dict[str, Path]
-    results_dir: Path
+    models: dict[str, str]
+    plots: dict[str, str]
+    results_dir: str
 
 
 @flow(name="mnist", task_runner=thread_pool(2))
@@ -52,7 +51,7 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     source = locate_mnist(params.source, params.mnist_path, root, params.download_host,
                           params.download_port, params.connect_timeout)
     data = load_mnist(source, root)
-    describe_digits(data)
+    describe_digits(data, root)
     digits = plot_digits(data, params.seed, root)
     threads = training_threads()  # None on threads: one process shares TF's thread pools
     limit = training_limit(params, len(params.models))
@@ -71,10 +70,11 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     for check in checks:
         check.result()  # a model that learned nothing fails the run with its figures
     reports = [future.result() for future in evaluations]
-    rows = publish_comparison(models, reports, digits)
-    plots = {"digits": Path(digits.path)}
+    rows = publish_comparison(models, reports, digits, root)
+    plots = {"digits": located(root, digits.path)}
     for report in reports:
-        plots[f"{report.model} confusion"] = Path(report.confusion_plot)
-        plots[f"{report.model} misclassified"] = Path(report.misclassified_plot)
-    return MnistRunSummary(rows=rows, models={model.name: Path(model.path) for model in models},
+        plots[f"{report.model} confusion"] = located(root, report.confusion_plot)
+        plots[f"{report.model} misclassified"] = located(root, report.misclassified_plot)
+    return MnistRunSummary(rows=rows, models={model.name: located(root, model.path)
+                                              for model in models},
                            plots=plots, results_dir=root)

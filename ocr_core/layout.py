@@ -1,4 +1,5 @@
-"""Where things live under the one results root. Deleting the root is a full reset."""
+"""Where things live under the one results root (a folder or a store prefix, `ocr_core.storage`).
+Deleting the root is a full reset."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ RESULTS_ENV = "OCR_PIPELINE_RESULTS"
 DEFAULT_RESULTS_DIR = "ocr-results"
 
 
-def default_results_dir() -> Path:
-    """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`, as an absolute path."""
-    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR).expanduser().absolute()
+def default_results_dir() -> str:
+    """`$OCR_PIPELINE_RESULTS`, else `./ocr-results`: an absolute path, or a store URL."""
+    from ocr_core.storage import root_url
+
+    return root_url(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR)
 
 
 @dataclass(frozen=True)

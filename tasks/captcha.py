@@ -6,7 +6,9 @@ returns a small record. Retried network steps live in `tasks.download`.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import tempfile
 from pathlib import Path
 
 from prefect import task
@@ -17,24 +19,37 @@ from ocr_core.data import dataset as ds
 from ocr_core.errors import DataError
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
+from ocr_core.storage import Root, is_url, open_root, root_url
+from ocr_core.storage.scratch import scratch_dir
 from tasks.caching import cached_task, current_step_key
 from tasks.code_identity import includes_code_of
 from tasks.logs import run_logger
 from tasks.records import Datasets, ImageFolder, Manifest, Split
+from tasks.roots import current_root
 from tasks.workers import current_worker
 
 
-def generated_folder(num_samples: int, seed: int, results_dir: Path) -> Path:
-    """Where the generation of `num_samples` captchas from `seed` lives: named by the step key
+def generated_key(num_samples: int, seed: int) -> str:
+    """The key of the generation of `num_samples` captchas from `seed`: named by the step key
     of `collect_captchas`, which records it."""
-    key = collect_captchas.fn.step_key(
-        {"num_samples": num_samples, "seed": seed, "results_dir": results_dir})
-    return ResultsLayout(results_dir).data / "synthetic" / key
+    key = collect_captchas.fn.step_key({"num_samples": num_samples, "seed": seed})
+    return f"data/synthetic/{key}"
+
+
+def rendered_count(root: Root, key: str) -> int:
+    """How many captchas the folder `key` of `root` holds now."""
+    return sum(1 for name in root.files(key) if name.endswith(".png") and "/" not in name)
+
+
+def generation_lock(root: Root, key: str) -> contextlib.AbstractContextManager[None]:
+    """Hold the lock of generation `key` on `root` (two runs at once render it once)."""
+    return root.lock(f"render-{key.rsplit('/', 1)[-1]}").held()
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def render_captcha_shard(folder: Path, shard: CaptchaShard, processes: int = 1) -> int:
-    """Render one shard of a generation into `folder` (the generation's temporary folder).
+def render_captcha_shard(shard: CaptchaShard, target: str, processes: int = 1) -> int:
+    """Render one shard of a generation into `target`: a local folder, or a store URL the
+    shard's images are uploaded to (so a worker needs no disk in common with the others).
 
     Args:
         processes: render processes; 1 inside a daemonic process (a Dask worker), which may
@@ -46,31 +61,41 @@ def render_captcha_shard(folder: Path, shard: CaptchaShard, processes: int = 1) 
         processes = 1
     run_logger().info("rendering %d captchas (chunks from %d, seed %d) on %s",
                       len(shard.labels), shard.first_chunk, shard.seed, current_worker())
-    return len(render_shard(folder, shard, workers=processes))
+    if not is_url(target):
+        return len(render_shard(target, shard, workers=processes))
+    store = open_root(target)
+    with tempfile.TemporaryDirectory(prefix="render-", dir=scratch_dir()) as folder:
+        rendered = render_shard(folder, shard, workers=processes)
+        store.put(Path(folder), "")
+    return len(rendered)
 
 
 @cached_task()
 @includes_code_of(render_captcha_shard)  # the images it collects are rendered there
 def collect_captchas(num_samples: int, seed: int, results_dir: Path) -> ImageFolder:
-    """The record of a complete generation (rendered shard by shard, then renamed into place).
+    """The record of a complete generation (rendered shard by shard by the generate flow).
 
     Raises:
         DataError: the folder is missing or holds another number of images.
     """
-    target = generated_folder(num_samples, seed, results_dir)
-    found = len(ds.list_pngs(target)) if target.is_dir() else 0
+    root = current_root()
+    key = generated_key(num_samples, seed)
+    found = rendered_count(root, key)
     if found != num_samples:
-        raise DataError(f"{target} holds {found} generated captchas, expected {num_samples}")
-    return ImageFolder(str(target), step_key=current_step_key(), count=num_samples)
+        raise DataError(f"{root.location(key)} holds {found} generated captchas, expected "
+                        f"{num_samples}")
+    return ImageFolder(key, step_key=current_step_key(), count=num_samples)
 
 
 # NO_CACHE: it reads the folder's files to make the key the later steps are cached by.
 @task(cache_policy=NO_CACHE)
-def fingerprint_folder(folder: Path) -> ImageFolder:
-    """Describe a user's folder of captchas by the content of its PNGs (not cached: it is the key)."""
-    paths = ds.list_pngs(folder)
+def fingerprint_folder(folder: str | Path) -> ImageFolder:
+    """Describe a user's folder of captchas (a path or a store URL) by the content of its PNGs
+    (not cached: it is the key)."""
+    location = root_url(folder)
+    paths = ds.list_pngs(open_root(location).pull(""))
     digest = sha256_json([[p.name, sha256_file(p)] for p in paths])
-    return ImageFolder(str(Path(folder).absolute()), content_digest=digest, count=len(paths))
+    return ImageFolder(location, content_digest=digest, count=len(paths))
 
 
 @cached_task()

@@ -1,10 +1,11 @@
-"""Links to result files in artifacts: `file://` by default, or a URL others can open.
+"""Links to result files in artifacts: where the results root is, or a URL others can open.
 
-A `file://` link opens only on a machine that sees the same path (the one that wrote it, or a
-shared file system mounted at the same place). Where the results root is served over HTTP (an
-object store, a file server), set OCR_PIPELINE_LINK_BASE_URL to the URL that serves it and
-OCR_PIPELINE_LINK_ROOT to the local folder it serves (default: the results root); files under
-that folder are then linked through the URL. Set both on every machine that runs tasks.
+Inside a step on its results root (`tasks.roots`), a file of a local root is linked as a
+`file://` URI (it opens only on a machine that sees the same path) and a key of a store root
+as its URL (`s3://bucket/prefix/plots/...`). Where the root is served over HTTP (an object
+store's web endpoint, a file server), set OCR_PIPELINE_LINK_BASE_URL to the URL that serves the
+root: every file under it is then linked through that URL. Set it on every machine that runs
+tasks.
 """
 
 from __future__ import annotations
@@ -13,19 +14,33 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from ocr_core.storage import Root
+from tasks.roots import current_root
+
 LINK_BASE_URL_ENV = "OCR_PIPELINE_LINK_BASE_URL"
-LINK_ROOT_ENV = "OCR_PIPELINE_LINK_ROOT"
+
+
+def _key(path: str | os.PathLike[str]) -> tuple[Root | None, str | None]:
+    try:
+        root = current_root()
+    except RuntimeError:  # not in a step on a root: a file of this machine
+        return None, None
+    return root, root.key_of(path)
+
+
+def stored_location(path: str | os.PathLike[str]) -> str:
+    """Where the local file `path` is kept: its path, or its URL on the running step's store."""
+    root, key = _key(path)
+    return os.fspath(path) if root is None or key is None else root.location(key)
 
 
 def artifact_link(path: str | os.PathLike[str]) -> str:
-    """A link to `path` for an artifact: through the base URL when configured and `path` is
-    under its root, else a `file://` URI."""
-    from ocr_core.config import default_results_dir
-
-    path = Path(path).absolute()
+    """A link to the local file `path` for an artifact (see the module's docstring)."""
+    root, key = _key(path)
     base = os.environ.get(LINK_BASE_URL_ENV)
-    if base:
-        root = Path(os.environ.get(LINK_ROOT_ENV) or default_results_dir()).absolute()
-        if path.is_relative_to(root):
-            return base.rstrip("/") + "/" + quote(path.relative_to(root).as_posix())
-    return path.as_uri()
+    if root is not None and key is not None:
+        if base:
+            return base.rstrip("/") + "/" + quote(key)
+        if not root.is_local:
+            return root.location(key)
+    return Path(path).absolute().as_uri()

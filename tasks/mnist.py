@@ -17,10 +17,11 @@ from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.download import target_policy
-from tasks.links import artifact_link
+from tasks.links import artifact_link, stored_location
 from tasks.logs import run_logger
 from tasks.progress import epoch_progress
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
+from tasks.roots import on_root
 from tasks.training_step import training_step
 from tasks.workers import current_worker
 
@@ -30,6 +31,7 @@ MISCLASSIFIED_SHOWN = 36
 
 # NO_CACHE: it checks the source is reachable now; its digest keys the loading step.
 @task(cache_policy=NO_CACHE)
+@on_root
 def locate_mnist(
     source: str, mnist_path: Path | None, results_dir: Path, download_host: str,
     download_port: int, connect_timeout: float,
@@ -67,7 +69,8 @@ def load_mnist(source: MnistSource, results_dir: Path) -> DigitData:
 
 # NO_CACHE: it only logs, and each run's log should show it.
 @task(cache_policy=NO_CACHE)
-def describe_digits(data: DigitData, index: int = 0) -> dict[str, list[int]]:
+@on_root
+def describe_digits(data: DigitData, results_dir: Path, index: int = 0) -> dict[str, list[int]]:
     """Log the arrays' shapes and one training digit as a 28x28 table of pixel values."""
     import pandas as pd
 
@@ -236,8 +239,9 @@ def comparison_rows(models: list[DigitModel],
 
 # NO_CACHE: artifacts belong to a run; every run publishes its own.
 @task(cache_policy=NO_CACHE)
+@on_root
 def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluationReport],
-                       digits: Picture) -> list[dict[str, object]]:
+                       digits: Picture, results_dir: Path) -> list[dict[str, object]]:
     """The comparison table and a run summary with links to the plots, as Prefect artifacts."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -250,7 +254,7 @@ def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluati
         lines.append(
             f"- **{model.name}**: test accuracy "
             f"{format_accuracy(evaluation.metrics['accuracy'], evaluation.metrics['count'])}, "
-            f"error {evaluation.metrics['error_percent']:.2f}%; model `{model.path}`; "
+            f"error {evaluation.metrics['error_percent']:.2f}%; model `{stored_location(model.path)}`; "
             f"[confusion matrix]({artifact_link(evaluation.confusion_plot)}), "
             f"[misread digits]({artifact_link(evaluation.misclassified_plot)})")
     create_markdown_artifact(key="mnist-run", markdown="\n".join(lines),

@@ -237,7 +237,7 @@ class MnistSource(Output):
     """Where MNIST will be read from (a local copy, or the download cache of tfds/keras);
     `content_digest` identifies the content the source delivers."""
 
-    LOCATIONS = ("path", "mnist_path")
+    LOCATIONS = ("mnist_path",)  # `path` names where it will be read on the machine that checked
 
     source: str = ""
     mnist_path: str | None = None  # local copy, or tfds's folder of official .gz files

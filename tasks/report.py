@@ -15,8 +15,9 @@ from ocr_core.files import read_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
-from tasks.links import artifact_link
+from tasks.links import artifact_link, stored_location
 from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
+from tasks.roots import on_root
 
 SAMPLE_COUNT = 16
 
@@ -84,8 +85,9 @@ def plot_predictions(evaluation: EvaluationReport, datasets: Datasets, results_d
 
 # NO_CACHE: artifacts belong to a run; every run publishes its own.
 @task(cache_policy=NO_CACHE)
+@on_root
 def publish_report(
-    model: ModelBundle, evaluation: EvaluationReport, pictures: list[Picture]
+    model: ModelBundle, evaluation: EvaluationReport, pictures: list[Picture], results_dir: Path,
 ) -> None:
     """Metrics table, prediction sample table and links to the plots, as Prefect artifacts."""
     metrics = evaluation.metrics
@@ -103,7 +105,7 @@ def publish_report(
             {"metric": "kept because", "value": model.kept_because},
             {"metric": "training seconds", "value": f"{model.train_seconds:.0f}"},
         ],
-        description=f"Model {model.recipe} at {model.path}",
+        description=f"Model {model.recipe} at {stored_location(model.path)}",
     )
     predictions = read_json(evaluation.predictions)
     rows = [predictions[i] for i in prediction_sample(predictions)]
@@ -121,11 +123,11 @@ def publish_report(
         key="captcha-run",
         markdown="\n".join([
             "# Captcha OCR run",
-            f"- model bundle: `{model.path}`",
+            f"- model bundle: `{stored_location(model.path)}`",
             f"- test sequence accuracy: "
             f"**{format_accuracy(metrics['sequence_accuracy'], metrics['count'])}** "
             f"({metrics['decoder']} decoding; Wilson 95% interval)",
             f"- test character error rate: {metrics['character_error_rate']:.4f}",
-            *[f"- {p.title}: `{p.path}`" for p in pictures],
+            *[f"- {p.title}: `{stored_location(p.path)}`" for p in pictures],
         ]),
     )

@@ -10,6 +10,7 @@ folder, or on a worker that shares nothing with the others but the bucket.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -20,6 +21,16 @@ from typing import Any
 
 from ocr_core.storage import Root, is_url, open_root
 from tasks.records import Output, is_key
+
+_CURRENT_ROOT: contextvars.ContextVar[Root] = contextvars.ContextVar("results_root")
+
+
+def current_root() -> Root:
+    """The results root of the step running now (inside a `RootedStep` with a `results_dir`)."""
+    try:
+        return _CURRENT_ROOT.get()
+    except LookupError:
+        raise RuntimeError("current_root() is only known inside a step on a results root") from None
 
 
 def located(results_dir: str | os.PathLike[str], location: str) -> str:
@@ -105,9 +116,13 @@ class RootedStep:
         staging = Staging(root)
         arguments = {name: staging.localized(value) for name, value in bound.arguments.items()}
         arguments["results_dir"] = Path(root.local)
-        with root.pinned(staging.keys):
-            result = self.function(**arguments)
-            return staging.published(result) if isinstance(result, Output) else result
+        token = _CURRENT_ROOT.set(root)
+        try:
+            with root.pinned(staging.keys):
+                result = self.function(**arguments)
+                return staging.published(result) if isinstance(result, Output) else result
+        finally:
+            _CURRENT_ROOT.reset(token)
 
 
 def on_root(function: Callable[..., Any]) -> RootedStep:

@@ -21,6 +21,7 @@ from ocr_core.data.validation import DEFAULT_LABEL_PATTERN
 from ocr_core.errors import ConfigError
 from ocr_core.guards.patterns import check_pattern
 from ocr_core.layout import default_results_dir
+from ocr_core.storage import root_url
 
 
 def _absolute(path: Path) -> Path:
@@ -39,6 +40,18 @@ AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 """A path made absolute (and `~` expanded) when the parameters are validated: a process work pool
 starts flow runs in another folder."""
 
+
+def _location(value: Any) -> str:
+    try:
+        return root_url(value)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+
+
+Location = Annotated[str, BeforeValidator(_location)]
+"""A folder or file as a path (made absolute, like `AbsolutePath`) or a store URL
+(`s3://bucket/prefix`, `gs://...`; `ocr_core.storage`)."""
+
 Distinct = AfterValidator(lambda values: list(dict.fromkeys(values)))
 """Drops repeats from a list parameter, keeping its order: a repeated entry would train twice."""
 
@@ -51,10 +64,11 @@ class ResultsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    results_dir: AbsolutePath = Field(
+    results_dir: Location = Field(
         default_factory=default_results_dir,
-        description="Root folder for everything the run writes (data, models, plots, "
-        "Prefect results). Default: $OCR_PIPELINE_RESULTS or ./ocr-results.",
+        description="Where everything the run writes goes (data, models, plots, Prefect "
+        "results): a folder, or a store URL such as s3://bucket/prefix. Default: "
+        "$OCR_PIPELINE_RESULTS or ./ocr-results.",
     )
 
 

@@ -175,6 +175,10 @@ class Root(ABC):
         """Publish the local files of `key` (if this machine has them) to the root, whole;
         returns the root's stamp of `key` (None when it holds no file)."""
 
+    @abstractmethod
+    def put(self, folder: Path, key: str) -> None:
+        """Move the files of the local `folder` under `key` (replacing files of the same name)."""
+
     @contextlib.contextmanager
     def pinned(self, keys: list[str]) -> Iterator[None]:
         """Keep the local copies of `keys` from being evicted while the block runs."""
@@ -246,6 +250,12 @@ class LocalRoot(Root):
 
     def push(self, key: str) -> str | None:
         return self.stamp(key)
+
+    def put(self, folder: Path, key: str) -> None:
+        target = self._path(key)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.iterdir()):
+            os.replace(path, target / path.name)
 
     def lock(self, name: str) -> KeyLock:
         from ocr_core.cache.locks import FileKeyLock
@@ -371,6 +381,12 @@ class StoreRoot(Root):
     def _copied_unchanged(self, key: str, local: FileVersions) -> bool:
         """Whether the local copy of `key` is one pulled or pushed before, untouched since."""
         return scratch.recorded_local_versions(self.url, key) == local
+
+    def put(self, folder: Path, key: str) -> None:
+        with translated(self.location(key)):
+            for path in sorted(folder.iterdir()):
+                self.fs.put_file(str(path), self._full(f"{key}/{path.name}" if key else path.name))
+                path.unlink()
 
     @contextlib.contextmanager
     def pinned(self, keys: list[str]) -> Iterator[None]:
