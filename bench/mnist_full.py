@@ -60,7 +60,7 @@ def main() -> int:
                          patience=args.patience, seed=args.seed,
                          max_workers=args.max_workers,
                          results_dir=results_dir)
-    prepare_environment(results_dir)
+    prepare_environment()
     from flows.mnist import mnist
 
     start = time.perf_counter()

@@ -33,7 +33,7 @@ def captcha(params: CaptchaParams) -> None:
     """Train and evaluate a captcha reader (the captcha-ocr flow)."""
     if params.data_dir is not None and not params.data_dir.is_dir():
         raise DataError(f"--data-dir is not a folder: {params.data_dir}")
-    prepare_environment(params.results_dir)
+    prepare_environment()
     from flows.captcha_ocr import captcha_ocr
 
     summary = captcha_ocr(params)
@@ -58,7 +58,7 @@ def mnist_command(params: MnistParams) -> None:
     check_available(params.source, params.mnist_path, download_cache(params.results_dir),
                     host=params.download_host, port=params.download_port,
                     timeout=params.connect_timeout)
-    prepare_environment(params.results_dir)
+    prepare_environment()
     runner = chosen_runner(params, params.results_dir, "results_dir")
     from flows.mnist import mnist
     from flows.runners import api_for_local_workers
@@ -83,7 +83,7 @@ def sweep(params: SweepParams) -> None:
     """
     if params.data_dir is not None and not params.data_dir.is_dir():
         raise DataError(f"--data-dir is not a folder: {params.data_dir}")
-    prepare_environment(params.results_dir)
+    prepare_environment()
     runner = chosen_runner(params, params.results_dir, "results_dir")
     from flows.runners import api_for_local_workers
     from flows.sweep import captcha_sweep
@@ -121,10 +121,9 @@ def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None
         paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
         click.echo(f"wrote {len(paths)} captchas to {out_dir}")
         return
-    from ocr_core.config import RunParams
 
     out_dir = out_dir.expanduser().absolute()
-    prepare_environment(RunParams().results_dir)
+    prepare_environment()
     runner = chosen_runner(params, out_dir, "out_dir", trains=False)
     from flows.generation import GenerateParams, generate_captcha_folder
 
@@ -150,7 +149,7 @@ def ingest(params: IngestParams) -> None:
     for flag, folder in (("SOURCE_DIR", params.source_dir), ("--data-dir", params.data_dir)):
         if not folder.is_dir():  # before Prefect starts: a typo fails in a second
             raise DataError(f"{flag} is not a folder: {folder}")
-    prepare_environment(params.results_dir, tensorflow=False)
+    prepare_environment(tensorflow=False)
     from prefect.settings import get_current_settings
 
     from flows.ingest import captcha_ingest

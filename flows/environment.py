@@ -4,8 +4,8 @@ must be in place before Prefect and TensorFlow load, and a console without their
 Prefect reads its settings once, when it is first imported, so these run at the entry points
 before it loads: the CLI (`prepare_environment` with the run's results root), `serve`, and the Dask
 worker preload (`dask_setup`). Importing the packages changes nothing: a plain Python program
-that runs the flows calls `apply_process_defaults(results_dir)` first to get the CLI's settings
-(Prefect's persisted results under the results root, no telemetry noise).
+that runs the flows calls `apply_process_defaults()` first to get the CLI's settings (no
+telemetry noise, the library's log lines in Prefect's logs).
 """
 
 from __future__ import annotations
@@ -13,25 +13,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
-from ocr_core.config import default_results_dir
 from ocr_core.errors import OcrPipelineError
-from ocr_core.layout import ResultsLayout
 
 _APPLIED: dict[str, str] = {}  # values set here, which a later call may replace (a user's may not)
 
 
-def apply_process_defaults(results_dir: Path | None = None) -> None:
+def apply_process_defaults() -> None:
     """Prefect settings of the product, as environment defaults (a user's values win).
 
-    Args:
-        results_dir: the results root whose `prefect-results` folder holds Prefect's persisted
-            results (default: $OCR_PIPELINE_RESULTS or ./ocr-results).
+    Where results go is not among them: every cached step keeps its record on the results
+    root it is called with (`tasks.caching.step_task_options`).
     """
     defaults = {
-        "PREFECT_LOCAL_STORAGE_PATH": str(
-            ResultsLayout(results_dir or default_results_dir()).prefect_results),
         "PREFECT_LOGGING_EXTRA_LOGGERS": "ocr_core",
         # Telemetry from the temporary local server prints "database is locked" tracebacks.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -43,7 +37,7 @@ def apply_process_defaults(results_dir: Path | None = None) -> None:
             _APPLIED[name] = value
 
 
-def prepare_environment(results_dir: Path, refresh: bool = False, tensorflow: bool = True) -> None:
+def prepare_environment(refresh: bool = False, tensorflow: bool = True) -> None:
     """Settings that must be in place before Prefect and TensorFlow load (user's values win).
 
     `tensorflow=False` skips loading TensorFlow, for commands that never train or read images
@@ -53,7 +47,7 @@ def prepare_environment(results_dir: Path, refresh: bool = False, tensorflow: bo
     process-wide refresh switch on. Prefer the parameter (`params.refresh`, CLI `--refresh`),
     which also works for runs started from the UI or a deployment.
     """
-    apply_process_defaults(results_dir)
+    apply_process_defaults()
     if refresh:
         os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
     logging.getLogger("ocr_core").setLevel(logging.INFO)

@@ -48,7 +48,7 @@ def retrain(params: RetrainParams) -> None:
         count, params.promotion_margin, params.significance)
     if size_warning is not None:
         click.echo(f"Warning: {size_warning}", err=True)
-    prepare_environment(params.results_dir)
+    prepare_environment()
     from flows.retrain import captcha_retrain
 
     summary = captcha_retrain(params)

@@ -117,7 +117,7 @@ def predict_batch(params: RunnerParams, model: Path | None, results_dir: Path | 
     for path in predict_params.inputs:  # before Prefect starts: a typo fails in a second
         if not path.exists():
             raise DataError(f"no such file or folder: {path}")
-    prepare_environment(predict_params.results_dir)
+    prepare_environment()
     runner = chosen_runner(params, predict_params.results_dir, "results_dir")
     from flows.predict import captcha_predict
     from flows.runners import api_for_local_workers

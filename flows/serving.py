@@ -184,7 +184,7 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
     # the allowed roots (an administrator's setting wins over the folders given here).
     os.environ[RESULTS_ENV] = str(params.results_dir)
     os.environ.setdefault(ALLOWED_ROOTS_ENV, roots_setting(served_folders(params)))
-    prepare_environment(params.results_dir)
+    prepare_environment()
     from prefect import serve as serve_deployments
     from prefect.settings import get_current_settings
 

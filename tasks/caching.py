@@ -141,7 +141,7 @@ def step_task_options(task: Task[..., Any], results_dir: Any) -> dict[str, Any]:
     in its `prefect-results`, and its own lock per key held from before the cache is read until
     the record is written (`SERIALIZABLE`)."""
     root = open_root(results_dir if results_dir is not None else default_results_dir())
-    return {"result_storage": RecordStorage(root=root.url),
+    return {"result_storage": RecordStorage.on(root.url),
             "result_serializer": RecordSerializer(),
             "cache_policy": task.cache_policy.configure(lock_manager=RootLockManager(root.url),
                                                         isolation_level="SERIALIZABLE")}

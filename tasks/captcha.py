@@ -20,7 +20,7 @@ from ocr_core.errors import DataError
 from ocr_core.files import atomic_path, sha256_file, sha256_json, write_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.storage import Root, is_url, open_root, root_url
-from ocr_core.storage.scratch import scratch_dir
+from ocr_core.storage.scratch import work_dir
 from tasks.caching import cached_task, current_step_key
 from tasks.code_identity import includes_code_of
 from tasks.logs import run_logger
@@ -64,7 +64,7 @@ def render_captcha_shard(shard: CaptchaShard, target: str, processes: int = 1) -
     if not is_url(target):
         return len(render_shard(target, shard, workers=processes))
     store = open_root(target)
-    with tempfile.TemporaryDirectory(prefix="render-", dir=scratch_dir()) as folder:
+    with tempfile.TemporaryDirectory(prefix="render-", dir=work_dir()) as folder:
         rendered = render_shard(folder, shard, workers=processes)
         store.put(Path(folder), "")
     return len(rendered)

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import time
 from typing import Any, ClassVar
@@ -80,6 +82,14 @@ class RecordStorage(WritableFileSystem):
     root: str = Field(description="The results root (a path or URL).")
     _opened: Root | None = PrivateAttr(default=None)
 
+    @classmethod
+    def on(cls, root: str) -> RecordStorage:
+        """The storage of `root`'s records, saved as a block on the Prefect server (Prefect runs
+        tasks only with result storage the server knows); saved once per server and process."""
+        from prefect.settings import get_current_settings
+
+        return _saved_storage(str(get_current_settings().api.url), root)
+
     def _root(self) -> Root:
         if self._opened is None:
             self._opened = open_root(self.root)
@@ -93,6 +103,13 @@ class RecordStorage(WritableFileSystem):
     def write_path(self, path: str, content: bytes, **_: Any) -> str:
         self._root().write_bytes(f"{RESULTS_FOLDER}/{path}", content)
         return path
+
+
+@functools.lru_cache(maxsize=64)
+def _saved_storage(api_url: str, root: str) -> RecordStorage:
+    storage = RecordStorage(root=root)
+    storage.save(f"records-{hashlib.sha256(root.encode()).hexdigest()[:16]}", overwrite=True)
+    return storage
 
 
 def check_serializer(content: bytes, name: str) -> None:

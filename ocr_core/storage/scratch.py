@@ -39,6 +39,13 @@ def scratch_dir() -> Path:
     return Path(cache).expanduser().absolute() / "ocr-pipeline"
 
 
+def work_dir() -> Path:
+    """A folder of the scratch cache for temporary files (created if need be)."""
+    folder = scratch_dir() / "work"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def limit_bytes() -> int:
     """The size the scratch cache is trimmed to."""
     text = os.environ.get(LIMIT_ENV, str(DEFAULT_LIMIT_GIB))
