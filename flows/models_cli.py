@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -19,8 +18,9 @@ from ocr_core.registry.gate import comparison_text
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
 
 results_dir_option = click.option(
-    "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Results root holding the registry. Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
+    "--results-dir", default=None,
+    help="Results root holding the registry: a folder or a store URL (s3://bucket/prefix). "
+    "Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
 
 
 def _evaluation_count(params: RetrainParams) -> int | None:
@@ -34,9 +34,9 @@ def _evaluation_count(params: RetrainParams) -> int | None:
         return None
 
 
-def registry_at(results_dir: Path | None) -> Registry:
-    """The registry of the given results root, or of the default one."""
-    return Registry.of((results_dir or default_results_dir()).expanduser().absolute())
+def registry_at(results_dir: str | None) -> Registry:
+    """The registry of the given results root (a path or URL), or of the default one."""
+    return Registry.of(results_dir or default_results_dir())
 
 
 @click.command()
@@ -74,7 +74,7 @@ def models() -> None:
 @models.command("list")
 @results_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
-def list_models(results_dir: Path | None, as_json: bool) -> None:
+def list_models(results_dir: str | None, as_json: bool) -> None:
     """Registered versions, oldest first; the champion is marked with *."""
     registry = registry_at(results_dir)
     versions = registry.versions()
@@ -84,7 +84,7 @@ def list_models(results_dir: Path | None, as_json: bool) -> None:
         click.echo(json.dumps([_summary(v, champion, evaluation_set) for v in versions], indent=2))
         return
     if not versions:
-        click.echo(f"no models registered in {registry.path} (train one: ocr-pipeline retrain)")
+        click.echo(f"no models registered in {registry.location} (train one: ocr-pipeline retrain)")
         return
     rows = [("", "version", "registered", "recipe", "trained on", "eval acc (95% interval)",
              "eval CER")]
@@ -105,7 +105,7 @@ def list_models(results_dir: Path | None, as_json: bool) -> None:
 @results_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the version record as JSON.")
 @click.argument("version", default="champion")
-def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
+def show_model(results_dir: str | None, as_json: bool, version: str) -> None:
     """Everything about one VERSION (v3, 3 or champion): bundle, training data, scores, decisions."""
     registry = registry_at(results_dir)
     found = registry.version(version)
@@ -113,16 +113,16 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
     decisions = [d for d in registry.decisions() if found.name in (d.get("challenger"),
                                                                   d.get("champion_before"))]
     if as_json:
-        click.echo(json.dumps(found.info | {"path": str(found.path), "scores": found.scores,
+        click.echo(json.dumps(found.info | {"path": found.location, "scores": found.scores,
                                             "champion": champion is not None
                                             and champion.name == found.name,
                                             "decisions": decisions}, indent=2))
         return
     info = found.info
-    bundle = upgrade(info["bundle"], found.path / VERSION_FILE)  # records of older bundles too
+    bundle = upgrade(info["bundle"], f"{found.location}/{VERSION_FILE}")  # older bundles too
     is_champion = champion is not None and champion.name == found.name
     click.echo(f"{found.name}{'  (champion)' if is_champion else ''}")
-    click.echo(f"  path:             {found.path}")
+    click.echo(f"  path:             {found.location}")
     click.echo(f"  registered:       {info['registered']} from {info['source']}")
     click.echo(f"  model:            {bundle['recipe']}, input {bundle['input']['width']}x"
                f"{bundle['input']['height']}, vocabulary {bundle['vocabulary']!r}, "
@@ -160,13 +160,13 @@ def show_model(results_dir: Path | None, as_json: bool, version: str) -> None:
 @click.option("--reason", default="promoted by hand", show_default=True,
               help="Why, for the decision log.")
 @click.argument("version")
-def promote_model(results_dir: Path | None, reason: str, version: str) -> None:
+def promote_model(results_dir: str | None, reason: str, version: str) -> None:
     """Make VERSION the champion without a comparison (e.g. to roll back); the log records it."""
     registry = registry_at(results_dir)
     with registry.lock():
         found = registry.version(version)
         before = registry.champion()
-        registry.set_champion(found, reason)
+        registry.set_champion(found, reason, replacing=before)
         registry.record_decision({
             "promoted": True, "reason": reason, "challenger": found.name, "manual": True,
             "champion_before": before.name if before else None, "champion_after": found.name})
@@ -187,7 +187,7 @@ def _summary(version: ModelVersion, champion: ModelVersion | None,
         "training_data": version.info["training_data"],
         "evaluation": current[-1] if current else None,
         "test": version.info["metrics"].get("test"),
-        "path": str(version.path),
+        "path": version.location,
     }
 
 

@@ -13,13 +13,14 @@ from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.models_cli import registry_at, results_dir_option
 from flows.options import params_command
 from ocr_core.config import RunnerParams
-from ocr_core.errors import DataError, RegistryError
+from ocr_core.errors import DataError, ModelError, RegistryError
 from ocr_core.statistics import correct_count, format_accuracy, wilson_interval
+from ocr_core.storage import local_copy
 
 model_option = click.option(
-    "--model", "model", type=click.Path(path_type=Path),
-    help="Model bundle folder (or its model.keras). Default: the registry's champion.")
-inputs_argument = click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+    "--model", "model", help="Model bundle folder (or its model.keras), a path or a store URL "
+    "(s3://...). Default: the registry's champion.")
+inputs_argument = click.argument("inputs", nargs=-1, required=True)
 
 
 def decoder_options(command):
@@ -41,28 +42,29 @@ def _moved(new_command: str):
     return refuse
 
 
-def _load_model(model: Path | None, results_dir: Path | None = None):
-    """The given bundle, or the registry's champion when none is given."""
+def _load_model(model: str | None, results_dir: str | None = None):
+    """The given bundle (a path or URL), or the registry's champion when none is given."""
     from ocr_core.bundle.folder import load_bundle
 
     if model is None:
         registry = registry_at(results_dir)
         champion = registry.champion()
         if champion is None:
-            raise RegistryError(f"no --model given and no champion in {registry.path} yet "
+            raise RegistryError(f"no --model given and no champion in {registry.location} yet "
                                 "(train one: ocr-pipeline retrain)")
-        model = registry.verified(champion).path
-        click.echo(f"using the champion {champion.name} ({champion.path})", err=True)
-    return load_bundle(model, kind="captcha")
+        folder = registry.verified(champion).path
+        click.echo(f"using the champion {champion.name} ({champion.location})", err=True)
+        return load_bundle(folder, kind="captcha")
+    return load_bundle(local_copy(model, missing=ModelError), kind="captcha")
 
 
-def _read(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,
-          inputs: tuple[Path, ...]) -> list:
-    """Read the images of `inputs` (files or folders) in this process."""
+def _read(model: str | None, results_dir: str | None, decoder: str, beam_width: int,
+          inputs: tuple[str, ...]) -> list:
+    """Read the images of `inputs` (files or folders, paths or store URLs) in this process."""
     import_tensorflow_quietly()
     from ocr_core.captcha.inference import expand_inputs, predict_files
 
-    paths = expand_inputs(inputs)
+    paths = expand_inputs(local_copy(item) for item in inputs)
     bundle = _load_model(model, results_dir)
     return predict_files(bundle, paths, strategy=decoder, beam_width=beam_width)
 
@@ -77,8 +79,8 @@ def _read(model: Path | None, results_dir: Path | None, decoder: str, beam_width
 @click.option("--output", hidden=True, expose_value=False, callback=_moved("predict-batch"))
 @click.option("--review-below", hidden=True, expose_value=False, callback=_moved("review"))
 @inputs_argument
-def predict(model: Path | None, results_dir: Path | None, output_format: str, decoder: str,
-            beam_width: int, inputs: tuple[Path, ...]) -> None:
+def predict(model: str | None, results_dir: str | None, output_format: str, decoder: str,
+            beam_width: int, inputs: tuple[str, ...]) -> None:
     """Read captcha images (files or folders of PNGs) and print one line per image."""
     for prediction in _read(model, results_dir, decoder, beam_width, inputs):
         if output_format == "json":
@@ -140,8 +142,8 @@ def predict_batch(params: RunnerParams, model: Path | None, results_dir: Path | 
 @click.option("--review-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="The review folder (created if missing); review.jsonl there logs each image.")
 @inputs_argument
-def review(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,
-           review_below: float, review_dir: Path, inputs: tuple[Path, ...]) -> None:
+def review(model: str | None, results_dir: str | None, decoder: str, beam_width: int,
+           review_below: float, review_dir: Path, inputs: tuple[str, ...]) -> None:
     """Copy the images a model reads with low confidence into a folder for people to label.
 
     Each goes in as <prediction>.png; a person renames the misreads to their true labels and
@@ -160,9 +162,9 @@ def review(model: Path | None, results_dir: Path | None, decoder: str, beam_widt
 @results_dir_option
 @decoder_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.argument("data_dir", type=click.Path(path_type=Path))
-def evaluate(model: Path | None, results_dir: Path | None, decoder: str, beam_width: int,
-             as_json: bool, data_dir: Path) -> None:
+@click.argument("data_dir")
+def evaluate(model: str | None, results_dir: str | None, decoder: str, beam_width: int,
+             as_json: bool, data_dir: str) -> None:
     """Score a model on a folder of <label>.png captchas: accuracy, CER and the misreads."""
     predictions = _read(model, results_dir, decoder, beam_width, (data_dir,))
     from ocr_core.captcha.inference import score  # TensorFlow is loaded (quietly) by now

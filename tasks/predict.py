@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from ocr_core.errors import ModelError, RegistryError
 from ocr_core.layout import ResultsLayout
 from ocr_core.registry import Registry, bundle_digest
+from ocr_core.storage import local_copy, root_url
 from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import Output
@@ -57,17 +58,20 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
     from ocr_core.bundle.folder import bundle_dir, describe_bundle
 
     if model is not None:
-        describe_bundle(model, kind="captcha")
-        folder = bundle_dir(model)
-        return ChosenModel(str(folder.absolute()), bundle_digest(folder), name=folder.name)
+        local = local_copy(model, missing=ModelError)
+        describe_bundle(local, kind="captcha")
+        folder = bundle_dir(local)
+        location = root_url(model)
+        return ChosenModel(location.removesuffix("/model.keras"), bundle_digest(folder),
+                           name=folder.name)
     registry = Registry.of(results_dir)
     champion = registry.champion()
     if champion is None:
-        raise RegistryError(f"no model given and no champion in {registry.path} yet "
+        raise RegistryError(f"no model given and no champion in {registry.location} yet "
                             "(train one: ocr-pipeline retrain)")
     registry.verified(champion)
-    run_logger().info("reading with the champion %s (%s)", champion.name, champion.path)
-    return ChosenModel(str(champion.path), bundle_digest(Path(champion.path)), name=champion.name)
+    run_logger().info("reading with the champion %s (%s)", champion.name, champion.location)
+    return ChosenModel(champion.location, champion.digest, name=champion.name)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -94,17 +98,18 @@ def parts_folder(results_dir: Path) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def _bundle(folder: str, digest: str):
+def _bundle(location: str, digest: str):
     """A loaded bundle, kept for the next shard this process reads with it: a read-only cache
-    keyed by content, so a bundle replaced at the same path is loaded again, never mixed up.
+    keyed by content, so a bundle replaced at the same location is loaded again, never mixed up.
 
     Raises:
         ModelError: the bundle's content is no longer `digest`.
     """
     from ocr_core.bundle.folder import load_bundle
 
-    if bundle_digest(Path(folder)) != digest:
-        raise ModelError(f"{folder} changed while this predict run was reading with it")
+    folder = local_copy(location, missing=ModelError)
+    if bundle_digest(folder) != digest:
+        raise ModelError(f"{location} changed while this predict run was reading with it")
     return load_bundle(folder, kind="captcha")
 
 

@@ -199,9 +199,13 @@ class Picture(Output):
 
 @dataclass(frozen=True)
 class RegisteredModel(Output):
-    """A version in the model registry; `content_digest` is the bundle's content hash."""
+    """A version in the model registry (`path`: its key); `content_digest` is the bundle's
+    content hash."""
 
     version: str = ""
+
+    def outputs(self) -> list[str]:
+        return []  # the registry's, not a step's: never stamped
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,9 @@ class PromotionDecision(Output):
     evaluation_set: dict[str, Any] | None = None
     evaluation_set_uses: int | None = None  # decisions that compared models on this set
     registry: str = ""
+
+    def outputs(self) -> list[str]:
+        return []  # the registry's, not a step's: never stamped
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,13 @@ from tasks.records import (
     RegisteredModel,
     Split,
 )
+from tasks.roots import on_root
 
 CHAMPION_CHANGES_TOLERATED = 10  # other runs promoting while this one scores, before giving up
 
 
 @task(cache_policy=NO_CACHE)
+@on_root
 def reserve_evaluation_set(
     evaluation_set: Manifest, training: Manifest, description: dict[str, Any], results_dir: Path
 ) -> Manifest:
@@ -72,6 +74,7 @@ def warn_small_evaluation_set(evaluation_set: Manifest, margin: float,
 
 
 @task(cache_policy=NO_CACHE)
+@on_root
 def register_model(
     model: ModelBundle, test: EvaluationReport, training_data: dict[str, Any],
     params: dict[str, Any], results_dir: Path, split: Split | None = None,
@@ -83,11 +86,12 @@ def register_model(
         model.path, training_data=training_data, params=params,
         metrics={"validation": model.validation, "test": test.metrics},
         split=None if split is None else split_membership(split.path))
-    run_logger().info("challenger: %s (%s)", version.name, version.path)
-    return RegisteredModel(str(version.path), content_digest=version.digest, version=version.name)
+    run_logger().info("challenger: %s (%s)", version.name, version.location)
+    return RegisteredModel(version.key, content_digest=version.digest, version=version.name)
 
 
 @task(cache_policy=NO_CACHE)
+@on_root
 def report_split_changes(split: Split, results_dir: Path) -> dict[str, dict[str, int]] | None:
     """How many images joined each split since the last registered version was trained (and,
     were the seed or fractions changed, moved between splits): logged and published. None when
@@ -149,6 +153,7 @@ def score_version(
 
 
 @task(cache_policy=NO_CACHE)
+@on_root
 def challenge_champion(
     challenger: RegisteredModel, evaluation_set: Manifest, margin: float, decoder: str,
     beam_width: int, results_dir: Path, significance: float = DEFAULT_SIGNIFICANCE,
@@ -183,7 +188,7 @@ def challenge_champion(
                                   now and now.name)
                 continue
             if decision.promote:
-                registry.set_champion(candidate, decision.reason)
+                registry.set_champion(candidate, decision.reason, replacing=champion)
             after = candidate if decision.promote else champion
             record = _decision_entry(
                 decision, challenger=candidate.name, before=champion, after=after, margin=margin,
@@ -192,11 +197,12 @@ def challenge_champion(
             path = registry.record_decision(record)
         _log_decision(record)
         return _decision_record(path, record, registry)
-    raise RegistryError(f"the champion of {registry.path} changed {CHAMPION_CHANGES_TOLERATED} "
+    raise RegistryError(f"the champion of {registry.location} changed {CHAMPION_CHANGES_TOLERATED} "
                         "times while this challenger was compared; run the retrain again")
 
 
 @task(cache_policy=NO_CACHE)
+@on_root
 def record_failed_challenger(error: str, margin: float, results_dir: Path) -> PromotionDecision:
     """Log that this run produced no challenger; the champion stays."""
     registry = Registry.of(results_dir)
@@ -242,12 +248,12 @@ def _decision_entry(
     }
 
 
-def _decision_record(path: Path, entry: dict[str, Any], registry: Registry) -> PromotionDecision:
+def _decision_record(key: str, entry: dict[str, Any], registry: Registry) -> PromotionDecision:
     fields = {k: entry[k] for k in ("promoted", "reason", "challenger", "champion_before",
                                     "champion_after", "margin", "significance", "comparison",
                                     "challenger_scores", "champion_scores", "evaluation_set",
                                     "evaluation_set_uses")}
-    return PromotionDecision(str(path), content_digest=sha256_json(entry)[:24], registry=str(registry.path),
+    return PromotionDecision(key, content_digest=sha256_json(entry)[:24], registry=registry.location,
                              **fields)
 
 

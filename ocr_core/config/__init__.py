@@ -11,6 +11,7 @@ from ocr_core.config.common import (
     ImageChecks,
     ImageSize,
     LabelPattern,
+    Location,
     RecipeName,
     ResultsParams,
     RunnerParams,
@@ -31,7 +32,7 @@ from ocr_core.layout import default_results_dir
 __all__ = [
     "DASK_ADDRESS_PATTERN", "DEFAULT_CAPTCHA_URL", "DEFAULT_EVALUATION_SAMPLES",
     "DEFAULT_EVALUATION_SEED", "DEFAULT_NUM_SAMPLES", "MNIST_MODELS", "PREDICTION_FORMATS",
-    "AbsolutePath", "CaptchaParams", "ImageChecks", "ImageSize", "IngestParams", "LabelPattern",
+    "AbsolutePath", "Location", "CaptchaParams", "ImageChecks", "ImageSize", "IngestParams", "LabelPattern",
     "MnistModelName", "MnistParams", "PredictParams", "RecipeName", "ResultsParams",
     "RetrainParams", "RunParams", "RunnerParams", "SweepConfiguration", "SweepParams",
     "check_regular_expression", "default_results_dir",

@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ocr_core.config.common import (
-    AbsolutePath,
     ImageChecks,
     ImageSize,
     LabelPattern,
+    Location,
     RecipeName,
     RunParams,
     image_size_field,
@@ -47,8 +47,9 @@ class CaptchaParams(ImageChecks, RunParams):
         pattern=r"^[0-9a-fA-F]{64}$",
         description="Expected sha256 of the downloaded zip; checked when given.",
     )
-    data_dir: AbsolutePath | None = Field(
-        None, description="Folder of <label>.png captchas; required for the dir source."
+    data_dir: Location | None = Field(
+        None, description="Folder of <label>.png captchas (a path or a store URL such as "
+        "s3://bucket/captchas); required for the dir source."
     )
     download_timeout: float = Field(
         60.0, gt=0, le=3600,

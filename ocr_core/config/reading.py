@@ -12,6 +12,7 @@ from ocr_core.config.common import (
     ImageChecks,
     ImageSize,
     LabelPattern,
+    Location,
     ResultsParams,
     RunnerParams,
     RunParams,
@@ -49,9 +50,10 @@ class PredictParams(ResultsParams, RunnerParams):
         description="The results file, written once all shards are read: .csv (path,text,"
         "confidence) or .jsonl (one JSON object per image). Replaced atomically if it exists.",
     )
-    model: AbsolutePath | None = Field(
+    model: Location | None = Field(
         None,
-        description="Model bundle folder (or its model.keras). Default: the registry's champion.",
+        description="Model bundle folder (or its model.keras): a path or a store URL "
+        "(s3://...). Default: the registry's champion.",
     )
     decoder: Literal["greedy", "beam_search"] = Field("greedy", description="CTC decoding.")
     beam_width: int = Field(16, ge=1, le=512, description="Beams kept by beam_search.")

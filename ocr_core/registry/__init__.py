@@ -1,44 +1,48 @@
 """Model registry: numbered versions of model bundles, a champion pointer and the decisions that moved it.
 
-    registry/
-      .lock                  locked (filelock) by whoever changes the registry
+    registry/                on the results root (a folder or a store, `ocr_core.storage`)
       evaluation-set.json    the one held-out set every champion/challenger comparison uses
-      champion.json          {"version": "v3", ...}: the model `predict` uses; replaced atomically
+      champion.json          {"version": "v3", ...}: the model `predict` uses
       versions/v3/           a bundle (files copied) + split.json + version.json + scores.json
       decisions/000007.json  one file per promotion decision
 
 A version's files are copies, never links into the cache, and version.json records the sha256 of
-each: `verified` refuses a version whose files changed since, naming the file.
+each: `verified` refuses a version whose files changed since, naming the file. version.json is
+written last, so a version without it is not one.
 
-Writers hold an exclusive `filelock.FileLock` on `.lock` (an OS lock, released when the process
-dies), briefly: never while a model is scored. Every file is written whole and renamed into
-place, so readers never lock and never see half a file. A version is registered once per bundle
-content: registering the same model.keras again returns the existing version.
+Writers hold the root's lock `registry` (`Root.lock`: a file lock, or a lease on a store; free
+again when its holder dies), briefly: never while a model is scored. Every file is written
+whole, so readers never lock and never see half a file. The champion pointer moves by a
+conditional write (only if it is still the version the mover read), and a decision takes the
+next number only if no one took it: two promotions at once cannot both win. A version is
+registered once per bundle content: registering the same model.keras again returns it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
-import tempfile
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 from ocr_core.errors import RegistryError
 from ocr_core.files import read_json, remove_path, sha256_file, utc_timestamp, write_json
-from ocr_core.layout import ResultsLayout
 from ocr_core.registry.evaluation_set import EvaluationSetRecord
 from ocr_core.registry.files import bundle_digest, check_files, snapshot
+from ocr_core.storage import Root, open_root
+from ocr_core.storage.errors import LockTimeout, StorageConflict
 
 logger = logging.getLogger(__name__)
 
-LOCK_FILE = ".lock"
+REGISTRY = "registry"
+LOCK_NAME = "registry"
 CHAMPION_FILE = "champion.json"
 VERSION_FILE = "version.json"
 SCORES_FILE = "scores.json"
@@ -48,11 +52,25 @@ _VERSION_NAME = re.compile(r"^v(\d+)$")
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered model: a bundle folder plus what the registry knows about it."""
+    """One registered model: a bundle folder on the root plus what the registry knows about it."""
 
     name: str
-    path: Path
+    root: Root
     info: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{REGISTRY}/versions/{self.name}"
+
+    @property
+    def location(self) -> str:
+        """Where the version's files are (a path or URL), for people."""
+        return self.root.location(self.key)
+
+    @property
+    def path(self) -> Path:
+        """A local folder with the version's files (copied from a store when need be)."""
+        return self.root.pull(self.key)
 
     @property
     def number(self) -> int:
@@ -66,8 +84,10 @@ class ModelVersion:
     @property
     def scores(self) -> dict[str, dict[str, Any]]:
         """Scores on evaluation sets, by evaluation key."""
-        path = self.path / SCORES_FILE
-        return read_json(path) if path.exists() else {}
+        try:
+            return self.root.read_json(f"{self.key}/{SCORES_FILE}")
+        except FileNotFoundError:
+            return {}
 
 
 def version_number(reference: str | int) -> int:
@@ -84,29 +104,33 @@ def version_number(reference: str | int) -> int:
 
 
 class Registry(EvaluationSetRecord):
-    """The registry folder of one results root. An instance is safe to share: its lock is
-    re-entrant within a thread and exclusive across threads and processes."""
+    """The registry of one results root. An instance is safe to share: its lock is re-entrant
+    within a thread and exclusive across threads, processes and machines."""
 
-    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 600.0) -> None:
-        self.path = Path(path)
+    def __init__(self, root: Root, lock_timeout: float = 600.0) -> None:
+        self.root = root
         self.lock_timeout = lock_timeout
-        # thread_local: each thread holds the lock on its own (exclusive across threads);
-        # preserve_lock_file: deleting a lock file others may have opened would split the lock.
-        self._file_lock = filelock.FileLock(self.path / LOCK_FILE, thread_local=True,
-                                            preserve_lock_file=True)
+        self._local = threading.local()
 
     @classmethod
     def of(cls, results_dir: str | os.PathLike[str], **kwargs: Any) -> Registry:
-        """The registry under a results root."""
-        return cls(ResultsLayout(Path(results_dir)).registry, **kwargs)
+        """The registry under a results root (a path or URL)."""
+        return cls(open_root(results_dir), **kwargs)
 
     @property
-    def versions_dir(self) -> Path:
-        return self.path / "versions"
+    def location(self) -> str:
+        """Where the registry is (a path or URL), for people."""
+        return self.root.location(REGISTRY)
 
-    @property
-    def decisions_dir(self) -> Path:
-        return self.path / "decisions"
+    def key(self, name: str) -> str:
+        return f"{REGISTRY}/{name}"
+
+    def read(self, name: str) -> Any | None:
+        """A JSON file of the registry, or None when there is none."""
+        try:
+            return self.root.read_json(self.key(name))
+        except FileNotFoundError:
+            return None
 
     @contextlib.contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
@@ -115,29 +139,36 @@ class Registry(EvaluationSetRecord):
         Raises:
             RegistryError: another run held it for longer than `timeout` seconds.
         """
+        if getattr(self._local, "depth", 0):
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
         timeout = self.lock_timeout if timeout is None else timeout
-        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.root.lock(LOCK_NAME)
         try:
-            self._file_lock.acquire(timeout=timeout)
-        except filelock.Timeout:
+            lock.acquire(timeout)
+        except LockTimeout:
             raise RegistryError(
-                f"registry {self.path} stayed locked by another run for {timeout:.0f} s"
+                f"registry {self.location} stayed locked by another run for {timeout:.0f} s"
             ) from None
+        self._local.depth = 1
         try:
             yield
         finally:
-            self._file_lock.release()
+            self._local.depth = 0
+            lock.release()
 
     # Versions
 
     def versions(self) -> list[ModelVersion]:
         """Registered versions, oldest first."""
-        if not self.versions_dir.is_dir():
-            return []
         found = []
-        for folder in self.versions_dir.iterdir():
-            if _VERSION_NAME.match(folder.name) and (folder / VERSION_FILE).is_file():
-                found.append(ModelVersion(folder.name, folder, read_json(folder / VERSION_FILE)))
+        for name in self.root.listdir(self.key("versions")):
+            if _VERSION_NAME.match(name) and (info := self.read(f"versions/{name}/{VERSION_FILE}")):
+                found.append(ModelVersion(name, self.root, info))
         return sorted(found, key=lambda version: version.number)
 
     def version(self, reference: str | int) -> ModelVersion:
@@ -149,14 +180,14 @@ class Registry(EvaluationSetRecord):
         if str(reference) == "champion":
             champion = self.champion()
             if champion is None:
-                raise RegistryError(f"registry {self.path} has no champion yet")
+                raise RegistryError(f"registry {self.location} has no champion yet")
             return champion
         name = f"v{version_number(reference)}"
-        folder = self.versions_dir / name
-        if not (folder / VERSION_FILE).is_file():
+        info = self.read(f"versions/{name}/{VERSION_FILE}")
+        if info is None:
             known = ", ".join(v.name for v in self.versions()) or "none"
-            raise RegistryError(f"no version {name} in registry {self.path} (versions: {known})")
-        return ModelVersion(name, folder, read_json(folder / VERSION_FILE))
+            raise RegistryError(f"no version {name} in registry {self.location} (versions: {known})")
+        return ModelVersion(name, self.root, info)
 
     def register(
         self, bundle: str | os.PathLike[str], *, training_data: dict[str, Any],
@@ -166,7 +197,7 @@ class Registry(EvaluationSetRecord):
         """Copy a bundle in as the next version; the same bundle content returns its version.
 
         Args:
-            bundle: a bundle folder (or its model.keras).
+            bundle: a local bundle folder (or its model.keras).
             training_data: what the model was trained on (source, images, seed or folder, manifest).
             params: the run parameters that produced it.
             metrics: its metrics (validation, test split), read from where its evaluation
@@ -178,12 +209,12 @@ class Registry(EvaluationSetRecord):
 
         describe_bundle(bundle, kind="captcha")
         source = bundle_dir(bundle)
-        with self.lock():
-            self.versions_dir.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".tmp-version-", dir=self.versions_dir))
-            try:
-                snapshot(source, staging)
-                digest = bundle_digest(staging)
+        staging = self.root.local / REGISTRY / "versions" / f".tmp-version-{uuid.uuid4().hex[:12]}"
+        staging.mkdir(parents=True)
+        try:
+            snapshot(source, staging)
+            digest = bundle_digest(staging)
+            with self.lock():
                 for existing in self.versions():
                     if existing.digest == digest:
                         logger.info("%s is already registered as %s", source, existing.name)
@@ -204,11 +235,14 @@ class Registry(EvaluationSetRecord):
                     "metrics": metrics if metrics is not None else (
                         read_json(bundle_metrics) if bundle_metrics.exists() else {}),
                 })
-                os.rename(staging, self.versions_dir / name)
-            finally:
-                remove_path(staging)
-            logger.info("registered %s as %s", source, name)
-            return self.version(name)
+                key = self.key(f"versions/{name}")
+                remove_path(self.root.local / key)  # a stale local copy of a store's version
+                os.rename(staging, self.root.local / key)
+                self.root.push(key)  # version.json last: a version is whole once it is listed
+        finally:
+            remove_path(staging)
+        logger.info("registered %s as %s", source, name)
+        return self.version(name)
 
     def verified(self, version: ModelVersion) -> ModelVersion:
         """`version`, after checking its files against the digests recorded at registration.
@@ -221,40 +255,61 @@ class Registry(EvaluationSetRecord):
 
     def split_of(self, version: ModelVersion) -> dict[str, Any] | None:
         """The split record a version was registered with, or None."""
-        path = version.path / SPLIT_FILE
-        return read_json(path) if path.exists() else None
+        return self.read(f"versions/{version.name}/{SPLIT_FILE}")
 
     def record_scores(self, version: ModelVersion, key: str, scores: dict[str, Any]) -> None:
         """Remember a version's scores on an evaluation set (`key` names set and decoding)."""
         with self.lock():
-            write_json(version.path / SCORES_FILE, version.scores | {key: scores})
+            self.root.write_json(f"{version.key}/{SCORES_FILE}", version.scores | {key: scores})
 
     # Champion
 
     def champion(self) -> ModelVersion | None:
         """The version `predict` uses, or None before the first promotion."""
-        pointer = self.path / CHAMPION_FILE
-        if not pointer.exists():
-            return None
-        return self.version(read_json(pointer)["version"])
+        pointer = self.read(CHAMPION_FILE)
+        return None if pointer is None else self.version(pointer["version"])
 
-    def set_champion(self, version: ModelVersion, reason: str) -> None:
-        """Point the champion at `version`, atomically (a reader sees the old or the new one)."""
+    def set_champion(self, version: ModelVersion, reason: str,
+                     replacing: ModelVersion | None = None) -> None:
+        """Point the champion at `version`, if the champion is still `replacing` (None: no
+        champion yet): a conditional write, so of two moves from the same champion one wins.
+
+        Raises:
+            RegistryError: the champion moved since `replacing` was read.
+        """
+        key = self.key(CHAMPION_FILE)
+        pointer = {"version": version.name, "digest": version.digest, "since": utc_timestamp(),
+                   "reason": reason}
         with self.lock():
-            write_json(self.path / CHAMPION_FILE, {
-                "version": version.name, "digest": version.digest, "since": utc_timestamp(),
-                "reason": reason})
+            try:
+                current, tag = self.root.read_versioned(key)
+            except FileNotFoundError:
+                current, tag = None, None
+            now = None if current is None else json.loads(current)["version"]
+            if now != (replacing and replacing.name):
+                raise RegistryError(f"the champion of {self.location} moved to {now} meanwhile")
+            try:
+                self.root.write_json(key, pointer, **({"create_only": True} if tag is None
+                                                      else {"if_version": tag}))
+            except (StorageConflict, FileExistsError):
+                raise RegistryError(f"the champion of {self.location} moved meanwhile") from None
 
     # Decisions
 
-    def record_decision(self, entry: dict[str, Any]) -> Path:
-        """Append a promotion decision to the log; returns its file."""
+    def record_decision(self, entry: dict[str, Any]) -> str:
+        """Append a promotion decision to the log, under the next free number; returns its key."""
         with self.lock():
-            self.decisions_dir.mkdir(parents=True, exist_ok=True)
-            numbers = [int(p.stem) for p in self.decisions_dir.glob("*.json") if p.stem.isdigit()]
-            path = self.decisions_dir / f"{max(numbers, default=0) + 1:06d}.json"
-            write_json(path, {"decided": utc_timestamp()} | entry)
-            return path
+            numbers = [int(name[:-5]) for name in self.root.listdir(self.key("decisions"))
+                       if name.endswith(".json") and name[:-5].isdigit()]
+            number = max(numbers, default=0) + 1
+            while True:
+                key = self.key(f"decisions/{number:06d}.json")
+                try:
+                    self.root.write_json(key, {"decided": utc_timestamp()} | entry,
+                                         create_only=True)
+                    return key
+                except FileExistsError:
+                    number += 1
 
     def evaluation_set_uses(self, digest: str) -> int:
         """How many recorded decisions scored a challenger on the evaluation set `digest`."""
@@ -264,7 +319,6 @@ class Registry(EvaluationSetRecord):
 
     def decisions(self) -> list[dict[str, Any]]:
         """Every recorded decision, oldest first."""
-        if not self.decisions_dir.is_dir():
-            return []
-        paths = sorted(p for p in self.decisions_dir.glob("*.json") if p.stem.isdigit())
-        return [read_json(p) for p in paths]
+        names = sorted(name for name in self.root.listdir(self.key("decisions"))
+                       if name.endswith(".json") and name[:-5].isdigit())
+        return [self.root.read_json(self.key(f"decisions/{name}")) for name in names]

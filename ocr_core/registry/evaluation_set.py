@@ -9,21 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from ocr_core.errors import ConfigError
-from ocr_core.files import read_json, sha256_file, utc_timestamp, write_json
+from ocr_core.files import sha256_file, utc_timestamp
+from ocr_core.storage import Root
 
 EVALUATION_SET_FILE = "evaluation-set.json"
 
 
 class EvaluationSetRecord:
-    """The evaluation set part of `Registry`, which gives it `path` and `lock()`."""
+    """The evaluation set part of `Registry`, which gives it `root`, `key()`, `read()`,
+    `location` and `lock()`."""
 
-    path: Path
+    root: Root
+    location: str
     lock: Callable[[], contextlib.AbstractContextManager[None]]
+    key: Callable[[str], str]
+    read: Callable[[str], Any]
 
     def evaluation_set(self) -> dict[str, Any] | None:
         """The recorded held-out set: digest, image count and a description of where it is from."""
-        path = self.path / EVALUATION_SET_FILE
-        return read_json(path) if path.exists() else None
+        return self.read(EVALUATION_SET_FILE)
 
     def reserve_evaluation_set(
         self, digest: str, count: int, description: dict[str, Any],
@@ -44,11 +48,11 @@ class EvaluationSetRecord:
                             "recorded": utc_timestamp()} | (recorded or {})
                 if images is not None:
                     recorded["images"] = dict(sorted(images.items()))
-                write_json(self.path / EVALUATION_SET_FILE, recorded)
+                self.root.write_json(self.key(EVALUATION_SET_FILE), recorded)
             elif recorded["digest"] != digest:
                 asked = {"digest": digest, "count": count, "description": description}
                 raise ConfigError(
-                    f"registry {self.path} compares models on {_describe(recorded)}; this run "
+                    f"registry {self.location} compares models on {_describe(recorded)}; this run "
                     f"brings {_describe(asked)}. Use the recorded evaluation set, or another "
                     "results dir for a new registry."
                 )

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from ocr_core.errors import ConfigError
+from ocr_core.errors import ConfigError, DataError, OcrPipelineError
 from ocr_core.files import atomic_path, remove_path
 from ocr_core.storage import scratch
 from ocr_core.storage.errors import StorageConflict, translated
@@ -66,6 +66,27 @@ def open_root(location: str | os.PathLike[str]) -> Root:
     """The root at `location` (a path or URL)."""
     url = root_url(location)
     return StoreRoot(url) if is_url(url) else LocalRoot(url)
+
+
+def local_copy(location: str | os.PathLike[str],
+               missing: type[OcrPipelineError] = DataError) -> Path:
+    """A local path holding the file or folder at `location`: the path itself, or a copy of a
+    store's object or prefix in the scratch cache.
+
+    Raises:
+        missing: nothing is at `location` (the message names it).
+    """
+    url = root_url(location)
+    if not is_url(url):
+        return Path(url)
+    root = open_root(url)
+    versions = root.files()
+    if "" in versions:  # a file: copy it from its folder
+        folder, name = url.rsplit("/", 1)
+        return open_root(folder).pull(name)
+    if not versions:
+        raise missing(f"no such file or folder: {url}")
+    return root.pull("")
 
 
 class KeyLock(Protocol):
