@@ -19,6 +19,14 @@ from flows.serving import serve
 from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
 from ocr_core.errors import DataError
 from ocr_core.statistics import format_accuracy
+from ocr_core.storage import is_url
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """Before Prefect starts: a local --data-dir that is not a folder fails in a second (a
+    store URL is listed by the run)."""
+    if data_dir is not None and not is_url(data_dir) and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir is not a folder: {data_dir}")
 
 
 @click.group(cls=CliGroup)
@@ -31,8 +39,7 @@ def main() -> None:
 @params_command(CaptchaParams)
 def captcha(params: CaptchaParams) -> None:
     """Train and evaluate a captcha reader (the captcha-ocr flow)."""
-    if params.data_dir is not None and not params.data_dir.is_dir():
-        raise DataError(f"--data-dir is not a folder: {params.data_dir}")
+    check_data_dir(params.data_dir)
     prepare_environment()
     from flows.captcha_ocr import captcha_ocr
 
@@ -81,8 +88,7 @@ def sweep(params: SweepParams) -> None:
     Each configuration is its own task run: on threads by default, or spread over Dask
     workers (--dask-workers N starts a local cluster; --dask-address uses an existing one).
     """
-    if params.data_dir is not None and not params.data_dir.is_dir():
-        raise DataError(f"--data-dir is not a folder: {params.data_dir}")
+    check_data_dir(params.data_dir)
     prepare_environment()
     runner = chosen_runner(params, params.results_dir, "results_dir")
     from flows.runners import api_for_local_workers

@@ -97,10 +97,13 @@ def start_up_warnings(
         check_env: the folder defaults to $OCR_PIPELINE_RESULTS (the results root).
     """
     from ocr_core.layout import RESULTS_ENV
+    from ocr_core.storage import is_url
 
     warnings = []
     typed = folder_given if folder_given is not None or not check_env else environ.get(RESULTS_ENV)
-    if params.runner_kind == "dask" and (typed is None or not Path(typed).expanduser().is_absolute()):
+    local = not is_url(str(folder))
+    if params.runner_kind == "dask" and local and (
+            typed is None or not Path(typed).expanduser().is_absolute()):
         warnings.append(
             f"{folder} was resolved against this machine's current folder; the workers of "
             f"{params.dask_address} read and write it at that same path, so it must be on storage "
@@ -226,17 +229,21 @@ def training_threads() -> int | None:
     return max(1, min(host_cpus[host] // slots[host] for host in slots))
 
 
-def check_workers_see(results_dir: Path) -> None:
-    """On Dask, make sure every worker sees the results root at the same path.
+def check_workers_see(results_dir: str | Path) -> None:
+    """On Dask, make sure every worker sees a local results root at the same path (a store
+    root is seen by every worker that has its credentials).
 
     A probe file is written here and looked for by every worker.
 
     Raises:
         ConfigError: naming the workers that cannot see it.
     """
+    from ocr_core.storage import is_url
+
     client = _dask_client()
-    if client is None:
+    if client is None or is_url(str(results_dir)):
         return
+    results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     probe = results_dir / f".worker-probe-{uuid.uuid4().hex[:12]}"
     probe.write_text("every Dask worker must see this file\n")

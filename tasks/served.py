@@ -7,8 +7,6 @@ program calling a flow) has no deployment and keeps its freedom.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from ocr_core.guards.allowed_roots import allowed_roots, check_served_paths
@@ -21,7 +19,7 @@ def is_served() -> bool:
     return deployment.id is not None
 
 
-def served_allowed_roots() -> list[Path] | None:
+def served_allowed_roots() -> list[str] | None:
     """The allowed roots when this run is served; None for a local run (no confinement)."""
     return allowed_roots() if is_served() else None
 

@@ -19,6 +19,7 @@ from pydantic import (
 from ocr_core.captcha.recipe_names import check_recipe_name
 from ocr_core.data.validation import DEFAULT_LABEL_PATTERN
 from ocr_core.errors import ConfigError
+from ocr_core.guards.allowed_roots import LOCATION
 from ocr_core.guards.patterns import check_pattern
 from ocr_core.layout import default_results_dir
 from ocr_core.storage import root_url
@@ -48,7 +49,7 @@ def _location(value: Any) -> str:
         raise ValueError(str(error)) from None
 
 
-Location = Annotated[str, BeforeValidator(_location)]
+Location = Annotated[str, BeforeValidator(_location), LOCATION]
 """A folder or file as a path (made absolute, like `AbsolutePath`) or a store URL
 (`s3://bucket/prefix`, `gs://...`; `ocr_core.storage`)."""
 

@@ -67,12 +67,12 @@ class TargetPolicy:
             private in any hop.
     """
 
-    allowed_roots: tuple[Path, ...] | None = None
+    allowed_roots: tuple[str, ...] | None = None
     allow_private: bool = False
     private_hosts: frozenset[str] = frozenset()
 
     @classmethod
-    def for_run(cls, allowed_roots: Sequence[Path] | None,
+    def for_run(cls, allowed_roots: Sequence[str] | None,
                 environ: Mapping[str, str] = os.environ) -> TargetPolicy:
         """The policy of a run with these roots (None: local), private hosts as the environment says."""
         roots = None if allowed_roots is None else tuple(allowed_roots)
@@ -109,7 +109,7 @@ def check_file_source(source: Path, policy: TargetPolicy) -> Path:
         check_under_roots,  # config imports us, allowed_roots imports layout
     )
 
-    return check_under_roots(source, list(policy.allowed_roots), "url")
+    return Path(check_under_roots(source, list(policy.allowed_roots), "url"))
 
 
 class HopGuard:

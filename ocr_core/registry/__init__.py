@@ -48,6 +48,8 @@ VERSION_FILE = "version.json"
 SCORES_FILE = "scores.json"
 SPLIT_FILE = "split.json"
 _VERSION_NAME = re.compile(r"^v(\d+)$")
+ANY_CHAMPION = object()
+"""`set_champion`'s default: replace whichever version is the champion now."""
 
 
 @dataclass(frozen=True)
@@ -270,9 +272,10 @@ class Registry(EvaluationSetRecord):
         return None if pointer is None else self.version(pointer["version"])
 
     def set_champion(self, version: ModelVersion, reason: str,
-                     replacing: ModelVersion | None = None) -> None:
+                     replacing: ModelVersion | None | object = ANY_CHAMPION) -> None:
         """Point the champion at `version`, if the champion is still `replacing` (None: no
-        champion yet): a conditional write, so of two moves from the same champion one wins.
+        champion yet; default: whichever it is now). The pointer is replaced by a conditional
+        write, so of two moves from the same champion one wins.
 
         Raises:
             RegistryError: the champion moved since `replacing` was read.
@@ -286,7 +289,7 @@ class Registry(EvaluationSetRecord):
             except FileNotFoundError:
                 current, tag = None, None
             now = None if current is None else json.loads(current)["version"]
-            if now != (replacing and replacing.name):
+            if replacing is not ANY_CHAMPION and now != (replacing and replacing.name):
                 raise RegistryError(f"the champion of {self.location} moved to {now} meanwhile")
             try:
                 self.root.write_json(key, pointer, **({"create_only": True} if tag is None

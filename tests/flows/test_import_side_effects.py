@@ -80,7 +80,7 @@ def test_importing_the_cli_loads_neither_tensorflow_nor_keras():
 
 @pytest.mark.parametrize("command", [("--help",), ("models", "list"), ("models", "show", "v1")])
 def test_cheap_commands_print_no_tensorflow_start_up_lines(command, registry: Registry):  # noqa: F811
-    results = () if command == ("--help",) else ("--results-dir", str(registry.path.parent))
+    results = () if command == ("--help",) else ("--results-dir", registry.root.url)
     env = _without_tensorflow_settings() | {"PYTHONPROFILEIMPORTTIME": "1"}
     process = subprocess.run([str(CLI), *command, *results], cwd=PROJECT_ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
@@ -99,7 +99,7 @@ def test_commands_that_read_images_print_no_tensorflow_start_up_lines(
     command = tuple(str(tmp_path / "review") if part == "REVIEW" else part for part in command)
     env = _without_tensorflow_settings() | {"PYTHONPROFILEIMPORTTIME": "1"}
     process = subprocess.run(
-        [str(CLI), *command, "--results-dir", str(registry.path.parent), str(captcha_dir)],
+        [str(CLI), *command, "--results-dir", registry.root.url, str(captcha_dir)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stdout + process.stderr[-3000:]
     assert process.stdout  # it read the images with the champion

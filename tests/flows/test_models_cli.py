@@ -42,7 +42,7 @@ def run(*args: str):
 
 
 def results_of(registry: Registry) -> str:
-    return str(registry.path.parent)
+    return registry.root.url
 
 
 def test_retrain_takes_the_significance_level():
@@ -87,7 +87,7 @@ class TestModelsShow:
     def test_reads_a_version_registered_from_a_format_1_bundle(self, registry):
         from ocr_core.files import read_json, write_json
 
-        record = registry.path / "versions" / "v1" / "version.json"
+        record = registry.root.local / "registry" / "versions" / "v1" / "version.json"
         info = read_json(record)
         old = {"format": 1} | {k: v for k, v in info["bundle"].items()
                                if k not in ("format_version", "kind", "training_data_sha256")}
@@ -114,7 +114,7 @@ class TestModelsShow:
     def test_unknown_version_is_a_one_line_error(self, registry):
         result = run("models", "show", "--results-dir", results_of(registry), "v7")
         assert result.exit_code == 5
-        assert result.output.strip() == (f"Error: no version v7 in registry {registry.path} "
+        assert result.output.strip() == (f"Error: no version v7 in registry {registry.location} "
                                          "(versions: v1, v2)")
 
 
@@ -134,12 +134,13 @@ class TestPredictWithTheChampion:
         result = CliRunner().invoke(main, ["predict", "--results-dir", results_of(registry),
                                            "--format", "json", str(captcha_dir)])
         assert result.exit_code == 0, result.output
-        assert f"using the champion v1 ({registry.path / 'versions' / 'v1'})" in result.stderr
+        version = registry.root.local / "registry" / "versions" / "v1"
+        assert f"using the champion v1 ({version})" in result.stderr
         predictions = [json.loads(line) for line in result.stdout.splitlines()]
         assert len(predictions) == 40 and {p["text"] for p in predictions} == {"2"}
 
     def test_an_edited_champion_file_is_refused_naming_the_file(self, registry, captcha_dir):
-        model_file = registry.path / "versions" / "v1" / "model.keras"
+        model_file = registry.root.local / "registry" / "versions" / "v1" / "model.keras"
         with open(model_file, "ab") as edited:
             edited.write(b"\0")
         result = run("predict", "--results-dir", results_of(registry), str(captcha_dir))
@@ -155,9 +156,9 @@ class TestPredictWithTheChampion:
         from ocr_core.errors import RegistryError
         from tasks.predict import choose_model
 
-        (registry.path / "versions" / "v1" / "bundle.json").write_text("{}")
+        (registry.root.local / "registry" / "versions" / "v1" / "bundle.json").write_text("{}")
         with disable_run_logger(), pytest.raises(RegistryError, match=r"v1/bundle\.json differs"):
-            choose_model.fn(None, registry.path.parent)
+            choose_model.fn(None, registry.root.url)
 
     def test_editing_the_cache_leaves_the_registered_champion_intact(self, registry, tmp_path,
                                                                     captcha_dir):

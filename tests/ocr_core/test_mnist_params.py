@@ -11,7 +11,7 @@ def test_defaults_train_all_three_from_tfds(monkeypatch, tmp_path):
     params = MnistParams()
     assert params.models == ["dense", "simple_cnn", "larger_cnn"]
     assert params.source == "tfds" and params.batch_size == 128
-    assert params.results_dir == tmp_path / "ocr-results"
+    assert params.results_dir == str(tmp_path / "ocr-results")
 
 
 def test_repeated_models_are_trained_once():

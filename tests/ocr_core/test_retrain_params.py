@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -8,7 +10,7 @@ class TestRetrainParams:
     def test_extends_the_captcha_parameters(self):
         params = RetrainParams(num_samples=40, epochs=1)
         assert isinstance(params, CaptchaParams)
-        assert params.results_dir.is_absolute()
+        assert Path(params.results_dir).is_absolute()
 
     def test_the_evaluation_seed_is_reserved(self):
         with pytest.raises(ValidationError, match="reserved evaluation_seed"):

@@ -202,7 +202,7 @@ class TestTheWalk:
         assert not {"tasks/links.py", "ocr_core/config/__init__.py", "ocr_core/data/download.py"} & files
 
     def test_the_helpers_a_step_calls_bring_their_imports(self):
-        # collect_captchas -> generated_folder -> ResultsLayout
+        # collect_captchas -> generated_key
         files = {str(p.relative_to(PROJECT_ROOT)) for p in step_code(collect_captchas.fn)[0]}
         assert "ocr_core/layout.py" in files
 

@@ -29,8 +29,8 @@ class TestDownloadArchive:
         record = download_archive.fn(url, None, results_dir, timeout=2, attempts=3, backoff=0.01)
         assert record.attempts == 2
         assert record.content_digest == hashlib.sha256(captcha_zip).hexdigest()
-        assert Path(record.path) == download_folder(url, None, results_dir) / "captcha_images_v2.zip"
-        assert Path(record.path).read_bytes() == captcha_zip
+        assert results_dir / record.path == download_folder(url, None, results_dir) / "captcha_images_v2.zip"
+        assert (results_dir / record.path).read_bytes() == captcha_zip
         assert record.size == len(captcha_zip) and record.url == url
 
     def test_the_copy_on_disk_is_reused_with_a_checksum(self, file_server, results_dir,
@@ -65,7 +65,7 @@ class TestRevalidation:
         file_server.script(ZIP_PATH, Reply(body=newer, headers={"ETag": '"v2"'}))
         again = download_archive.fn(url, None, results_dir, timeout=2)
         assert again.attempts == 1 and again.content_digest == hashlib.sha256(newer).hexdigest()
-        assert Path(again.path) == Path(first.path) and Path(again.path).read_bytes() == newer
+        assert again.path == first.path and (results_dir / again.path).read_bytes() == newer
         assert file_server.request_headers(ZIP_PATH)[0]["If-None-Match"] == '"v1"'
 
     def test_without_validators_the_file_is_fetched_again(self, file_server, results_dir,
@@ -88,7 +88,7 @@ class TestExtractArchive:
         url = file_server.script(ZIP_PATH, Reply(body=captcha_zip))
         images = extract_archive.fn(download_archive.fn(url, None, results_dir), results_dir)
         assert Path(images.path).name == "captcha_images_v2"
-        assert Path(images.path).is_relative_to(results_dir / "data" / "extracted")
+        assert images.path.startswith("data/extracted/")
         assert images.count == 40
         # the same images as the folder they were zipped from: later steps share its cache
         assert images.content_digest == fingerprint_folder.fn(captcha_dir).content_digest
@@ -115,9 +115,9 @@ class TestDownloadCache:
         url = file_server.script(ZIP_PATH, Reply(body=captcha_zip))
         digest = hashlib.sha256(captcha_zip).hexdigest()
         first = fetch(url, digest, results_dir, attempts=3)
-        Path(first.path).unlink()
+        (results_dir / first.path).unlink()
         second = fetch(url, digest, results_dir, attempts=3)
-        assert second.attempts == 1 and Path(second.path).read_bytes() == captcha_zip
+        assert second.attempts == 1 and (results_dir / second.path).read_bytes() == captcha_zip
         assert len(file_server.hits(ZIP_PATH)) == 2
 
     def test_without_a_checksum_each_run_revalidates(self, file_server, results_dir, captcha_zip):

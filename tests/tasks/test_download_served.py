@@ -78,7 +78,7 @@ class TestServedRun:
         url = file_server.script("/data.zip", Reply(body=PAYLOAD))
         served_run.setenv(ALLOW_PRIVATE_HOSTS_ENV, urlsplit(url).netloc)
         record = download_archive.fn(url, DIGEST, results_dir, timeout=2)
-        assert Path(record.path).read_bytes() == PAYLOAD
+        assert (results_dir / record.path).read_bytes() == PAYLOAD
 
     def test_a_local_runs_download_does_not_stand_in(self, file_server, results_dir, monkeypatch):
         url = file_server.script("/data.zip", Reply(body=PAYLOAD))

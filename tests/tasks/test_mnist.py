@@ -1,6 +1,5 @@
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,27 +53,27 @@ class TestLocate:
 
 class TestLoadAndShow:
     def test_canonical_npz_under_results_root(self, digit_data, results_dir, mnist_arrays):
-        path = Path(digit_data.path)
+        path = results_dir / digit_data.path
         assert path.is_relative_to(results_dir / "data" / "mnist") and path.name == "mnist.npz"
         arrays = load_arrays(path)
         assert digit_data.content_digest == arrays.digest()
         assert digit_data.counts == {"train": 300, "test": 100}
         np.testing.assert_array_equal(arrays.x_train, mnist_arrays[0])
 
-    def test_describe_digits_reports_shapes(self, digit_data):
-        assert describe_digits.fn(digit_data) == {
+    def test_describe_digits_reports_shapes(self, digit_data, results_dir):
+        assert describe_digits.fn(digit_data, results_dir) == {
             "x_train": [300, 28, 28], "y_train": [300], "x_test": [100, 28, 28], "y_test": [100]}
 
     def test_plot_digits_is_named_by_content(self, digit_data, results_dir):
         first = plot_digits.fn(digit_data, 0, results_dir)
-        assert Path(first.path).is_file() and Path(first.path).parent == results_dir / "plots"
+        assert (results_dir / first.path).is_file() and first.path.startswith("plots/")
         assert plot_digits.fn(digit_data, 1, results_dir).path != first.path
 
 
 @pytest.mark.slow
 def test_train_then_evaluate(prefect_server, digit_data, results_dir):
     model = train_digit_model.fn(digit_data, "simple_cnn", 1, 1, 64, 0.2, 0, results_dir, threads=None)
-    folder = Path(model.path)
+    folder = results_dir / model.path
     assert folder.parent == results_dir / "models" and folder.name.startswith("mnist-simple_cnn-")
     assert {p.name for p in folder.iterdir()} == {"model.keras", "bundle.json", "params.json",
                                                   "history.json", "metrics.json"}
@@ -86,8 +85,8 @@ def test_train_then_evaluate(prefect_server, digit_data, results_dir):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == bundle_before  # immutable
     assert report.metrics["count"] == 100
     assert report.metrics["error_percent"] == pytest.approx(100 * (1 - report.metrics["accuracy"]))
-    assert all(Path(p).is_file() for p in report.files())
-    stored = json.loads(Path(report.path).read_text())
+    assert all((results_dir / p).is_file() for p in report.outputs())
+    stored = json.loads((results_dir / report.path).read_text())
     assert np.array(stored["confusion_matrix"]).sum() == 100
     assert "test" not in json.loads((folder / "metrics.json").read_text())
 

@@ -1,55 +1,62 @@
-import pickle
+import json
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 from tasks.caching import content_token, step_key
-from tasks.records import Datasets, ImageFolder, ModelBundle
+from tasks.record_store import RecordSerializer, RecordStorage
+from tasks.records import Datasets, ImageFolder, ModelBundle, is_key
 
 
 class TestRecords:
-    def test_round_trip(self, tmp_path):
-        record = ImageFolder(str(tmp_path), content_digest="d1", count=3, root=str(tmp_path))
-        assert pickle.loads(pickle.dumps(record)) == record
+    def test_json_round_trip_builds_the_same_record(self):
+        record = ModelBundle("models/crnn-k", step_key="k", stamps={"models/crnn-k": "s"},
+                             validation={"val_loss": 1.5}, recipe="crnn")
+        serializer = RecordSerializer()
+        blob = serializer.dumps(record)
+        assert json.loads(blob)["record"] == "ModelBundle"
+        assert serializer.loads(blob) == record
 
-    def test_a_record_whose_files_are_gone_names_them(self, tmp_path):
-        folder = tmp_path / "images"
-        folder.mkdir()
-        record = ImageFolder(str(folder), content_digest="d1", count=3)
-        assert record.missing_files() == []
-        folder.rmdir()
-        assert record.missing_files() == [str(folder)]
-        assert pickle.loads(pickle.dumps(record)) == record  # reading it is not deciding it
+    def test_reading_builds_only_known_records(self):
+        blob = json.dumps({"record": "Popen", "fields": {"args": ["true"]}}).encode()
+        with pytest.raises(ValueError, match="unknown record type 'Popen'"):
+            RecordSerializer().loads(blob)
 
-    def test_bundle_record_needs_its_model_file(self, tmp_path):
-        (tmp_path / "bundle.json").write_text("{}")
-        assert str(tmp_path / "model.keras") in ModelBundle(str(tmp_path), content_digest="k").missing_files()
+    def test_a_result_of_another_serializer_is_refused_before_it_is_read(self, tmp_path):
+        storage = RecordStorage(root=str(tmp_path))
+        pickled = {"metadata": {"serializer": {"type": "pickle"}}, "result": "gASV"}
+        (tmp_path / "prefect-results").mkdir()
+        (tmp_path / "prefect-results" / "k").write_text(json.dumps(pickled))
+        with pytest.raises(ValueError, match="serializer 'pickle'"):
+            storage.read_path("k")
 
-    def test_datasets_record_needs_its_split_manifest(self, tmp_path):
-        for name in ("train", "validation", "test"):
-            (tmp_path / name).mkdir()
-        (tmp_path / "datasets.json").write_text("{}")
-        split = tmp_path / "split.json"
-        split.write_text("{}")
-        record = Datasets(str(tmp_path), content_digest="d", split_manifest=str(split))
-        assert record.missing_files() == []
-        split.unlink()
-        assert record.missing_files() == [str(split)]
+    def test_outputs_are_what_the_step_wrote_and_locations_all_it_names(self):
+        record = Datasets("datasets/k", step_key="k", split_manifest="manifests/split-s.json",
+                          images_root="/data/captchas")
+        assert record.outputs() == ["datasets/k"]
+        assert record.locations() == ["datasets/k", "manifests/split-s.json", "/data/captchas"]
 
-    def test_relocated_moves_every_path_under_an_old_root_and_nothing_else(self):
-        record = Datasets("/old/root/datasets/k", content_digest="k", root="/old/root",
-                          split_manifest="/old/root/manifests/split-k.json",
-                          images_root="/data/captchas", vocabulary="/old/root")
-        moved = record.relocated({"/old/root": "/big/disk/root", "/data/captchas": "/copy"})
-        assert moved == Datasets("/big/disk/root/datasets/k", content_digest="k", root="/big/disk/root",
-                                 split_manifest="/big/disk/root/manifests/split-k.json",
-                                 images_root="/copy", vocabulary="/big/disk/root")
-        assert record.relocated({"/old/ro": "/x"}) == record  # a prefix of a name is no root
+    def test_identity_is_the_content_digest_else_key_and_stamps(self):
+        assert ImageFolder("a", content_digest="d").identity == "d"
+        plain = ModelBundle("models/m", step_key="k")
+        stamped = ModelBundle("models/m", step_key="k", stamps={"models/m": "s1"})
+        restamped = ModelBundle("models/m", step_key="k", stamps={"models/m": "s2"})
+        assert plain.identity == "k"
+        assert len({plain.identity, stamped.identity, restamped.identity}) == 3
 
-    def test_records_pickled_before_roots_existed_still_read(self):
-        record = pickle.loads(pickle.dumps(ImageFolder("/a", content_digest="d")).replace(b"root", b"rxxx"))
-        assert record.path == "/a" and record.root == ""
+    def test_relocated_moves_every_location_under_an_old_folder_and_nothing_else(self):
+        record = Datasets("datasets/k", content_digest="k", split_manifest="manifests/split-k.json",
+                          images_root="/data/captchas", vocabulary="/data/captchas")
+        moved = record.relocated({"/data/captchas": "/copy"})
+        assert moved == Datasets("datasets/k", content_digest="k",
+                                 split_manifest="manifests/split-k.json", images_root="/copy",
+                                 vocabulary="/data/captchas")
+        assert record.relocated({"/data/capt": "/x"}) == record  # a prefix of a name is no folder
+
+    def test_keys_are_relative_and_paths_or_urls_are_not(self):
+        assert is_key("models/crnn-k") and not is_key("/abs/path") and not is_key("s3://b/k")
+        assert not is_key("")
 
 
 def train(epochs: int, seed: int) -> None:

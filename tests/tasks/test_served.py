@@ -32,6 +32,6 @@ def test_a_deployments_run_is_confined(prefect_server, tmp_path, monkeypatch):
     # Prefect's documented way to stand in for a deployment's run context.
     monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", str(uuid.uuid4()))
     assert is_served()
-    assert served_allowed_roots() == [(tmp_path / "results").resolve()]
+    assert served_allowed_roots() == [str((tmp_path / "results").resolve())]
     with pytest.raises(ConfigError, match="inputs\\[0\\]=.* is outside the allowed roots"):
         check.fn(outside_params(tmp_path))

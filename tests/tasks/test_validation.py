@@ -34,13 +34,14 @@ def mixed_dir(tmp_path, captcha_dir) -> Path:
 
 def test_skip_indexes_the_good_images(mixed_dir, results_dir):
     manifest = validate_images.fn(fingerprint_folder.fn(mixed_dir), results_dir, "skip")
-    records, vocabulary = ds.read_manifest(manifest.path)
+    records, vocabulary = ds.read_manifest(results_dir / manifest.path)
     assert manifest.count == len(records) == 10
     assert {Path(r.path).name for r in records}.isdisjoint({"44444.png", "33333.png"})
     assert set(vocabulary) <= set("2345678bcdefgmnpwxy") and manifest.vocabulary == vocabulary
-    report = json.loads(Path(manifest.report).read_text())
+    report = json.loads((results_dir / manifest.report).read_text())
     assert report["rejected"] == ["33333.png", "44444.png"]
-    assert (Path(manifest.report).parent / "report.md").read_text().startswith("# Captcha data")
+    assert (results_dir / manifest.report).with_name("report.md").read_text().startswith(
+        "# Captcha data")
 
 
 def test_fail_stops_and_still_writes_the_report(mixed_dir, results_dir):

@@ -22,12 +22,17 @@ class TestRoots:
     def test_the_results_root_and_the_setting_separated_by_pathsep(self, tmp_path, monkeypatch):
         monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
         env = {ALLOWED_ROOTS_ENV: f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}"}
-        assert allowed_roots(env) == [(tmp_path / "results").resolve(),
-                                      (tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+        assert allowed_roots(env) == [str((tmp_path / "results").resolve()),
+                                      str((tmp_path / "a").resolve()), str((tmp_path / "b").resolve())]
 
     def test_without_it_the_results_root_is_the_only_root(self, tmp_path, monkeypatch):
         monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
-        assert allowed_roots({}) == [(tmp_path / "results").resolve()]
+        assert allowed_roots({}) == [str((tmp_path / "results").resolve())]
+
+    def test_store_roots_are_kept_as_urls(self, monkeypatch):
+        monkeypatch.setenv(RESULTS_ENV, "s3://team/results/")
+        assert allowed_roots({ALLOWED_ROOTS_ENV: "s3://team/captchas"}) == [
+            "s3://team/results", "s3://team/captchas"]
 
     def test_roots_setting_resolves_and_drops_repeats(self, tmp_path):
         (tmp_path / "real").mkdir()
@@ -40,7 +45,15 @@ class TestRoots:
 class TestCheck:
     def test_a_path_under_a_root_passes_resolved(self, tmp_path):
         root = tmp_path.resolve()
-        assert check_under_roots(tmp_path / "a" / ".." / "b.csv", [root], "output") == root / "b.csv"
+        assert check_under_roots(tmp_path / "a" / ".." / "b.csv", [root], "output") == str(root / "b.csv")
+
+    def test_a_store_url_under_a_store_root_passes_and_a_sibling_prefix_does_not(self):
+        roots = ["s3://team/results"]
+        assert check_under_roots("s3://team/results/models/m", roots, "model") == \
+            "s3://team/results/models/m"
+        for outside in ("s3://team/results-evil/m", "s3://other/results/m", "/team/results/m"):
+            with pytest.raises(ConfigError, match="model="):
+                check_under_roots(outside, roots, "model")
 
     def test_a_path_outside_names_the_parameter_and_the_roots(self, tmp_path):
         root = (tmp_path / "root").resolve()

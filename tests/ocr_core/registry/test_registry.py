@@ -37,7 +37,7 @@ def register(registry: Registry, bundle: Path, seed: int = 1):
 
 class TestRegister:
     def test_versions_are_numbered_copies_of_the_bundles(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         first = register(registry, make_bundle(tmp_path / "a", "a"), seed=1)
         second = register(registry, make_bundle(tmp_path / "b", "b"), seed=2)
         assert [first.name, second.name] == ["v1", "v2"]
@@ -51,14 +51,14 @@ class TestRegister:
         assert second.digest == bundle_digest(tmp_path / "b")
 
     def test_the_registry_keeps_its_copy_when_the_cache_is_deleted(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         bundle = make_bundle(tmp_path / "a", "a")
         version = register(registry, bundle)
         files.remove_path(bundle)
         assert (version.path / "model.keras").read_bytes() == b"model a"
 
     def test_the_same_bundle_is_registered_once(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         bundle = make_bundle(tmp_path / "a", "a")
         assert register(registry, bundle).name == register(registry, bundle / "model.keras").name
         assert [v.name for v in registry.versions()] == ["v1"]
@@ -70,24 +70,24 @@ class TestRegister:
             "output": "logits", "classes": list("0123456789"), "training_data_sha256": "d" * 64})
         with pytest.raises(ModelError, match=f"^{re.escape(str(folder))} holds a digits model; "
                                              "this needs a captcha model$"):
-            register(Registry(tmp_path / "registry"), folder)
+            register(Registry.of(tmp_path), folder)
         assert not (tmp_path / "registry" / "versions").exists()
 
     def test_a_folder_without_a_bundle_is_refused(self, tmp_path):
         (tmp_path / "empty").mkdir()
         with pytest.raises(ModelError, match="not a model bundle"):
-            register(Registry(tmp_path / "registry"), tmp_path / "empty")
+            register(Registry.of(tmp_path), tmp_path / "empty")
 
     def test_versions_list_in_number_order_and_ignore_stray_folders(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         for index in range(11):
             register(registry, make_bundle(tmp_path / f"b{index}", str(index)))
-        (registry.versions_dir / ".tmp-version-x").mkdir()
-        (registry.versions_dir / "notes").mkdir()
+        ((tmp_path / "registry" / "versions") / ".tmp-version-x").mkdir()
+        ((tmp_path / "registry" / "versions") / "notes").mkdir()
         assert [v.number for v in registry.versions()] == list(range(1, 12))
 
     def test_lookup_by_name_number_or_champion(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         register(registry, make_bundle(tmp_path / "a", "a"))
         assert registry.version("v1").name == registry.version("1").name == "v1"
         with pytest.raises(RegistryError, match=r"no version v2 .*versions: v1"):
@@ -113,7 +113,7 @@ class TestRegister:
         bundle = save_bundle(tmp_path / "bundle", keras.Model(inputs, outputs),
                              captcha_fields("abc", 8, 16), recipe="crnn",
                              training_data_sha256="0" * 64, params={}, history={})
-        version = register(Registry(tmp_path / "registry"), bundle)
+        version = register(Registry.of(tmp_path), bundle)
         loaded = load_bundle(version.path)
         assert loaded.vocabulary.characters == "abc"
         assert loaded.model.output_shape == (None, 16, 4)
@@ -121,7 +121,7 @@ class TestRegister:
 
 class TestIntegrity:
     def test_a_cache_side_edit_does_not_change_the_registered_version(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         bundle = make_bundle(tmp_path / "a", "a")
         version = register(registry, bundle)
         with open(bundle / "model.keras", "ab") as cache_file:  # edit in place, as a link would share
@@ -130,7 +130,7 @@ class TestIntegrity:
         assert registry.verified(version) == version
 
     def test_every_file_is_recorded_and_an_edit_is_refused_naming_the_file(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         version = register(registry, make_bundle(tmp_path / "a", "a"))
         assert set(version.info["files"]) == {"model.keras", "bundle.json", "metrics.json",
                                               "params.json"}
@@ -139,14 +139,14 @@ class TestIntegrity:
             registry.verified(version)
 
     def test_a_missing_file_is_refused(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         version = register(registry, make_bundle(tmp_path / "a", "a"))
         (version.path / "model.keras").unlink()
         with pytest.raises(RegistryError, match=r"lost a file: .*model\.keras"):
             registry.verified(version)
 
     def test_a_version_without_file_digests_is_checked_by_its_bundle_digest(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         version = register(registry, make_bundle(tmp_path / "a", "a"))
         info = dict(version.info)
         del info["files"]
@@ -160,18 +160,18 @@ class TestIntegrity:
 
 class TestChampion:
     def test_no_champion_before_the_first_promotion(self, tmp_path):
-        assert Registry(tmp_path / "registry").champion() is None
+        assert Registry.of(tmp_path).champion() is None
 
     def test_pointer_names_the_promoted_version(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         version = register(registry, make_bundle(tmp_path / "a", "a"))
         registry.set_champion(version, "first model")
         assert registry.champion().name == "v1"
-        pointer = json.loads((registry.path / "champion.json").read_text())
+        pointer = json.loads(((tmp_path / "registry") / "champion.json").read_text())
         assert pointer["version"] == "v1" and pointer["reason"] == "first model"
 
     def test_a_failed_pointer_update_leaves_the_old_champion(self, tmp_path, monkeypatch):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         first = register(registry, make_bundle(tmp_path / "a", "a"))
         second = register(registry, make_bundle(tmp_path / "b", "b"))
         registry.set_champion(first, "first model")
@@ -184,13 +184,13 @@ class TestChampion:
             registry.set_champion(second, "better")
         monkeypatch.undo()
         assert registry.champion().name == "v1"
-        assert sorted(p.name for p in registry.path.iterdir() if p.is_file()) == [
-            ".lock", "champion.json"]
+        assert sorted(p.name for p in (tmp_path / "registry").iterdir() if p.is_file()) == [
+            "champion.json"]
 
 
 class TestEvaluationSet:
     def test_first_run_records_the_set_and_later_runs_must_match(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         recorded = registry.reserve_evaluation_set("a" * 64, 500, {"generated with seed": 2024})
         assert registry.evaluation_set() == recorded
         assert registry.reserve_evaluation_set("a" * 64, 500, {"generated with seed": 2024}) == recorded
@@ -201,7 +201,7 @@ class TestEvaluationSet:
 
     def test_the_images_are_kept_for_ingest_also_for_a_set_recorded_without_them(self,
                                                                                  tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         registry.reserve_evaluation_set("a" * 64, 2, {"generated with seed": 2024})
         assert registry.evaluation_images() == {}
         registry.reserve_evaluation_set("a" * 64, 2, {"generated with seed": 2024},
@@ -209,7 +209,7 @@ class TestEvaluationSet:
         assert registry.evaluation_images() == {"e" * 64: "xyz.png", "f" * 64: "abc.png"}
 
     def test_uses_count_the_decisions_that_scored_on_the_set(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         scored = {"challenger_scores": {"count": 2}, "evaluation_set": {"digest": "a" * 64}}
         registry.record_decision(scored)
         registry.record_decision(scored)
@@ -220,7 +220,7 @@ class TestEvaluationSet:
 
 class TestDecisions:
     def test_decisions_are_logged_in_order(self, tmp_path):
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         for index in range(3):
             registry.record_decision({"promoted": index == 0, "reason": f"r{index}"})
         assert [d["reason"] for d in registry.decisions()] == ["r0", "r1", "r2"]
@@ -229,8 +229,8 @@ class TestDecisions:
 
 class TestLock:
     def test_a_second_holder_times_out_with_a_clear_error(self, tmp_path):
-        holder = Registry(tmp_path / "registry")
-        waiter = Registry(tmp_path / "registry", lock_timeout=0.2)
+        holder = Registry.of(tmp_path)
+        waiter = Registry.of(tmp_path, lock_timeout=0.2)
         with holder.lock(), pytest.raises(RegistryError, match="stayed locked"):
             with waiter.lock():
                 pass
@@ -240,7 +240,7 @@ class TestLock:
     def test_threads_sharing_one_instance_take_turns(self, tmp_path):
         import threading
 
-        registry = Registry(tmp_path / "registry", lock_timeout=0.2)
+        registry = Registry.of(tmp_path, lock_timeout=0.2)
         errors = []
 
         def other_thread():
@@ -259,7 +259,7 @@ class TestLock:
         assert len(errors) == 1  # free again
 
     def test_the_lock_is_reentrant_for_its_holder(self, tmp_path):
-        registry = Registry(tmp_path / "registry", lock_timeout=0.5)
+        registry = Registry.of(tmp_path, lock_timeout=0.5)
         version = register(registry, make_bundle(tmp_path / "a", "a"))
         with registry.lock(), registry.lock():
             registry.set_champion(version, "nested")
@@ -278,7 +278,7 @@ class TestLock:
             root, writer, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
             while not (root / "go").exists():
                 time.sleep(0.01)
-            registry = Registry(root / "registry")
+            registry = Registry.of(root)
             for index in range(count):
                 version = registry.register(root / "bundles" / f"{writer}{index}",
                                             training_data={"writer": writer}, params={})
@@ -297,7 +297,7 @@ class TestLock:
             _, errors = process.communicate(timeout=120)
             assert process.returncode == 0, errors
 
-        registry = Registry(tmp_path / "registry")
+        registry = Registry.of(tmp_path)
         versions = registry.versions()
         assert [v.number for v in versions] == list(range(1, 2 * per_process + 1))
         expected = {bundle_digest(p) for p in (tmp_path / "bundles").iterdir()}
@@ -308,5 +308,5 @@ class TestLock:
         for previous, current in zip(decisions, decisions[1:], strict=False):
             assert current["champion_before"] == previous["challenger"]
         assert registry.champion().name == decisions[-1]["challenger"]
-        leftovers = [p for p in registry.path.rglob(".tmp-*")]
-        assert leftovers == [] and os.listdir(registry.path / "decisions")
+        leftovers = [p for p in (tmp_path / "registry").rglob(".tmp-*")]
+        assert leftovers == [] and os.listdir((tmp_path / "registry") / "decisions")
