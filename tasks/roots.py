@@ -116,13 +116,17 @@ class RootedStep:
         staging = Staging(root)
         arguments = {name: staging.localized(value) for name, value in bound.arguments.items()}
         arguments["results_dir"] = Path(root.local)
+        given = {id(arguments[name]): value for name, value in bound.arguments.items()
+                 if isinstance(value, Output)}
         token = _CURRENT_ROOT.set(root)
         try:
             with root.pinned(staging.keys):
                 result = self.function(**arguments)
-                return staging.published(result) if isinstance(result, Output) else result
         finally:
             _CURRENT_ROOT.reset(token)
+        if id(result) in given:  # a record passed through, as it was given
+            return given[id(result)]
+        return staging.published(result) if isinstance(result, Output) else result
 
 
 def on_root(function: Callable[..., Any]) -> RootedStep:
