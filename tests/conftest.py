@@ -14,6 +14,9 @@ os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOCAL_STORAGE_PATH"] = os.path.join(_PREFECT_HOME, "storage")
 os.environ.pop("OCR_PIPELINE_RESULTS", None)
+os.environ["OCR_PIPELINE_SCRATCH"] = os.path.join(_PREFECT_HOME, "scratch")
+for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):  # never a real store
+    os.environ.pop(_name, None)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pathlib import Path  # noqa: E402
@@ -34,12 +37,27 @@ def prefect_server():
 
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
-    """A fresh results root, with Prefect's persisted results inside it, for one test."""
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    """A fresh results root (a local folder) for one test; Prefect's records go in it."""
+    return tmp_path / "results"
 
-    root = tmp_path / "results"
-    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: root / "prefect-results"}):
-        yield root
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One S3 API server (moto's server mode) on 127.0.0.1 for the session's storage tests."""
+    from tests.s3_server import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch, tmp_path: Path) -> str:
+    """A results root in a fresh bucket of the test S3 server (`s3://<bucket>/ocr`), with the
+    AWS environment pointing at it and a scratch cache of this test's own."""
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OCR_PIPELINE_SCRATCH", str(tmp_path / "scratch"))
+    return f"s3://{s3_server.bucket()}/ocr"
 
 
 @pytest.fixture(scope="session")
