@@ -59,7 +59,7 @@ def captcha_predict(params: PredictParams) -> PredictSummary:
     model = choose_model(params.model, params.results_dir)
     paths = list_images(params.inputs)
     shards = [paths[i:i + params.shard_size] for i in range(0, len(paths), params.shard_size)]
-    folder = parts_folder(params.results_dir)
+    folder = parts_folder()
     threads = training_threads()
     limit, running, futures = training_limit(params, len(shards)), [], []
     try:
@@ -68,15 +68,15 @@ def captcha_predict(params: PredictParams) -> PredictSummary:
             if any(f.state.is_failed() for f in futures if f not in running):
                 break  # the run fails with that shard's error: read no more
             futures.append(read_shard.submit(
-                model, shard, folder / f"part-{number:06d}{params.output.suffix}",
-                params.output_format, params.decoder, params.beam_width, params.batch_size,
-                threads))
+                model, shard, f"{folder}/part-{number:06d}{params.output.suffix}",
+                params.results_dir, params.output_format, params.decoder, params.beam_width,
+                params.batch_size, threads))
             running.append(futures[-1])
         wait(futures)
         parts = [future.result() for future in futures]  # raises the first failed shard's error
-        output = join_predictions(parts, params.output, params.output_format)
+        output = join_predictions(parts, params.output, params.output_format, params.results_dir)
     finally:
-        remove_parts(folder)
+        remove_parts(folder, params.results_dir)
     seconds = time.perf_counter() - start
     workers = publish_predictions(parts, output, model, seconds)
     return PredictSummary(output=output, images=len(paths), shards=len(shards), model=model.name,

@@ -9,7 +9,6 @@ seed per run for synthetic data (`reseed_each_run`).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -31,6 +30,7 @@ from tasks.registry import (
     reserve_evaluation_set,
     warn_small_evaluation_set,
 )
+from tasks.roots import located
 from tasks.served import confine_served_run
 
 
@@ -47,8 +47,8 @@ class RetrainSummary(BaseModel):
     champion_scores: dict[str, float | int] | None
     comparison: dict[str, float | int | str] | None = None
     split_changes: dict[str, dict[str, int]] | None = None
-    decision_path: Path
-    results_dir: Path
+    decision_path: str
+    results_dir: str
 
 
 def acquire_evaluation_images(params: RetrainParams) -> ImageFolder:
@@ -134,5 +134,5 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
         champion=decision.champion_after, seed=params.seed, test_metrics=test.metrics,
         challenger_scores=decision.challenger_scores or {},
         champion_scores=decision.champion_scores, comparison=decision.comparison,
-        split_changes=changes, decision_path=Path(decision.path), results_dir=root,
+        split_changes=changes, decision_path=located(root, decision.path), results_dir=root,
     )

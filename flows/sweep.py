@@ -11,7 +11,6 @@ its error, never dropped; the run fails only when none succeeded.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -35,6 +34,7 @@ from tasks.captcha import build_datasets
 from tasks.decision_report import publish_decision
 from tasks.records import Datasets, Manifest, PromotionDecision, RegisteredModel
 from tasks.registry import record_failed_challenger, register_model
+from tasks.roots import located
 from tasks.served import confine_served_run
 from tasks.sweep import SweepResult, best_result, publish_sweep
 from tasks.training import check_learned, evaluate_model, train_model
@@ -50,8 +50,8 @@ class SweepSummary(BaseModel):
     reason: str
     challenger: str
     champion: str | None
-    decision_path: Path
-    results_dir: Path
+    decision_path: str
+    results_dir: str
 
 
 def submit_configuration(
@@ -143,4 +143,4 @@ def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
         rows=rows, best=best.configuration,
         failed=[r.configuration for r in results if not r.succeeded],
         promoted=decision.promoted, reason=decision.reason, challenger=challenger.version,
-        champion=decision.champion_after, decision_path=Path(decision.path), results_dir=root)
+        champion=decision.champion_after, decision_path=located(root, decision.path), results_dir=root)

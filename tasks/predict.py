@@ -3,7 +3,8 @@ join the parts into one results file.
 
 Nothing here is cached: reading is about as fast as hashing the images for a key would be, and
 each run's answer depends on which bundle is the champion now. Parts are written under the
-results root (which every worker sees) and the results file only once every shard is read.
+results root's `work/` (pushed to the store when the root is one, so workers need no disk in
+common) and the results file only once every shard is read.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from ocr_core.errors import ModelError, RegistryError
-from ocr_core.layout import ResultsLayout
 from ocr_core.registry import Registry, bundle_digest
-from ocr_core.storage import local_copy, root_url
+from ocr_core.storage import local_copy, open_root, root_url
 from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import Output
@@ -90,11 +90,9 @@ def list_images(inputs: list[Path]) -> list[str]:
 
 
 @task(cache_policy=NO_CACHE)
-def parts_folder(results_dir: Path) -> Path:
-    """A new folder for one run's parts, under the results root's work folder."""
-    folder = ResultsLayout(results_dir).work / f"predict-{uuid.uuid4().hex[:12]}"
-    folder.mkdir(parents=True)
-    return folder
+def parts_folder() -> str:
+    """The key of a new folder for one run's parts, under the results root's `work/`."""
+    return f"work/predict-{uuid.uuid4().hex[:12]}"
 
 
 @functools.lru_cache(maxsize=2)
@@ -115,13 +113,13 @@ def _bundle(location: str, digest: str):
 
 @task(cache_policy=NO_CACHE)
 def read_shard(
-    model: ChosenModel, paths: list[str], part: Path, output_format: str, decoder: str,
-    beam_width: int, batch_size: int, threads: int | None = None,
+    model: ChosenModel, paths: list[str], part: str, results_dir: str, output_format: str,
+    decoder: str, beam_width: int, batch_size: int, threads: int | None = None,
 ) -> PredictionPart:
     """Read one shard of images with `model` and write its part of the results.
 
     Args:
-        part: the part file to write (atomically).
+        part: the key of the part file to write on the results root (whole).
         threads: TensorFlow threads for this worker; None keeps TensorFlow's defaults.
 
     Raises:
@@ -139,30 +137,37 @@ def read_shard(
     bundle = _bundle(model.path, model.content_digest)
     predictions = predict_files(bundle, files, batch_size=batch_size, strategy=decoder,
                                 beam_width=beam_width)
-    write_part(predictions, part, output_format)  # type: ignore[arg-type]
+    root = open_root(results_dir)
+    write_part(predictions, root.local / part, output_format)  # type: ignore[arg-type]
+    root.push(part)
     seconds = time.perf_counter() - start
     worker = current_worker()
     run_logger().info("read %d images in %.1f s (%.0f images/s) on %s", len(files), seconds,
                       len(files) / seconds, worker)
-    return PredictionPart(str(part), len(files), worker, round(seconds, 3))
+    return PredictionPart(part, len(files), worker, round(seconds, 3))
 
 
 @task(cache_policy=NO_CACHE)
-def join_predictions(parts: list[PredictionPart], output: Path, output_format: str) -> Path:
+def join_predictions(parts: list[PredictionPart], output: Path, output_format: str,
+                     results_dir: str) -> Path:
     """Write the results file from the parts, in input order, atomically."""
     from ocr_core.captcha.prediction_files import join_parts
 
-    join_parts([part.path for part in parts], output, output_format)  # type: ignore[arg-type]
+    root = open_root(results_dir)
+    join_parts([root.pull(part.path) for part in parts], output,
+               output_format)  # type: ignore[arg-type]
     run_logger().info("wrote %d predictions to %s", sum(p.count for p in parts), output)
     return output
 
 
 @task(cache_policy=NO_CACHE)
-def remove_parts(folder: Path) -> None:
+def remove_parts(folder: str, results_dir: str) -> None:
     """Remove a run's parts folder (after the results file is written, or after a failure)."""
     from ocr_core.files import remove_path
 
-    remove_path(folder)
+    root = open_root(results_dir)
+    root.remove(folder)
+    remove_path(root.local / folder)
 
 
 @task(cache_policy=NO_CACHE)
