@@ -1,6 +1,6 @@
 """The sweep flow: prepare the data once, train every configuration as its own task run on
-whichever worker is free, compare them, and hand the best (by validation figures; the test split
-only reports) to the registry's gate.
+whichever worker is free, compare them, register every model, and hand the best (by validation
+figures; the test split only reports) to the registry's gate.
 
 Configurations are `seeds x learning_rates x recipes` (SweepParams). The data (generation or
 download, validation, split, preprocessing per recipe) is shared; every training, its
@@ -94,7 +94,7 @@ def configuration_params(params: SweepParams, config: SweepConfiguration) -> dic
 def gate_best(
     params: SweepParams, results: list[SweepResult], manifest: Manifest, evaluation_set: Manifest
 ) -> tuple[SweepResult, RegisteredModel, PromotionDecision]:
-    """Register the best configuration's model and let it challenge the champion."""
+    """Register every configuration's model and let the best challenge the champion."""
     root = params.results_dir
     best = best_result(results)
     if best is None:
@@ -102,10 +102,15 @@ def gate_best(
         publish_decision(record_failed_challenger(f"no configuration succeeded ({errors})",
                                                   params.promotion_margin, root))
         raise TrainingError(f"all {len(results)} configurations of the sweep failed: {errors}")
-    config = SweepConfiguration(best.seed, best.learning_rate, best.recipe)
-    training_data = describe_training_data(params, manifest) | {"training_seed": best.seed}
-    challenger = register_model(best.model, best.evaluation, training_data,
-                                configuration_params(params, config), root)
+    versions = {}
+    for result in results:  # every model trained is kept in the registry; the best challenges
+        if result.succeeded:
+            config = SweepConfiguration(result.seed, result.learning_rate, result.recipe)
+            versions[result.configuration] = register_model(
+                result.model, result.evaluation,
+                describe_training_data(params, manifest) | {"training_seed": result.seed},
+                configuration_params(params, config), root)
+    challenger = versions[best.configuration]
     return best, challenger, gate(challenger, evaluation_set, params)
 
 

@@ -96,12 +96,12 @@ class RecordStorage(WritableFileSystem):
         return self._opened
 
     def read_path(self, path: str, **_: Any) -> bytes:
-        content = self._root().read_bytes(f"{RESULTS_FOLDER}/{path}")
+        content = self._root().read_bytes(record_key(path))
         check_serializer(content, path)
         return content
 
     def write_path(self, path: str, content: bytes, **_: Any) -> str:
-        self._root().write_bytes(f"{RESULTS_FOLDER}/{path}", content)
+        self._root().write_bytes(record_key(path), content)
         return path
 
 
@@ -121,6 +121,30 @@ def check_serializer(content: bytes, name: str) -> None:
     if kind != SERIALIZER_TYPE:
         raise ValueError(f"result {name} was written with serializer {kind!r}; only "
                          f"{SERIALIZER_TYPE!r} results are read")
+
+
+def record_key(key: str) -> str:
+    """Where the record of step `key` is on its root."""
+    return f"{RESULTS_FOLDER}/{key}"
+
+
+def read_record(root: Root, key: str) -> tuple[dict[str, Any], Output] | None:
+    """The stored result of step `key` (Prefect's JSON and the record in it), read without
+    waiting for the key's lock; None when there is none, or none this code would read."""
+    try:
+        content = root.read_bytes(record_key(key))
+        check_serializer(content, key)
+        raw = json.loads(content)
+        record = RecordSerializer().loads(raw["result"].encode())
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return (raw, record) if isinstance(record, Output) else None
+
+
+def rewrite_record(root: Root, key: str, raw: dict[str, Any], record: Output) -> None:
+    """Replace the record in step `key`'s stored result, keeping Prefect's metadata."""
+    updated = raw | {"result": RecordSerializer().dumps(record).decode()}
+    root.write_bytes(record_key(key), json.dumps(updated).encode())
 
 
 class RootLockManager(LockManager):

@@ -3,26 +3,26 @@
 The key is the step key (`tasks.caching`). Whether a stored record may be served is decided
 here, before Prefect reads it: a record is usable while every output it names is on the root
 with the stamp it was written with (`ocr_core.storage.stamps`: a listing, never a read of the
-bytes). A record whose outputs are gone or changed is marked expired (Prefect then runs the
-step and overwrites it). One that indexed images in a user's folder that has moved since is
-rewritten for the folder given now. Only Prefect's public `CachePolicy` and `ResultStore` are used.
+bytes). A record whose outputs are gone or changed is removed, and its changed outputs with it
+(Prefect then runs the step and writes a new one). One that indexed images in a user's folder
+that has moved since is rewritten for the folder given now. The records are read from the
+root's `prefect-results` (`tasks.record_store`), never unpickled.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
-from prefect.results import ResultStore
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 
 from ocr_core.layout import default_results_dir
 from ocr_core.storage import Root, open_root
+from tasks.record_store import read_record, record_key, rewrite_record
 from tasks.records import ImageFolder, Output, is_key
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,9 @@ class StepPolicy(CachePolicy):
     """Cache policy of every task that writes files under the results root: its step key.
 
     A record stored under the key is served only while its outputs are there with their
-    stamps; otherwise it is marked expired, so the step computes again. One that indexed
-    images in a folder that moved is rewritten for the current folder.
+    stamps. Otherwise the outputs that changed are taken out of use (`Root.discard`) and the
+    record removed, under the key's lock, so the step computes again from nothing. One that
+    indexed images in a folder that moved is rewritten for the current folder.
 
     Args:
         cacheable: when given, calls whose parameters it rejects get no key (they always run).
@@ -77,22 +78,28 @@ class StepPolicy(CachePolicy):
         if key_of is None:
             raise TypeError(f"task {task_ctx.task.name} has a StepPolicy but no @keyed_step")
         key = key_of(inputs)
-        store = task_ctx.result_store
-        if not refreshing(task_ctx) and store.exists(key):
-            _serve_only_usable(store, key, inputs)
+        if not refreshing(task_ctx):
+            serve_only_usable(open_root(inputs.get("results_dir") or default_results_dir()), key,
+                              inputs)
         return key
 
 
-def _serve_only_usable(store: ResultStore, key: str, inputs: dict[str, Any]) -> None:
-    record = store.read(key).result
-    if not isinstance(record, Output):
+def serve_only_usable(root: Root, key: str, inputs: dict[str, Any]) -> None:
+    """Leave step `key`'s stored record only if Prefect may serve it for a call with `inputs`."""
+    found = read_record(root, key)
+    if found is None:
         return
-    root = open_root(inputs.get("results_dir") or default_results_dir())
-    if changed := changed_outputs(record, root):
-        logger.info("step %s: its cached files are gone or changed (%s); computing it again",
-                    key, ", ".join(root.location(output) for output in changed))
-        store.write(obj=record, key=key, expiration=datetime.datetime.now(datetime.UTC))
+    raw, record = found
+    if changed_outputs(record, root):
+        with root.lock(key).held():  # not while a run of the key is writing its outputs
+            found = read_record(root, key)
+            if found is not None and (changed := changed_outputs(found[1], root)):
+                logger.info("step %s: its cached files are gone or changed (%s); computing it "
+                            "again", key, ", ".join(root.location(output) for output in changed))
+                for output in changed:
+                    root.discard(output)
+                root.remove(record_key(key))
     elif moves := images_moves(record, inputs):
         logger.info("step %s: cached record moved onto the images in %s", key,
                     next(iter(moves.values())))
-        store.write(obj=record.relocated(moves), key=key)
+        rewrite_record(root, key, raw, record.relocated(moves))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ocr_core.errors import ConfigError, DataError, OcrPipelineError
-from ocr_core.files import atomic_path, remove_path
+from ocr_core.files import atomic_path, move_aside, remove_path
 from ocr_core.storage import scratch
 from ocr_core.storage.errors import StorageConflict, translated
 from ocr_core.storage.stamps import FileVersions, local_versions, stamp_of
@@ -197,6 +197,11 @@ class Root(ABC):
         returns the root's stamp of `key` (None when it holds no file)."""
 
     @abstractmethod
+    def discard(self, key: str) -> None:
+        """Take `key` out of use (its bytes are not what was written): set aside on a folder,
+        removed from a store and from this machine's copy."""
+
+    @abstractmethod
     def put(self, folder: Path, key: str) -> None:
         """Move the files of the local `folder` under `key` (replacing files of the same name)."""
 
@@ -271,6 +276,9 @@ class LocalRoot(Root):
 
     def push(self, key: str) -> str | None:
         return self.stamp(key)
+
+    def discard(self, key: str) -> None:
+        move_aside(self._path(key))
 
     def put(self, folder: Path, key: str) -> None:
         target = self._path(key)
@@ -385,7 +393,7 @@ class StoreRoot(Root):
     def push(self, key: str) -> str | None:
         source = self.local / key if key else self.local
         local = local_versions(source)
-        if local and not self._copied_unchanged(key, local):
+        if local and not self._in_store(key, local):
             names = sorted(local, key=lambda name: (Path(name).name in scratch.COMMIT_MARKERS, name))
             with translated(self.location(key)):
                 if "" in local:
@@ -399,9 +407,16 @@ class StoreRoot(Root):
                                  local_versions=local)
         return stamp
 
-    def _copied_unchanged(self, key: str, local: FileVersions) -> bool:
-        """Whether the local copy of `key` is one pulled or pushed before, untouched since."""
-        return scratch.recorded_local_versions(self.url, key) == local
+    def _in_store(self, key: str, local: FileVersions) -> bool:
+        """Whether the store holds the local copy of `key` already: the copy is untouched since
+        it was pulled or pushed, and the store's files are still those it was copied from."""
+        return (scratch.recorded_local_versions(self.url, key) == local
+                and scratch.recorded_stamp(self.url, key) == self.stamp(key))
+
+    def discard(self, key: str) -> None:
+        self.remove(key)
+        remove_path(self.local / key)
+        scratch.forget(self.url, key)
 
     def put(self, folder: Path, key: str) -> None:
         with translated(self.location(key)):

@@ -99,6 +99,11 @@ def recorded_local_versions(url: str, key: str) -> dict[str, tuple[int, str]] | 
     return {name: tuple(value) for name, value in entry.get("local", {}).items()}
 
 
+def forget(url: str, key: str) -> None:
+    """Forget the local copy of `key` (it was removed)."""
+    _stamp_file(url, key).unlink(missing_ok=True)
+
+
 def touch(url: str, key: str) -> None:
     """Mark the copy of `key` as just used (eviction goes by last use)."""
     with contextlib.suppress(FileNotFoundError):

@@ -1,7 +1,10 @@
 """The sweep on an existing Dask cluster: a real Prefect server, a real `dask scheduler` and two
 `dask worker` processes started as separate commands, then `ocr-pipeline sweep --dask-address`
-and `ocr-pipeline predict --dask-address` with the champion it promoted; and the same sweep with
-`--dask-workers 2` once the cluster is gone.
+and `ocr-pipeline predict-batch --dask-address` with the champion it promoted; and the same sweep
+with `--dask-workers 2` once the cluster is gone.
+
+On the existing cluster the results root is a bucket of a real S3 API server and every process
+has a scratch cache of its own: the workers share no path, only the store.
 
 The server fixture (tests/deployments/test_server.py) starts every process in its own session
 with a marker in its environment and fails the test if any marked process is left behind: the
@@ -11,6 +14,7 @@ scheduler, the workers, the CLI runs and the local cluster they start all carry 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -25,7 +29,7 @@ SWEEP = ["--seeds", "1,2", "--learning-rates", "0.001,0.003", "--num-samples", "
          "--min-val-accuracy", "0"]
 
 
-def sweep_run(url: str, results: Path):
+def sweep_run(url: str, results: str | Path):
     """The sweep flow run whose results root is `results`, its training task runs and artifacts."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -73,7 +77,7 @@ def predict_shards(url: str, output: Path) -> list:
     return [t for t in tasks if t.name.startswith("read_shard")]
 
 
-def check_sweep(url: str, results: Path, output: str) -> set[str]:
+def check_sweep(url: str, results: str | Path, output: str) -> set[str]:
     """The four trainings completed, the table and the decision exist; returns the workers used."""
     run, trainings, artifacts = sweep_run(url, results)
     assert run.state.name == "Completed"
@@ -82,41 +86,50 @@ def check_sweep(url: str, results: Path, output: str) -> set[str]:
     assert len(table) == 4 and all(row["status"] in ("ok", "best") for row in table)
     assert "captcha-promotion" in artifacts
     (decision,) = Registry.of(results).decisions()
-    assert decision["promoted"] and decision["challenger"] == "v1"
-    assert "v1 promoted to champion" in output
+    assert decision["promoted"] and decision["challenger"] in {"v1", "v2", "v3", "v4"}
+    assert f"{decision['challenger']} promoted to champion" in output
     return {row["worker"] for row in table}
 
 
-def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captcha_dir):  # noqa: F811
+def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captcha_dir,  # noqa: F811
+                                                         s3_root):
     from distributed import Client
 
     url, processes = server
-    results = tmp_path / "cluster-results"
-    # What each worker needs: the server's URL (in the fixture's environment), the results root
-    # at the same path (one machine here) and Prefect's result storage inside it.
-    processes.env["PREFECT_LOCAL_STORAGE_PATH"] = str(results / "prefect-results")
+    results = s3_root
+    # What each worker needs: the server's URL (in the fixture's environment) and the store's
+    # URL and credentials; each has its own scratch cache (no path in common).
+    store = {name: os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                 "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3")}
+    base = processes.env | store
+    processes.env = base | {"OCR_PIPELINE_SCRATCH": str(tmp_path / "scratch-client")}
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = processes.start("scheduler", str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
                                 "--port", str(port), "--no-dashboard")
-    workers = [processes.start(f"worker-{name}", str(BIN / "dask"), "worker", address,
-                               "--name", f"worker-{name}", "--nworkers", "1", "--nthreads", "1",
-                               "--memory-limit", "3GiB", "--no-dashboard",
-                               "--preload", "flows.environment")
-               for name in ("a", "b")]
+    workers = []
+    for name in ("a", "b"):
+        processes.env = base | {"OCR_PIPELINE_SCRATCH": str(tmp_path / f"scratch-{name}")}
+        workers.append(processes.start(f"worker-{name}", str(BIN / "dask"), "worker", address,
+                                       "--name", f"worker-{name}", "--nworkers", "1",
+                                       "--nthreads", "1", "--memory-limit", "3GiB",
+                                       "--no-dashboard", "--preload", "flows.environment"))
+    processes.env = base | {"OCR_PIPELINE_SCRATCH": str(tmp_path / "scratch-client")}
     with Client(address, timeout=60) as client:
         client.wait_for_workers(2, timeout=180)
 
     output = processes.run(str(BIN / "ocr-pipeline"), "sweep", "--dask-address", address,
                            "--results-dir", str(results), *SWEEP, timeout=900)
     used = check_sweep(url, results, output)
-    # Work done on both workers: each trained at least one configuration.
+    # Work done on both workers: each trained at least one configuration, through its own scratch.
     assert {worker.split(" ")[0] for worker in used} == {"dask:worker-a", "dask:worker-b"}
+    assert all(any((tmp_path / f"scratch-{name}" / "mirrors").iterdir()) for name in ("a", "b"))
+    assert len(Registry.of(results).versions()) == 4  # every model, in the store's registry
 
     # The champion reads a folder in 4 shards on the same cluster, into one results file.
-    predictions = results / "predictions.csv"
+    predictions = tmp_path / "predictions.csv"
     processes.run(str(BIN / "ocr-pipeline"), "predict-batch", "--dask-address", address, "--output",
-                  str(predictions), "--shard-size", "10", "--results-dir", str(results),
+                  str(predictions), "--shard-size", "10", "--results-dir", results,
                   str(captcha_dir), timeout=300)
     lines = predictions.read_text().splitlines()
     assert lines[0] == "path,text,confidence"
@@ -130,7 +143,6 @@ def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captc
         assert process.poll() is not None
 
     local = tmp_path / "local-results"
-    processes.env["PREFECT_LOCAL_STORAGE_PATH"] = str(local / "prefect-results")
     output = processes.run(str(BIN / "ocr-pipeline"), "sweep", "--dask-workers", "2",
                            "--results-dir", str(local), *SWEEP, timeout=900)
     used = check_sweep(url, local, output)

@@ -80,8 +80,9 @@ def test_sweep_trains_each_configuration_and_gates_the_best(prefect_server, resu
     assert "captcha-promotion" in artifacts
 
     registry = Registry.of(results_dir)
-    (version,) = registry.versions()
-    assert summary.challenger == version.name and summary.promoted  # first model: promoted
+    assert len(registry.versions()) == len(ok)  # every model trained is registered
+    version = registry.version(summary.challenger)
+    assert summary.promoted  # first model: promoted
     params_used = version.info["params"]
     assert f"lr={params_used['learning_rate']:g} seed={params_used['training_seed']}" in summary.best
     assert registry.decisions()[-1]["challenger"] == version.name
