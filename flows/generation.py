@@ -26,6 +26,7 @@ from ocr_core.storage import Root, open_root
 from ocr_core.threads import available_cpus
 from tasks.captcha import (
     collect_captchas,
+    forget_collected,
     generated_key,
     generation_lock,
     render_captcha_shard,
@@ -80,6 +81,7 @@ def generate_captchas(num_samples: int, seed: int, results_dir: str | Path) -> I
     key = generated_key(num_samples, seed)
     with generation_lock(root, key):
         if rendered_count(root, key) != num_samples:
+            forget_collected(root, key)
             render_captchas(root, key, num_samples, seed)
         return collect_captchas(num_samples, seed, results_dir)
 

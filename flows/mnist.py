@@ -63,7 +63,7 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
             params.validation_fraction, params.seed, root, threads)
         running.append(training)
         trainings.append(training)
-        checks.append(check_digit_model_learned.submit(training, params.min_val_accuracy))
+        checks.append(check_digit_model_learned.submit(training, params.min_val_accuracy, root))
         evaluations.append(evaluate_digit_model.submit(checks[-1], data, params.batch_size, root))
     wait(trainings + checks + evaluations)
     models = [future.result() for future in trainings]

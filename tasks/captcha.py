@@ -24,6 +24,7 @@ from ocr_core.storage.scratch import work_dir
 from tasks.caching import cached_task, current_step_key
 from tasks.code_identity import includes_code_of
 from tasks.logs import run_logger
+from tasks.record_store import record_key
 from tasks.records import Datasets, ImageFolder, Manifest, Split
 from tasks.roots import current_root
 from tasks.workers import current_worker
@@ -44,6 +45,12 @@ def rendered_count(root: Root, key: str) -> int:
 def generation_lock(root: Root, key: str) -> contextlib.AbstractContextManager[None]:
     """Hold the lock of generation `key` on `root` (two runs at once render it once)."""
     return root.lock(f"render-{key.rsplit('/', 1)[-1]}").held()
+
+
+def forget_collected(root: Root, key: str) -> None:
+    """Remove the stored record of generation `key`, which is about to be rendered again (its
+    files' stamps will differ: the record must not stand for them)."""
+    root.remove(record_key(key.rsplit("/", 1)[-1]))
 
 
 @task(cache_policy=NO_CACHE, retries=1)

@@ -21,7 +21,7 @@ from tasks.links import artifact_link, stored_location
 from tasks.logs import run_logger
 from tasks.progress import epoch_progress
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
-from tasks.roots import on_root
+from tasks.roots import located, on_root
 from tasks.training_step import training_step
 from tasks.workers import current_worker
 
@@ -176,12 +176,14 @@ def train_digit_model(
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.
 @task(cache_policy=NO_CACHE)
-def check_digit_model_learned(model: DigitModel, min_val_accuracy: float) -> DigitModel:
+def check_digit_model_learned(model: DigitModel, min_val_accuracy: float,
+                              results_dir: str) -> DigitModel:
     """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
     otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
     from ocr_core.training.fit import require_learning
 
-    require_learning(model.validation["val_accuracy"], min_val_accuracy, model.path,
+    require_learning(model.validation["val_accuracy"], min_val_accuracy,
+                     located(results_dir, model.path),
                      measure=f"validation accuracy of {model.name}")
     return model
 

@@ -14,6 +14,7 @@ from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
 from tasks.progress import epoch_progress
 from tasks.records import Datasets, EvaluationReport, ModelBundle
+from tasks.roots import located
 from tasks.training_step import training_step
 from tasks.workers import current_worker
 
@@ -88,14 +89,15 @@ def train_model(
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.
 @task(cache_policy=NO_CACHE)
-def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
+def check_learned(model: ModelBundle, min_val_accuracy: float, results_dir: str) -> ModelBundle:
     """Fail the run if the model learned too little to be used; otherwise pass it on.
 
     Not cached and kept apart from training, so a rerun with another threshold reuses the model.
     """
     from ocr_core.training.fit import require_learning
 
-    require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy, model.path)
+    require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy,
+                     located(results_dir, model.path))
     return model
 
 
