@@ -27,7 +27,7 @@ def test_url_source_end_to_end(prefect_server, results_dir, file_server, captcha
                            epochs=1, batch_size=8, min_val_accuracy=0, results_dir=results_dir,
                            download_timeout=5, download_backoff=0.01)
     summary = captcha_ocr(params)
-    assert (summary.model_path / "model.keras").is_file()
+    assert (Path(summary.model_path) / "model.keras").is_file()
     # The test split is ~10% of the 40 served captchas: each image's split follows its content.
     split = json.loads(next((results_dir / "manifests").glob("split-*.json")).read_text())
     assert summary.metrics["count"] == len(split["test"]) and 1 <= len(split["test"]) <= 10

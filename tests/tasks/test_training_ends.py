@@ -38,7 +38,7 @@ def test_a_run_killed_before_its_result_was_kept_does_not_train_again(
     # What a run killed after training, before Prefect persisted the result, leaves: the bundle.
     with disable_run_logger():
         trained = train_model.fn(datasets, "crnn", 1, 1, 8, None, False, 1, results_dir)
-    model_file = Path(trained.path) / "model.keras"
+    model_file = results_dir / trained.path / "model.keras"
     written = model_file.stat().st_mtime_ns
 
     state = train_flow(datasets, results_dir, return_state=True)
@@ -54,8 +54,8 @@ def test_the_bundle_names_its_training_data_by_content_and_its_step_by_key(
     datasets = _datasets(captcha_dir, results_dir)
     with disable_run_logger():
         trained = train_model.fn(datasets, "crnn", 1, 1, 8, None, False, 1, results_dir)
-    info = json.loads((Path(trained.path) / "bundle.json").read_text())
-    split = json.loads(Path(datasets.split_manifest).read_text())
+    info = json.loads((results_dir / trained.path / "bundle.json").read_text())
+    split = json.loads((results_dir / datasets.split_manifest).read_text())
     assert info["training_data_sha256"] == split["digest"]  # the images' labels and bytes
     assert info["training_step_key"] == trained.step_key and trained.path.endswith(trained.step_key)
 
@@ -72,7 +72,7 @@ def test_a_digit_training_killed_before_its_result_was_kept_does_not_train_again
         source = locate_mnist.fn("local", mnist_dir, results_dir, "127.0.0.1", 9, 2.0)
         data = load_mnist.fn(source, results_dir)
         trained = train_digit_model.fn(data, "dense", 1, 1, 64, 0.2, 0, results_dir)
-    model_file = Path(trained.path) / "model.keras"
+    model_file = results_dir / trained.path / "model.keras"
     written = model_file.stat().st_mtime_ns
 
     again = digit_training_flow(data, results_dir)
