@@ -17,9 +17,9 @@ from prefect.events import emit_event
 from ocr_core.data import ingest
 from ocr_core.data.validation import ImageSpec
 from ocr_core.files import atomic_path, write_json
-from ocr_core.layout import ResultsLayout
 from ocr_core.registry import Registry
 from tasks.logs import run_logger
+from tasks.roots import current_root, on_root
 
 
 @task(cache_policy=NO_CACHE)
@@ -46,22 +46,27 @@ def move_accepted(plan: ingest.IngestPlan) -> ingest.IngestOutcome:
 
 
 @task(cache_policy=NO_CACHE)
-def write_ingest_report(outcome: ingest.IngestOutcome, results_dir: Path) -> Path:
-    """Write the report (JSON and markdown) under the results root; publish it as an artifact."""
+@on_root
+def write_ingest_report(outcome: ingest.IngestOutcome, results_dir: Path) -> str:
+    """Write the report (JSON and markdown) under the results root; publish it as an artifact.
+    Returns where the report is (a path, or a URL on a store)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = ResultsLayout(results_dir).manifests / f"ingest-{stamp}"
+    key = f"manifests/ingest-{stamp}"
+    folder = results_dir / key
     markdown = ingest.report_markdown(outcome)
     with atomic_path(folder, is_dir=True) as tmp:
         write_json(tmp / "report.json", outcome.as_dict())
         (tmp / "report.md").write_text(markdown)
     if TaskRunContext.get() is not None:
         create_markdown_artifact(markdown, key="captcha-ingest", description=outcome.summary())
-    run_logger().info("report %s", folder / "report.json")
-    return folder / "report.json"
+    root = current_root()
+    root.push(key)
+    run_logger().info("report %s", root.location(f"{key}/report.json"))
+    return root.location(f"{key}/report.json")
 
 
 @task(cache_policy=NO_CACHE)
-def announce_dataset_update(outcome: ingest.IngestOutcome, report_path: Path) -> str | None:
+def announce_dataset_update(outcome: ingest.IngestOutcome, report_path: str) -> str | None:
     """Emit one `ocr-pipeline.dataset.updated` event for the dataset folder; its id, if sent."""
     folder = Path(outcome.data_dir)
     event = emit_event(

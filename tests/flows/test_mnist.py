@@ -64,8 +64,9 @@ def test_flow_trains_compares_and_caches(prefect_server, results_dir, mnist_dir)
         assert row["error %"] == pytest.approx(100 * (1 - row["accuracy"]), abs=0.01)
         assert row["epochs"] == "1 best / 1 run"
     assert [row["parameters"] for row in summary.rows] == [101_770, 592_074, 59_933]
-    assert all((path / "model.keras").is_file() for path in summary.models.values())
-    assert all(path.is_file() and path.is_relative_to(results_dir) for path in summary.plots.values())
+    assert all((Path(path) / "model.keras").is_file() for path in summary.models.values())
+    assert all(Path(path).is_file() and Path(path).is_relative_to(results_dir)
+               for path in summary.plots.values())
     assert set(summary.plots) == {"digits", *(f"{m} {kind}" for m in summary.models
                                              for kind in ("confusion", "misclassified"))}
     flow_run_id = state.state_details.flow_run_id
@@ -86,7 +87,7 @@ def test_flow_trains_compares_and_caches(prefect_server, results_dir, mnist_dir)
     shutil.rmtree(summary.models["dense"])  # a cache hit whose files are gone is a miss
     rebuilt_state = mnist(params, return_state=True)
     rebuilt = rebuilt_state.result()
-    assert (rebuilt.models["dense"] / "model.keras").is_file()
+    assert (Path(rebuilt.models["dense"]) / "model.keras").is_file()
     assert rebuilt.rows[1:] == summary.rows[1:]
     assert _training_states(rebuilt_state.state_details.flow_run_id) == ["Cached", "Cached",
                                                                         "Completed"]

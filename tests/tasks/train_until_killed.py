@@ -47,4 +47,4 @@ elif kind == "digits":
     model = train_digit_model.fn(data, "dense", epochs, epochs, 64, 0.2, 0, Path(results_dir))
 else:
     sys.exit(f"KIND must be captcha or digits, not {kind!r}")
-print(f"RESULT epochs_run={model.epochs_run} path={model.path}", flush=True)
+print(f"RESULT epochs_run={model.epochs_run} path={Path(results_dir) / model.path}", flush=True)
