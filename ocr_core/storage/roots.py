@@ -27,9 +27,11 @@ from ocr_core.errors import ConfigError, DataError, OcrPipelineError
 from ocr_core.files import atomic_path, move_aside, remove_path
 from ocr_core.storage import scratch
 from ocr_core.storage.errors import StorageConflict, translated
-from ocr_core.storage.stamps import FileVersions, local_versions, stamp_of
+from ocr_core.storage.stamps import FileVersions, content_versions, local_versions, stamp_of
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
+STAMPS_FOLDER = ".stamps"
+"""Where a local root remembers its files' digests (`ocr_core.storage.stamps.content_versions`)."""
 STORE_SCHEMES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
 """Object-store protocols, with the package that provides each."""
 
@@ -238,14 +240,17 @@ class LocalRoot(Root):
         with open(path, "rb") as handle:
             data = handle.read()
             stat = os.fstat(handle.fileno())
-        return data, f"{stat.st_size}:{stat.st_mtime_ns}"
+        return data, _file_version(stat)
 
     def write_bytes(self, key: str, data: bytes, *, create_only: bool = False,
                     if_version: str | None = None) -> str:
         path = self._path(key)
         if if_version is not None:
-            current = self.files(key).get("")
-            if current is None or current[1] != if_version:
+            try:
+                current = _file_version(path.stat())
+            except FileNotFoundError:
+                current = None
+            if current != if_version:
                 raise StorageConflict(f"{path} changed since it was read")
         if create_only:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,10 +263,15 @@ class LocalRoot(Root):
         else:
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)
-        return self.files(key)[""][1]
+        return _file_version(path.stat())
 
     def files(self, key: str = "") -> FileVersions:
         return local_versions(self._path(key))
+
+    def stamp(self, key: str) -> str | None:
+        memo = self.local / STAMPS_FOLDER / f"{key.replace('/', '%2F') or '%root'}.json"
+        versions = content_versions(self._path(key), memo)
+        return stamp_of(versions) if versions else None
 
     def listdir(self, key: str = "") -> list[str]:
         folder = self._path(key)
@@ -433,6 +443,11 @@ class StoreRoot(Root):
         from ocr_core.storage.leases import Lease
 
         return Lease(self, f"locks/{name}.json")
+
+
+def _file_version(stat: os.stat_result) -> str:
+    """A local file's version for conditional writes: its size and modification time."""
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _version(info: dict[str, Any]) -> str:
