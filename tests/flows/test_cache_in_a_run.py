@@ -62,10 +62,11 @@ def test_an_edit_retrains_only_and_prune_collects_the_old_keys(
     result = CliRunner().invoke(main, ["cache", "prune", "--older-than", "7d", "--yes",
                                        "--results-dir", str(results_dir)])
     assert result.exit_code == 0, result.output
-    assert not first.model_path.exists() and edited.model_path.is_dir()
+    assert not Path(first.model_path).exists() and Path(edited.model_path).is_dir()
     assert any((results_dir / "data" / "synthetic").iterdir())  # read by the second run
 
     monkeypatch.undo()
     again, recomputed = _run(results_dir)
     assert recomputed == TRAINING | UNCACHED
-    assert again.model_path == first.model_path and (again.model_path / "model.keras").is_file()
+    assert again.model_path == first.model_path
+    assert (Path(again.model_path) / "model.keras").is_file()
