@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
 from ocr_core.cache.entries import KeyEntry, parse_duration, plan_prune, remove_key, scan
 from ocr_core.config import default_results_dir
 from ocr_core.files import remove_path
+from ocr_core.storage import root_url
 
 DEFAULT_OLDER_THAN = "30d"
 
 results_dir_option = click.option(
-    "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Results root whose cache to read. Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
+    "--results-dir", default=None,
+    help="Results root whose cache to read: a folder or a store URL (s3://bucket/prefix). "
+    "Default: $OCR_PIPELINE_RESULTS or ./ocr-results.")
 
 
-def _root(results_dir: Path | None) -> Path:
-    return (results_dir or default_results_dir()).expanduser().absolute()
+def _root(results_dir: str | None) -> str:
+    return root_url(results_dir or default_results_dir())
 
 
 def _size(size: float) -> str:
@@ -59,7 +60,7 @@ def cache() -> None:
 
 @cache.command("ls")
 @results_dir_option
-def list_cache(results_dir: Path | None) -> None:
+def list_cache(results_dir: str | None) -> None:
     """Each key under the results root: its step, size, age (since last written or read) and
     whether a Prefect result or a registry version refers to it."""
     root = _root(results_dir)
@@ -76,7 +77,7 @@ def list_cache(results_dir: Path | None) -> None:
 @click.option("--older-than", default=DEFAULT_OLDER_THAN, show_default=True,
               help="Remove keys not used for this long: a number and a unit (s, m, h, d, w).")
 @click.option("--yes", is_flag=True, help="Remove them; without it, only list what would go.")
-def prune_cache(results_dir: Path | None, older_than: str, yes: bool) -> None:
+def prune_cache(results_dir: str | None, older_than: str, yes: bool) -> None:
     """Remove keys not used for --older-than that no registry version, running step or kept
     key refers to. Without --yes, a dry run."""
     seconds = parse_duration(older_than)

@@ -31,14 +31,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import filelock
 
-from ocr_core.cache.locks import is_step_locked, step_lock
+from ocr_core.cache.locks import step_lock
 from ocr_core.errors import ConfigError, DataError
 from ocr_core.files import remove_path
 from ocr_core.layout import ResultsLayout
+from ocr_core.storage import open_root
+from ocr_core.storage.roots import STAMPS_FOLDER
 
 KEY_PATTERN = re.compile(r"(?<![0-9a-f])[0-9a-f]{24}(?![0-9a-f])")
 _KEYED_NAME = re.compile(r"^(?P<prefix>.*?)-?(?P<key>[0-9a-f]{24})(?:\.[A-Za-z0-9]+)?$")
@@ -80,7 +82,7 @@ class KeyEntry:
     """One key of a results root: the places named by it and what refers to it."""
 
     key: str
-    places: list[Path] = field(default_factory=list)
+    places: list[PurePath] = field(default_factory=list)  # paths; keys on a store
     size: int = 0  # bytes of its files
     unshared: int = 0  # bytes that removing it frees (files with no other hard link)
     written: float = 0.0  # newest modification time of its files
@@ -100,7 +102,13 @@ class KeyEntry:
         return kinds[0] if kinds else "prefect result"
 
 
-def _step_of(place: Path) -> str:
+def keyed_name(name: str) -> str | None:
+    """The key a place's name ends in (`crnn-<key>`, `samples-<key>.png`), else None."""
+    match = _KEYED_NAME.match(name)
+    return match["key"] if match else None
+
+
+def _step_of(place: PurePath) -> str:
     """`collect_captchas` for data/synthetic/<key>, `train_model` for models/crnn-<key>..."""
     match = _KEYED_NAME.match(place.name)
     prefix = match["prefix"] if match else ""
@@ -168,7 +176,7 @@ def _read_without_touching(path: Path) -> bytes:
         return file.read()
 
 
-def _record_text(raw: bytes) -> str:
+def record_text(raw: bytes) -> str:
     """A Prefect result file's text with its base64 pickled value decoded (never unpickled)."""
     try:
         record = json.loads(raw)
@@ -179,8 +187,15 @@ def _record_text(raw: bytes) -> str:
     return (raw + b"\n" + decoded).decode("latin-1")
 
 
-def scan(results_dir: Path) -> dict[str, KeyEntry]:
-    """Every key under `results_dir` with its places, size, last use and references."""
+def scan(results_dir: str | Path) -> dict[str, KeyEntry]:
+    """Every key under the results root (a folder or a store) with its places, size, last use
+    and references."""
+    root = open_root(results_dir)
+    if not root.is_local:
+        from ocr_core.cache.store_keys import scan_store
+
+        return scan_store(root)
+    results_dir = Path(root.url)
     layout = ResultsLayout(results_dir)
     if not results_dir.is_dir():
         raise DataError(f"results root {results_dir} does not exist")
@@ -193,7 +208,7 @@ def scan(results_dir: Path) -> dict[str, KeyEntry]:
     for key, place in _keyed_places(results_dir):
         entry(key).places.append(place)
         if place.parent == layout.prefect_results:
-            held = set(KEY_PATTERN.findall(_record_text(_read_without_touching(place))))
+            held = set(KEY_PATTERN.findall(record_text(_read_without_touching(place))))
             references[key] = (held, place.stat().st_atime)
     for key, (held, read) in references.items():
         for other in held & entries.keys():
@@ -221,7 +236,7 @@ class PrunePlan:
     leftovers: list[Path]  # places an interrupted prune renamed aside
 
 
-def plan_prune(results_dir: Path, older_than: float, now: float | None = None) -> PrunePlan:
+def plan_prune(results_dir: str | Path, older_than: float, now: float | None = None) -> PrunePlan:
     """The keys not used for `older_than` seconds that no registry entry, running step or kept
     key's result refers to."""
     entries = scan(results_dir)
@@ -232,7 +247,7 @@ def plan_prune(results_dir: Path, older_than: float, now: float | None = None) -
             kept[key] = f"registry {', '.join(sorted(item.registry))}"
         elif now - item.last_used < older_than:
             kept[key] = "recent"
-        elif is_step_locked(results_dir, key):
+        elif open_root(results_dir).lock(key).is_locked():
             kept[key] = "held by a running step"
     pending = list(kept)
     while pending:  # what a kept key's result points at stays with it
@@ -243,14 +258,23 @@ def plan_prune(results_dir: Path, older_than: float, now: float | None = None) -
                 pending.append(other)
     remove = [item for key, item in entries.items() if key not in kept]
     old_kept = {key: why for key, why in kept.items() if why != "recent"}
-    leftovers = [path for folder in _keyed_folders(results_dir) for path in folder.iterdir()
-                 if path.name.startswith(ASIDE_PREFIX)]
+    root = open_root(results_dir)
+    leftovers = [path for folder in _keyed_folders(Path(root.url)) for path in folder.iterdir()
+                 if path.name.startswith(ASIDE_PREFIX)] if root.is_local else []
     return PrunePlan(sorted(remove, key=lambda item: item.last_used), old_kept, leftovers)
 
 
-def remove_key(results_dir: Path, item: KeyEntry) -> bool:
+def remove_key(results_dir: str | Path, item: KeyEntry) -> bool:
     """Remove a key's places: its Prefect result first, then each place renamed aside and
     deleted, all under the key's lock. False when a running step holds the lock."""
+    root = open_root(results_dir)
+    if not root.is_local:
+        from ocr_core.cache.store_keys import remove_store_key
+
+        return remove_store_key(root, item)
+    results_dir = Path(root.url)
+    for memo in (results_dir / STAMPS_FOLDER).glob(f"*{item.key}*.json"):
+        memo.unlink(missing_ok=True)
     try:
         with step_lock(results_dir, item.key, timeout=0):
             for place in sorted(item.places, key=lambda p: p.parent.name != "prefect-results"):

@@ -360,6 +360,17 @@ class StoreRoot(Root):
                 versions[relative] = (int(info["size"]), _version(info))
         return versions
 
+    def modified(self, key: str = "") -> dict[str, tuple[int, float]]:
+        """Size and last-modified time (seconds since the epoch) of each file under `key`."""
+        full = self._full(key).rstrip("/")
+        with translated(self.location(key)):
+            try:
+                found = self.fs.find(full, detail=True)
+            except FileNotFoundError:
+                return {}
+        return {name[len(full) + 1:]: (int(info["size"]), _modified(info))
+                for name, info in found.items() if name != full}
+
     def listdir(self, key: str = "") -> list[str]:
         with translated(self.location(key)):
             try:
@@ -448,6 +459,11 @@ class StoreRoot(Root):
 def _file_version(stat: os.stat_result) -> str:
     """A local file's version for conditional writes: its size and modification time."""
     return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _modified(info: dict[str, Any]) -> float:
+    stamp = info.get("LastModified") or info.get("mtime") or info.get("updated")
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0)
 
 
 def _version(info: dict[str, Any]) -> str:

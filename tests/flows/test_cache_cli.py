@@ -184,3 +184,42 @@ def test_durations():
     assert parse_duration(" 1.5w ") == 1.5 * 7 * DAY
     with pytest.raises(ConfigError, match="e.g. 7d or 12h"):
         parse_duration("")
+
+
+class TestOnAStore:
+    """The same commands on an S3 root: keys from one listing, ages from the last write."""
+
+    def test_ls_and_prune_keep_what_the_registry_and_kept_records_name(self, s3_root):
+        from ocr_core.storage import open_root
+
+        store = open_root(s3_root)
+        registered, record_only, loose = "a" * 24, "b" * 24, "c" * 24
+        for key in (registered, record_only, loose):
+            store.write_bytes(f"models/crnn-{key}/model.keras", b"m" * 100)
+        store.write_json(f"prefect-results/{registered}", {"result": f"models/crnn-{registered}"})
+        store.write_json("registry/versions/v1/version.json", {"source": f"crnn-{registered}"})
+        listed = CliRunner().invoke(main, ["cache", "ls", "--results-dir", s3_root])
+        assert listed.exit_code == 0, listed.output
+        assert "3 keys, " in listed.output and "registry v1" in listed.output
+
+        pruned = CliRunner().invoke(main, ["cache", "prune", "--older-than", "0s", "--yes",
+                                           "--results-dir", s3_root])
+        assert pruned.exit_code == 0, pruned.output
+        assert store.listdir("models") == [f"crnn-{registered}"]
+        assert store.exists(f"prefect-results/{registered}")
+
+    def test_a_key_held_by_a_running_step_stays(self, s3_root):
+        from ocr_core.storage import open_root
+
+        store = open_root(s3_root)
+        key = "d" * 24
+        store.write_bytes(f"datasets/{key}/train.bin", b"t")
+        held = store.lock(key)
+        assert held.try_acquire()
+        try:
+            result = CliRunner().invoke(main, ["cache", "prune", "--older-than", "0s", "--yes",
+                                               "--results-dir", s3_root])
+        finally:
+            held.release()
+        assert result.exit_code == 0 and "held by a running step" in result.output
+        assert store.exists(f"datasets/{key}/train.bin")

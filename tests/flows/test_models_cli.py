@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from ocr_core.errors import RegistryError
 from ocr_core.registry import Registry
 from tests.bundles import constant_reader
 
@@ -172,3 +173,20 @@ class TestPredictWithTheChampion:
         result = run("predict", "--results-dir", str(tmp_path), str(captcha_dir))
         assert result.exit_code == 5
         assert "no --model given and no champion" in result.output
+
+
+def test_the_registry_on_a_store(s3_root, tmp_path, captcha_dir):
+    registry = Registry.of(s3_root)
+    version = registry.register(two_reader(tmp_path / "a"), training_data={"source": "synthetic"},
+                                params={})
+    registry.set_champion(version, "first model", replacing=None)
+    listed = run("models", "list", "--results-dir", s3_root)
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines()[1].startswith("*") and "v1" in listed.output
+    shown = run("models", "show", "--results-dir", s3_root, "--json")
+    assert json.loads(shown.output)["path"] == f"{s3_root}/registry/versions/v1"
+    read = CliRunner().invoke(main, ["predict", "--results-dir", s3_root, str(captcha_dir)])
+    assert read.exit_code == 0, read.output
+    assert f"using the champion v1 ({s3_root}/registry/versions/v1)" in read.stderr
+    with pytest.raises(RegistryError, match="moved"):  # a pointer moved from a stale read
+        registry.set_champion(version, "again", replacing=None)

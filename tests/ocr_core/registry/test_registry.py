@@ -265,8 +265,11 @@ class TestLock:
             registry.set_champion(version, "nested")
         assert registry.champion().name == "v1"
 
-    def test_two_processes_register_and_promote_without_losing_updates(self, tmp_path):
-        per_process = 6
+    @pytest.mark.parametrize("where", ["folder", "store"])
+    def test_two_processes_register_and_promote_without_losing_updates(self, tmp_path, where,
+                                                                        request):
+        results = str(tmp_path) if where == "folder" else request.getfixturevalue("s3_root")
+        per_process = 4 if where == "store" else 6
         for writer in ("a", "b"):
             for index in range(per_process):
                 make_bundle(tmp_path / "bundles" / f"{writer}{index}", f"{writer}{index}")
@@ -275,21 +278,21 @@ class TestLock:
             from pathlib import Path
             from ocr_core.registry import Registry
 
-            root, writer, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+            root, results, writer, count = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
             while not (root / "go").exists():
                 time.sleep(0.01)
-            registry = Registry.of(root)
+            registry = Registry.of(results)
             for index in range(count):
                 version = registry.register(root / "bundles" / f"{writer}{index}",
                                             training_data={"writer": writer}, params={})
                 with registry.lock():
                     before = registry.champion()
-                    registry.set_champion(version, writer)
+                    registry.set_champion(version, writer, replacing=before)
                     registry.record_decision({"challenger": version.name,
                                               "champion_before": before and before.name})
         """)
-        processes = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), writer,
-                                       str(per_process)], cwd=PROJECT_ROOT,
+        processes = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), results,
+                                       writer, str(per_process)], cwd=PROJECT_ROOT,
                                       stderr=subprocess.PIPE, text=True)
                      for writer in ("a", "b")]
         (tmp_path / "go").touch()
@@ -297,7 +300,7 @@ class TestLock:
             _, errors = process.communicate(timeout=120)
             assert process.returncode == 0, errors
 
-        registry = Registry.of(tmp_path)
+        registry = Registry.of(results)
         versions = registry.versions()
         assert [v.number for v in versions] == list(range(1, 2 * per_process + 1))
         expected = {bundle_digest(p) for p in (tmp_path / "bundles").iterdir()}
@@ -308,5 +311,7 @@ class TestLock:
         for previous, current in zip(decisions, decisions[1:], strict=False):
             assert current["champion_before"] == previous["challenger"]
         assert registry.champion().name == decisions[-1]["challenger"]
+        if where == "store":
+            return
         leftovers = [p for p in (tmp_path / "registry").rglob(".tmp-*")]
         assert leftovers == [] and os.listdir((tmp_path / "registry") / "decisions")
