@@ -7,6 +7,7 @@ program calling a flow) has no deployment and keeps its freedom.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from uuid import UUID
@@ -63,7 +64,8 @@ def start_time_budget(minutes: float) -> threading.Timer | None:
     return timer
 
 
-def cancel_flow_run(flow_run_id: UUID, minutes: float, logger) -> None:
+def cancel_flow_run(flow_run_id: UUID, minutes: float,
+                    logger: logging.Logger | logging.LoggerAdapter) -> None:
     """Ask the server to cancel a flow run that exceeded its time budget (a finished one stays)."""
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
