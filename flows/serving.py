@@ -29,7 +29,7 @@ from ocr_core.config import CaptchaParams, RetrainParams, SweepParams
 from ocr_core.data.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 from ocr_core.guards.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
 from ocr_core.layout import RESULTS_ENV
-from tasks.served_limits import ServedLimits, check_served_limits, env_name
+from tasks.served_limits import ServedLimits, check_served_limits
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -214,7 +214,6 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
     # the allowed roots (an administrator's setting wins over the folders given here).
     os.environ[RESULTS_ENV] = str(params.results_dir)
     os.environ.setdefault(ALLOWED_ROOTS_ENV, roots_setting(served_folders(params)))
-    os.environ.pop(env_name("dask_address"), None)
     os.environ.update(limits.as_environ())
     prepare_environment(params.results_dir)
     from prefect import serve as serve_deployments
