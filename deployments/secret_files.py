@@ -9,6 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class PrivacyError(RuntimeError):
+    """A secret file that others may read or change; printed as one line."""
+
+
 def write_secret(path: Path, text: str) -> None:
     """Write `text` to `path` with mode 0600, replacing it atomically.
 
@@ -28,8 +32,22 @@ def write_secret(path: Path, text: str) -> None:
         raise
 
 
+def read_secret(path: Path) -> str:
+    """The secret in `path`, which must be private to its owner.
+
+    Raises:
+        PrivacyError: the file has group or other permission bits; the message says how to fix it.
+    """
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise PrivacyError(f"{path} is open to other accounts (mode {mode:04o}): make it private "
+                           f"with `chmod 600 {path}` (or remove it to have a new one made)")
+    return path.read_text().strip()
+
+
 def read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
-    """The secret in `path`, created with `make()` (mode 0600) on first use."""
+    """The secret in `path`, created with `make()` (mode 0600) on first use; an existing one must
+    be private (`read_secret`)."""
     if not path.is_file():
         write_secret(path, make())
-    return path.read_text().strip()
+    return read_secret(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from flows.models_cli import models, retrain
 from flows.options import params_command
 from flows.reading_cli import evaluate, predict, predict_batch, review
 from flows.serving import serve
-from ocr_core.config import CaptchaParams, IngestParams, MnistParams, RunnerParams, SweepParams
+from ocr_core.config import (
+    DEFAULT_EVALUATION_SEED,
+    CaptchaParams,
+    IngestParams,
+    MnistParams,
+    RunnerParams,
+    SweepParams,
+)
 from ocr_core.errors import DataError
 from ocr_core.statistics import format_accuracy
 from ocr_core.storage import is_url
@@ -108,24 +116,42 @@ def sweep(params: SweepParams) -> None:
     click.echo(f"champion: {summary.champion or 'none'}; decision log: {summary.decision_path}")
 
 
+RESERVED_SEEDS = {DEFAULT_EVALUATION_SEED: "the registry's evaluation seed",
+                  CaptchaParams.model_fields["seed"].default: "the main job's training seed"}
+
+
+def fresh_seed() -> int:
+    """A random generator seed, never one of `RESERVED_SEEDS`."""
+    while (seed := secrets.randbelow(2**31)) in RESERVED_SEEDS:
+        continue
+    return seed
+
+
 @main.command()
 @click.option("--count", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
               help="Captchas to generate.")
-@click.option("--seed", type=click.IntRange(0), default=2024, show_default=True,
-              help="Generator seed; use one never used in training for a fair evaluation.")
+@click.option("--seed", type=click.IntRange(0), default=None,
+              help="Generator seed (the same seed, the same images). Default: a new random seed "
+              "each time, printed, never the registry's evaluation seed or a training default.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @params_command(RunnerParams, exclude=("max_workers",))
-def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None:
+def generate(params: RunnerParams, count: int, seed: int | None, out_dir: Path) -> None:
     """Write COUNT generated captchas (<label>.png, 200x50) into OUT_DIR.
 
     With --dask-workers or --dask-address the images are rendered in shards by Dask workers
     (the same bytes as here); OUT_DIR must then be on storage the workers see.
     """
+    if seed is None:
+        seed = fresh_seed()
+    elif seed in RESERVED_SEEDS:
+        click.echo(f"warning: seed {seed} is {RESERVED_SEEDS[seed]}: these images may be ones a "
+                   "model was trained or evaluated on", err=True)
+    again = f"(seed {seed}; the same images again: --seed {seed})"
     if params.runner_kind == "threads":
         from ocr_core.captcha.synthetic import generate_captchas
 
         paths = generate_captchas(out_dir, count, seed, workers=min(2, os.cpu_count() or 1))
-        click.echo(f"wrote {len(paths)} captchas to {out_dir}")
+        click.echo(f"wrote {len(paths)} captchas to {out_dir} {again}")
         return
 
     out_dir = out_dir.expanduser().absolute()
@@ -138,7 +164,7 @@ def generate(params: RunnerParams, count: int, seed: int, out_dir: Path) -> None
 
     with api_for_local_workers(params):
         written = generate_captcha_folder.with_options(task_runner=runner)(GenerateParams(**values))
-    click.echo(f"wrote {written} captchas to {out_dir}")
+    click.echo(f"wrote {written} captchas to {out_dir} {again}")
 
 
 @main.command()

@@ -59,14 +59,28 @@ def _load_model(model: str | None, results_dir: str | None = None):
 
 
 def _read(model: str | None, results_dir: str | None, decoder: str, beam_width: int,
-          inputs: tuple[str, ...]) -> list:
-    """Read the images of `inputs` (files or folders, paths or store URLs) in this process."""
+          inputs: tuple[str, ...], check_overlap: bool = False) -> tuple[list, list[Path] | None]:
+    """Read the images of `inputs` (files or folders, paths or store URLs) in this process.
+
+    Returns:
+        the predictions, and with `check_overlap` the images the model was trained or validated
+        on (None: the bundle does not record its training images, or no check was asked for).
+    """
     import_tensorflow_quietly()
+    from ocr_core.bundle.folder import seen_in_training
     from ocr_core.captcha.inference import expand_inputs, predict_files
 
     paths = expand_inputs(local_copy(item) for item in inputs)
     bundle = _load_model(model, results_dir)
-    return predict_files(bundle, paths, strategy=decoder, beam_width=beam_width)
+    seen = seen_in_training(bundle, paths) if check_overlap else None
+    if check_overlap and seen is None:
+        click.echo(f"note: {bundle.path} does not record its training images (an older "
+                   "bundle): whether they overlap these images cannot be checked", err=True)
+    elif seen:
+        click.echo(f"warning: {len(seen)} of {len(paths)} images are images {bundle.path} was "
+                   f"trained or validated on (same bytes, e.g. {seen[0]}): the accuracy below "
+                   "overstates how it reads captchas it has not seen", err=True)
+    return predict_files(bundle, paths, strategy=decoder, beam_width=beam_width), seen
 
 
 @click.command()
@@ -82,7 +96,7 @@ def _read(model: str | None, results_dir: str | None, decoder: str, beam_width: 
 def predict(model: str | None, results_dir: str | None, output_format: str, decoder: str,
             beam_width: int, inputs: tuple[str, ...]) -> None:
     """Read captcha images (files or folders of PNGs) and print one line per image."""
-    for prediction in _read(model, results_dir, decoder, beam_width, inputs):
+    for prediction in _read(model, results_dir, decoder, beam_width, inputs)[0]:
         if output_format == "json":
             click.echo(json.dumps(prediction.as_dict()))
         else:
@@ -149,7 +163,7 @@ def review(model: str | None, results_dir: str | None, decoder: str, beam_width:
     Each goes in as <prediction>.png; a person renames the misreads to their true labels and
     `ocr-pipeline ingest REVIEW_DIR --data-dir D` takes them into the dataset.
     """
-    predictions = _read(model, results_dir, decoder, beam_width, inputs)
+    predictions = _read(model, results_dir, decoder, beam_width, inputs)[0]
     from ocr_core.captcha.review import queue_for_review  # TensorFlow is loaded (quietly) by now
 
     queued = queue_for_review(predictions, review_below, review_dir)
@@ -165,16 +179,23 @@ def review(model: str | None, results_dir: str | None, decoder: str, beam_width:
 @click.argument("data_dir")
 def evaluate(model: str | None, results_dir: str | None, decoder: str, beam_width: int,
              as_json: bool, data_dir: str) -> None:
-    """Score a model on a folder of <label>.png captchas: accuracy, CER and the misreads."""
-    predictions = _read(model, results_dir, decoder, beam_width, (data_dir,))
+    """Score a model on a folder of <label>.png captchas (a path or a store URL): accuracy, CER
+    and the misreads.
+
+    Warns (on stderr) when some of the images are ones the model was trained or validated on,
+    by content; a bundle that does not record its training images says the check is not possible.
+    """
+    predictions, seen = _read(model, results_dir, decoder, beam_width, (data_dir,),
+                              check_overlap=True)
     from ocr_core.captcha.inference import score  # TensorFlow is loaded (quietly) by now
 
     report = score(predictions)
     if as_json:
         low, high = wilson_interval(correct_count(report.sequence_accuracy, report.count),
                                     report.count)
-        click.echo(json.dumps(report.as_dict() | {"sequence_accuracy_interval_95": [low, high]},
-                              indent=2))
+        click.echo(json.dumps(report.as_dict() | {
+            "sequence_accuracy_interval_95": [low, high],
+            "seen_in_training": None if seen is None else [str(p) for p in seen]}, indent=2))
         return
     click.echo(f"images:               {report.count}")
     click.echo(f"sequence accuracy:    {format_accuracy(report.sequence_accuracy, report.count)}")

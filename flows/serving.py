@@ -24,11 +24,12 @@ import click
 
 from flows.command_errors import CliCommand
 from flows.environment import prepare_environment
-from flows.options import params_command
+from flows.options import build_params, model_options, params_command
 from ocr_core.config import CaptchaParams, RetrainParams, SweepParams
 from ocr_core.data.ingest import DATASET_UPDATED_EVENT, dataset_resource_id
 from ocr_core.guards.allowed_roots import ALLOWED_ROOTS_ENV, roots_setting
 from ocr_core.layout import RESULTS_ENV
+from tasks.served_limits import ServedLimits, check_served_limits
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -82,7 +83,7 @@ def new_data_trigger(params: RetrainParams, defaults: dict[str, Any],
 
 def build_deployments(
     params: RetrainParams, cron: str | None = DEFAULT_RETRAIN_CRON, timezone: str = "UTC",
-    debounce: float = DEFAULT_RETRAIN_DEBOUNCE,
+    debounce: float = DEFAULT_RETRAIN_DEBOUNCE, runner: dict[str, Any] | None = None,
 ) -> list[RunnerDeployment]:
     """Deployments of the captcha, retrain, sweep, mnist and predict flows with `params` as
     defaults (predict asks for its inputs and results file).
@@ -93,6 +94,8 @@ def build_deployments(
         timezone: IANA time zone of `cron`.
         debounce: seconds that gather ingests into one retrain (dir source only: the retrain
             deployment then triggers on new data in `params.data_dir`).
+        runner: runner defaults of the flows that fan out (sweep, mnist, predict), e.g. the
+            served `dask_address` (`served_limits`).
     """
     from prefect.schedules import Cron
 
@@ -107,8 +110,11 @@ def build_deployments(
         # Same seed, same data: a scheduled run would only find last week's model in the cache.
         retrain_defaults["params"].setdefault("reseed_each_run", True)
     on_dataset = params.source == "dir"
+    runner = runner or {}
     sweep_defaults = default_parameters(params, SweepParams)
     sweep_defaults["params"].pop("reseed_each_run", None)  # a sweep keeps its data seed
+    sweep_defaults["params"] |= runner
+    root_only = {"results_dir": str(params.results_dir)}
     deployments = [
         captcha_ocr.to_deployment(
             "captcha", parameters=default_parameters(params, CaptchaParams), tags=TAGS,
@@ -127,10 +133,10 @@ def build_deployments(
             "task run (threads, a local Dask cluster or dask_address); the best challenges the "
             "champion."),
         mnist.to_deployment(
-            "mnist", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
+            "mnist", parameters={"params": root_only | runner}, tags=TAGS,
             description="Train and compare the original notebook's MNIST digit models."),
         captcha_predict.to_deployment(
-            "predict", parameters={"params": {"results_dir": str(params.results_dir)}}, tags=TAGS,
+            "predict", parameters={"params": root_only | runner}, tags=TAGS,
             description="Read folders of captchas with the champion (or a given bundle) into "
             "one results file (.csv or .jsonl), in shards on threads, a local Dask cluster or "
             "dask_address."),
@@ -142,6 +148,23 @@ def served_folders(params: RetrainParams) -> list[Path]:
     """The folders a served run may use by default: the results root and the data folders given."""
     given = [params.results_dir, params.data_dir, params.evaluation_dir]
     return [folder for folder in given if folder is not None]
+
+
+def served_limits(given: dict[str, Any]) -> tuple[ServedLimits, dict[str, Any]]:
+    """The limits of this `serve`: its flags over `OCR_PIPELINE_SERVED_*` over the defaults; and
+    the runner defaults of the fan-out deployments (the served cluster, or the local worker and
+    thread counts given as flags)."""
+    flags = {name: value for name, value in given.items()
+             if name in ServedLimits.model_fields and value is not None}
+    limits = build_params(ServedLimits, ServedLimits.from_environ().model_dump() | flags)
+    runner: dict[str, Any] = {}
+    if limits.dask_address is not None:
+        runner["dask_address"] = limits.dask_address
+    elif flags.get("dask_workers"):
+        runner["dask_workers"] = flags["dask_workers"]
+    if "max_workers" in flags:
+        runner["max_workers"] = flags["max_workers"]
+    return limits, runner
 
 
 def check_schedule(cron: str, timezone: str) -> None:
@@ -168,8 +191,9 @@ def check_schedule(cron: str, timezone: str) -> None:
 @click.option("--retrain-debounce", type=click.FloatRange(0, 86_400), default=DEFAULT_RETRAIN_DEBOUNCE,
               show_default=True, help="With --source dir: seconds that gather ingests into "
               "--data-dir into one retrain, which starts when they are over (0: one per ingest).")
+@model_options(ServedLimits)
 def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, limit: int,
-          retrain_debounce: float) -> None:
+          retrain_debounce: float, **limit_flags: Any) -> None:
     """Serve the captcha, retrain, sweep, mnist and predict flows until interrupted.
 
     Needs a Prefect server (`prefect server start`) and PREFECT_API_URL pointing at it. The
@@ -177,13 +201,20 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
     deployment draws a new seed per run unless --no-reseed-each-run is given. With --source dir
     it also retrains when `ocr-pipeline ingest` adds captchas to --data-dir (an event trigger,
     debounced by --retrain-debounce), one retrain at a time.
+
+    Served runs compute only on the Dask cluster given here (--dask-address), within the limits
+    given here (--dask-workers, --max-workers, --max-samples, --max-epochs, --max-download-mib,
+    --max-run-minutes; docs/security.md): a run asking for more is refused before any work.
     """
     if not no_schedule:
         check_schedule(cron, timezone)
+    limits, runner = served_limits(limit_flags)
+    check_served_limits(params, limits)  # the runs' defaults must fit
     # Flow runs are child processes: they inherit the results root, Prefect's storage path and
     # the allowed roots (an administrator's setting wins over the folders given here).
     os.environ[RESULTS_ENV] = str(params.results_dir)
     os.environ.setdefault(ALLOWED_ROOTS_ENV, roots_setting(served_folders(params)))
+    os.environ.update(limits.as_environ())
     prepare_environment()
     from prefect import serve as serve_deployments
     from prefect.settings import get_current_settings
@@ -193,4 +224,4 @@ def serve(params: RetrainParams, cron: str, timezone: str, no_schedule: bool, li
             "no Prefect server to serve to: start one with `prefect server start` and set "
             "PREFECT_API_URL (e.g. prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api)")
     serve_deployments(*build_deployments(params, None if no_schedule else cron, timezone,
-                                         retrain_debounce), limit=limit)
+                                         retrain_debounce, runner), limit=limit)

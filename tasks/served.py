@@ -1,4 +1,4 @@
-"""Served runs: whether this flow run was started by the Prefect server, and its path confinement.
+"""Served runs: whether this flow run was started by the Prefect server, and what it may do.
 
 "Served" means the run belongs to a deployment (its form, an automation, a schedule, the API);
 such a run's parameters come from whoever reaches the server. A local run (the CLI, a Python
@@ -7,9 +7,14 @@ program calling a flow) has no deployment and keeps its freedom.
 
 from __future__ import annotations
 
+import logging
+import threading
+from uuid import UUID
+
 from pydantic import BaseModel
 
 from ocr_core.guards.allowed_roots import allowed_roots, check_served_paths
+from tasks.served_limits import ServedLimits, check_served_limits, serve_flag
 
 
 def is_served() -> bool:
@@ -25,7 +30,49 @@ def served_allowed_roots() -> list[str] | None:
 
 
 def confine_served_run(params: BaseModel) -> None:
-    """In a served run, refuse every path parameter outside the allowed roots and a results root
-    other than the served one (`ocr_core.guards.allowed_roots.check_served_paths`); a no-op locally."""
-    if is_served():
-        check_served_paths(params)
+    """In a served run, before any work: refuse every path outside the allowed roots and a
+    results root other than the served one (`ocr_core.guards.allowed_roots.check_served_paths`),
+    another Dask cluster and any size over the served limits (`tasks.served_limits`); then start
+    the run's time budget. A no-op locally."""
+    if not is_served():
+        return
+    check_served_paths(params)
+    limits = ServedLimits.from_environ()
+    check_served_limits(params, limits)
+    start_time_budget(limits.max_run_minutes)
+
+
+def start_time_budget(minutes: float) -> threading.Timer | None:
+    """Cancel the current flow run through the API once it has run `minutes`.
+
+    Only a top-level run starts a budget (a subflow is inside its parent's). Cancelling is
+    Prefect's own: the process that runs the flow run (`serve`, a worker) sees the state and
+    stops the run's process group, local Dask workers included; every output is written whole or
+    not at all (`ocr_core.files.atomic_path`), so a stopped run leaves nothing half-written.
+    """
+    from prefect.context import FlowRunContext
+    from prefect.logging import get_run_logger
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.parent_task_run_id:
+        return None
+    timer = threading.Timer(minutes * 60, cancel_flow_run,
+                            args=(context.flow_run.id, minutes, get_run_logger()))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def cancel_flow_run(flow_run_id: UUID, minutes: float,
+                    logger: logging.Logger | logging.LoggerAdapter) -> None:
+    """Ask the server to cancel a flow run that exceeded its time budget (a finished one stays)."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    message = (f"exceeded the served time budget of {minutes:g} minutes; an administrator can "
+               f"raise it with `ocr-pipeline serve {serve_flag('max_run_minutes')}`")
+    with get_client(sync_client=True) as client:
+        if client.read_flow_run(flow_run_id).state.is_final():
+            return
+        logger.error("the run %s: cancelling it", message)
+        client.set_flow_run_state(flow_run_id, Cancelling(message=message))

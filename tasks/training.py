@@ -78,13 +78,23 @@ def train_model(
     save_bundle(step.bundle, result.model,
                 captcha_fields(datasets.vocabulary, spec.height, spec.width), recipe=recipe,
                 training_data_sha256=read_json(datasets.split_manifest)["digest"],
-                step_key=step.key, params=params, history=result.history, metrics=metrics)
+                step_key=step.key, params=params, history=result.history, metrics=metrics,
+                training_images=training_digests(datasets))
     remove_path(step.work)
     run_logger().info(
         "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch,
         result.epochs_run, plan.epochs, ", stopped early" if result.stopped_early else "",
         result.kept_because, step.bundle)
     return ModelBundle.from_folder(step.bundle, step.key)
+
+
+def training_digests(datasets: Datasets) -> list[str]:
+    """sha256 of the images a model of `datasets` learns from and is selected on (train and
+    validation splits), for its bundle's overlap check."""
+    from ocr_core.data.dataset import split_membership
+
+    membership = split_membership(datasets.split_manifest)
+    return membership["train"] + membership["validation"]
 
 
 # NO_CACHE: a check, not a result; a rerun with another threshold must check again.

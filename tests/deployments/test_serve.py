@@ -8,9 +8,10 @@ import yaml
 from click.testing import CliRunner
 from prefect.utilities.schema_tools import validate
 
-from flows.serving import DEFAULT_RETRAIN_CRON, build_deployments, serve
+from flows.serving import DEFAULT_RETRAIN_CRON, build_deployments, serve, served_limits
 from ocr_core.config import RetrainParams
 from ocr_core.layout import RESULTS_ENV
+from tasks.served_limits import ServedLimits, env_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_ROOT / "deployments" / "prefect.yaml"
@@ -97,9 +98,42 @@ class TestServeCommand:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         monkeypatch.setenv(RESULTS_ENV, str(tmp_path))  # serve sets it; restored afterwards
+        for name in ServedLimits.model_fields:
+            monkeypatch.delenv(env_name(name), raising=False)
         with temporary_settings(restore_defaults={PREFECT_API_URL}):
             result = CliRunner().invoke(serve, ["--results-dir", str(tmp_path)])
         assert result.exit_code == 2 and "prefect server start" in result.output
+
+    def test_the_runs_defaults_must_fit_the_limits(self):
+        result = CliRunner().invoke(serve, ["--num-samples", "60000", "--no-schedule"])
+        assert result.exit_code == 2
+        assert ("num_samples=60000 is over the served limit max_samples=50000; an administrator "
+                "can raise it with `ocr-pipeline serve --max-samples`") in result.output
+        result = CliRunner().invoke(serve, ["--max-epochs", "0"])
+        assert result.exit_code == 2 and "--max-epochs" in result.output
+
+
+class TestServedLimits:
+    def test_flags_win_over_the_environment_and_the_defaults(self, monkeypatch):
+        monkeypatch.setenv(env_name("max_samples"), "3000")
+        monkeypatch.setenv(env_name("max_epochs"), "9")
+        limits, runner = served_limits({"max_epochs": 5, "dask_workers": None})
+        assert (limits.max_samples, limits.max_epochs, limits.dask_workers) == (3000, 5, 2)
+        assert runner == {}  # nothing given: the runs keep their threads
+
+    def test_the_served_cluster_is_the_fan_out_flows_default(self, monkeypatch):
+        for name in ServedLimits.model_fields:
+            monkeypatch.delenv(env_name(name), raising=False)
+        limits, runner = served_limits({"dask_address": "tcp://10.0.0.5:8786", "max_workers": 1})
+        assert runner == {"dask_address": "tcp://10.0.0.5:8786", "max_workers": 1}
+        assert limits.as_environ()[env_name("dask_address")] == "tcp://10.0.0.5:8786"
+        params = RetrainParams(results_dir=Path("relative-results"), num_samples=40)
+        served = {d.name: d for d in build_deployments(params, runner=runner)}
+        for name in ("sweep", "mnist", "predict"):
+            assert served[name].parameters["params"]["dask_address"] == "tcp://10.0.0.5:8786"
+        assert schema_errors(served["sweep"], served["sweep"].parameters) == []
+        assert "dask_address" not in served["captcha"].parameters["params"]
+        assert served_limits({"dask_workers": 3})[1] == {"dask_workers": 3}
 
 
 @pytest.fixture(scope="module")

@@ -236,3 +236,34 @@ def test_served_retrain_runs_from_the_api_and_prefect_yaml_deploys(server, tmp_p
     assert [s.schedule.cron for s in retrain.schedules] == ["0 3 * * 1"]
     assert retrain.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
         "directory": str(PROJECT_ROOT)}}]
+
+
+def test_a_served_run_past_its_time_budget_is_cancelled_and_leaves_no_output(server, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url, processes = server
+    results = tmp_path / "results"
+    serve = processes.start(
+        "serve", sys.executable, "-m", "deployments.serve", "--results-dir", str(results),
+        "--no-schedule", "--max-run-minutes", "0.25")
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        served_retrain(client, serve, processes)
+        # 20,000 captchas and 250 epochs: far more than 15 s of work.
+        run = run_deployment("captcha-ocr/captcha", timeout=0,
+                             parameters={"params": {"num_samples": 20_000, "epochs": 250}})
+        final = wait_until(lambda: s if (s := client.read_flow_run(run.id).state).is_final()
+                           else None, 180, lambda: processes.log("serve"), poll=1)
+        run = client.read_flow_run(run.id)
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    assert final.name == "Cancelled", (final, processes.log("serve"))
+    # Stopped: SIGTERM to the run's process group, SIGKILL 30 s later if it lingers.
+    assert 15 <= (run.end_time - run.start_time).total_seconds() < 90
+    assert any("exceeded the served time budget of 0.25 minutes" in log.message
+               and "--max-run-minutes" in log.message for log in logs), [r.message for r in logs]
+    # No output: only the scratch folder of the step it was in (never read) and Prefect's records.
+    outputs = [p for p in results.rglob("*") if p.is_file() and "prefect-results" not in p.parts
+               and not any(part.startswith(".tmp-") for part in p.parts)]
+    assert outputs == []

@@ -123,7 +123,11 @@ class TestGenerateAndEvaluate:
         result = runner.invoke(main, ["evaluate", "--json", "--model", str(untrained_bundle),
                                       str(out)])
         assert result.exit_code == 0, result.output
-        report = json.loads(result.output)
+        report = json.loads(result.stdout)
+        assert report["seen_in_training"] is None
+        assert result.stderr == (f"note: {untrained_bundle} does not record its training images "
+                                 "(an older bundle): whether they overlap these images cannot be "
+                                 "checked\n")
         assert report["count"] == 6
         assert len(report["misreads"]) == round(6 * (1 - report["sequence_accuracy"]))
         low, high = report["sequence_accuracy_interval_95"]
@@ -132,6 +136,64 @@ class TestGenerateAndEvaluate:
         result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(out)])
         right = 6 - len(report["misreads"])
         assert f"sequence accuracy:    {100 * right / 6:.1f}% ({right}/6, " in result.output
+
+    def test_evaluate_warns_about_images_the_model_was_trained_on(self, runner, captcha_dir,
+                                                                  tmp_path):
+        from ocr_core.files import sha256_file
+
+        trained_on = sorted(captcha_dir.glob("*.png"))[:30]
+        recipe = get_recipe("crnn")
+        model = save_bundle(
+            tmp_path / "model", recipe.build_model(20),
+            captcha_fields("2345678bcdefgmnpwxy", recipe.height, recipe.width), recipe="crnn",
+            training_data_sha256="0", params={}, history={},
+            training_images=[sha256_file(p) for p in trained_on])
+        folder = tmp_path / "mixed"
+        folder.mkdir()
+        for path in sorted(captcha_dir.glob("*.png"))[26:34]:  # 4 seen in training, 4 not
+            (folder / path.name).write_bytes(path.read_bytes())
+        result = runner.invoke(main, ["evaluate", "--json", "--model", str(model), str(folder)])
+        assert result.exit_code == 0, result.output
+        assert result.stderr.startswith(f"warning: 4 of 8 images are images {model} was trained "
+                                        "or validated on (same bytes")
+        seen = json.loads(result.stdout)["seen_in_training"]
+        assert sorted(seen) == sorted(str(folder / p.name) for p in trained_on[26:])
+
+        fresh = tmp_path / "fresh"
+        result = runner.invoke(main, ["generate", "--count", "8", str(fresh)])
+        result = runner.invoke(main, ["evaluate", "--model", str(model), str(fresh)])
+        assert result.exit_code == 0 and result.stderr == ""
+
+    def test_generate_draws_a_fresh_seed_never_the_evaluation_or_training_one(self, runner,
+                                                                             tmp_path):
+        from ocr_core.captcha.synthetic import generate_captchas
+        from ocr_core.config import DEFAULT_EVALUATION_SAMPLES, DEFAULT_EVALUATION_SEED
+        from ocr_core.files import sha256_file
+
+        evaluation_set = generate_captchas(tmp_path / "evaluation", DEFAULT_EVALUATION_SAMPLES,
+                                           seed=DEFAULT_EVALUATION_SEED)  # the registry's
+        reserved = {sha256_file(p) for p in evaluation_set}
+        reserved |= {sha256_file(p) for p in generate_captchas(tmp_path / "main", 10, seed=42)}
+        seeds = []
+        for name in ("a", "b"):
+            result = runner.invoke(main, ["generate", "--count", "10", str(tmp_path / name)])
+            assert result.exit_code == 0, result.output
+            seed = int(result.stdout.split("(seed ", 1)[1].split(";")[0])
+            assert result.stdout.strip().endswith(f"(seed {seed}; the same images again: "
+                                                  f"--seed {seed})")
+            seeds.append(seed)
+            assert not {sha256_file(p) for p in (tmp_path / name).glob("*.png")} & reserved
+        assert seeds[0] != seeds[1] and not {42, DEFAULT_EVALUATION_SEED} & set(seeds)
+
+        again = runner.invoke(main, ["generate", "--count", "10", "--seed", str(seeds[0]),
+                                     str(tmp_path / "again")])
+        assert again.exit_code == 0
+        assert ({p.name: p.read_bytes() for p in (tmp_path / "again").glob("*.png")}
+                == {p.name: p.read_bytes() for p in (tmp_path / "a").glob("*.png")})
+        reused = runner.invoke(main, ["generate", "--count", "10", "--seed", "2024",
+                                      str(tmp_path / "evaluation-again")])
+        assert "seed 2024 is the registry's evaluation seed" in reused.stderr
+        assert {sha256_file(p) for p in (tmp_path / "evaluation-again").glob("*.png")} <= reserved
 
     def test_evaluate_empty_folder(self, runner, untrained_bundle, tmp_path):
         result = runner.invoke(main, ["evaluate", "--model", str(untrained_bundle), str(tmp_path)])
