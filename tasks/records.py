@@ -209,6 +209,7 @@ class PromotionDecision(Output):
     evaluation_set: dict[str, Any] | None = None
     evaluation_set_uses: int | None = None  # decisions that compared models on this set
     registry: str = ""
+    serving: dict[str, Any] | None = None  # the promoted SavedModel (ocr_core.registry.serving)
 
 
 @dataclass(frozen=True)
