@@ -127,6 +127,14 @@ class TrainedModel(Output):
     validation: dict[str, float] = field(default_factory=dict)
     worker: str = ""  # where it was trained (tasks.workers.current_worker)
     kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
+    mlflow_run: str = ""  # the training's MLflow run (a link), when it was tracked there
+
+    @property
+    def tensorboard(self) -> str:
+        """The training's TensorBoard events folder, beside the bundle."""
+        from ocr_core.training.tensorboard_folder import tensorboard_folder
+
+        return str(tensorboard_folder(self.path))
 
     def files(self) -> list[str]:
         return [str(Path(self.path) / name) for name in
@@ -148,7 +156,7 @@ class TrainedModel(Output):
                    epochs_run=training["epochs_run"], train_seconds=training["seconds"],
                    validation=metrics["validation"], worker=training.get("worker", ""),
                    kept_because=metrics.get("kept_epoch", {}).get("because", ""),
-                   **cls.kind_fields(info))
+                   mlflow_run=training.get("mlflow_run", ""), **cls.kind_fields(info))
 
     @staticmethod
     def kind_fields(info: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ocr_core.config.common import (
     ResultsParams,
     RunnerParams,
     RunParams,
+    TrackingParams,
     check_regular_expression,
 )
 from ocr_core.config.mnist import MNIST_MODELS, MnistModelName, MnistParams
@@ -34,5 +35,6 @@ __all__ = [
     "AbsolutePath", "CaptchaParams", "ImageChecks", "ImageSize", "IngestParams", "LabelPattern",
     "MnistModelName", "MnistParams", "PredictParams", "RecipeName", "ResultsParams",
     "RetrainParams", "RunParams", "RunnerParams", "SweepConfiguration", "SweepParams",
+    "TrackingParams",
     "check_regular_expression", "default_results_dir",
 ]
