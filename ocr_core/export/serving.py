@@ -66,7 +66,7 @@ def serving_function(bundle: Bundle) -> tf.types.experimental.PolymorphicFunctio
     """The `serving_default` function of `bundle` (a tf.function over a batch of encoded images)."""
     model, height, width = bundle.model, bundle.height, bundle.width
     if bundle.kind == CAPTCHA:
-        characters = bundle.vocabulary.characters
+        characters = bundle.info["vocabulary"]  # checked on load; no lookup tables to trace
 
         @tf.function(input_signature=[IMAGES])
         def read_captchas(images: tf.Tensor) -> dict[str, tf.Tensor]:
