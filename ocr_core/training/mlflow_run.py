@@ -97,7 +97,7 @@ class MlflowRun(keras.callbacks.Callback):
         with tempfile.TemporaryDirectory(prefix="ocr-mlflow-export-") as scratch:
             try:
                 export = export_bundle(bundle, "saved_model", Path(scratch) / "saved_model")
-            except Exception as error:  # noqa: BLE001 (the run still records the bundle)
+            except Exception as error:  # any failure: the run still records the bundle
                 logger.warning("MLflow run %s: no SavedModel attached (%s)", self.run_id, error)
             else:
                 self.client.log_artifacts(self.run_id, str(export), artifact_path="saved_model")
