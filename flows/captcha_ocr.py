@@ -57,7 +57,7 @@ def train_and_test(
     samples = plot_samples(datasets, root)
     model = train_model(datasets, params.recipe, params.epochs, params.patience,
                         params.batch_size, params.learning_rate, params.use_augmentation,
-                        params.seed, root)
+                        params.seed, root, mlflow=params.mlflow)
     model = check_learned(model, params.min_val_accuracy, root)
     evaluation = evaluate_model(model, datasets, "test", params.decoder, params.beam_width, root)
     pictures = [samples, plot_history(model, root), plot_predictions(evaluation, datasets, root)]

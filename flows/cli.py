@@ -13,6 +13,7 @@ from flows.cache_cli import cache
 from flows.cli_support import chosen_runner, echo_table
 from flows.command_errors import CliGroup
 from flows.environment import prepare_environment
+from flows.export_cli import export
 from flows.models_cli import models, retrain
 from flows.options import params_command
 from flows.reading_cli import evaluate, predict, predict_batch, review
@@ -201,7 +202,7 @@ def ingest(params: IngestParams) -> None:
                    "point it at the server `serve` uses for the event to start a retrain", err=True)
 
 
-for command in (predict, predict_batch, review, evaluate, retrain, models, serve, cache):
+for command in (predict, predict_batch, review, evaluate, export, retrain, models, serve, cache):
     main.add_command(command)
 
 if __name__ == "__main__":

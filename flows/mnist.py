@@ -60,7 +60,7 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
         wait_for_a_free_slot(running, limit)
         training = train_digit_model.submit(
             data, name, params.epochs, params.patience, params.batch_size,
-            params.validation_fraction, params.seed, root, threads)
+            params.validation_fraction, params.seed, root, threads, params.mlflow)
         running.append(training)
         trainings.append(training)
         checks.append(check_digit_model_learned.submit(training, params.min_val_accuracy, root))

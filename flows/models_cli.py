@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from flows.environment import prepare_environment
+from flows.environment import import_tensorflow_quietly, prepare_environment
 from flows.options import params_command
 from ocr_core.bundle.format import upgrade
 from ocr_core.config import RetrainParams, default_results_dir
@@ -15,6 +15,7 @@ from ocr_core.data.dataset import list_pngs
 from ocr_core.errors import DataError
 from ocr_core.registry import VERSION_FILE, ModelVersion, Registry
 from ocr_core.registry.gate import comparison_text
+from ocr_core.registry.serving import promote
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
 
 results_dir_option = click.option(
@@ -161,16 +162,26 @@ def show_model(results_dir: str | None, as_json: bool, version: str) -> None:
               help="Why, for the decision log.")
 @click.argument("version")
 def promote_model(results_dir: str | None, reason: str, version: str) -> None:
-    """Make VERSION the champion without a comparison (e.g. to roll back); the log records it."""
+    """Make VERSION the champion without a comparison (e.g. to roll back); the log records it.
+
+    Its SavedModel goes to <registry>/serving/<recipe>/<number>/ for serving engines.
+    """
+    import_tensorflow_quietly()
     registry = registry_at(results_dir)
     with registry.lock():
         found = registry.version(version)
         before = registry.champion()
-        registry.set_champion(found, reason, replacing=before)
+        serving = promote(registry, found, reason, replacing=before)
         registry.record_decision({
             "promoted": True, "reason": reason, "challenger": found.name, "manual": True,
-            "champion_before": before.name if before else None, "champion_after": found.name})
+            "champion_before": before.name if before else None, "champion_after": found.name,
+            "serving": serving})
     click.echo(f"champion: {found.name} (was {before.name if before else 'none'})")
+    if serving["exported"]:
+        click.echo(f"serving:  {serving['path']}")
+    else:
+        click.echo(f"serving:  export failed ({serving['error']}); still serving: "
+                   f"{', '.join(serving['serving']) or 'nothing'}", err=True)
 
 
 def _summary(version: ModelVersion, champion: ModelVersion | None,

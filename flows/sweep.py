@@ -62,7 +62,7 @@ def submit_configuration(
         datasets=datasets, recipe=config.recipe, epochs=params.epochs, patience=params.patience,
         batch_size=params.batch_size, learning_rate=config.learning_rate,
         augment=params.use_augmentation, seed=config.seed, results_dir=params.results_dir,
-        threads=threads)
+        threads=threads, mlflow=params.mlflow)
     checked = check_learned.submit(training, params.min_val_accuracy, params.results_dir)
     evaluation = evaluate_model.submit(checked, datasets, "test", params.decoder,
                                        params.beam_width, params.results_dir)

@@ -50,8 +50,19 @@ def decision_markdown(decision: PromotionDecision) -> str:
         f"- evaluation set: {_evaluation_text(decision.evaluation_set)}; decisions that have "
         f"used it: {decision.evaluation_set_uses if decision.evaluation_set_uses is not None else '-'}",
         f"- registry: `{decision.registry}`; decision log: `{decision.path}`",
+        *_serving_lines(decision.serving),
     ]
     return "\n".join(lines)
+
+
+def _serving_lines(serving: dict[str, Any] | None) -> list[str]:
+    """Where the promoted model serves from, or why the previous one still does."""
+    if serving is None:
+        return []
+    if serving["exported"]:
+        return [f"- serving (TF Serving layout): `{serving['path']}`"]
+    return [f"- serving: **the SavedModel export failed** ({serving['error']}); still serving: "
+            f"{', '.join(serving['serving']) or 'nothing'}"]
 
 
 def _significance_text(significance: float | None) -> str:

@@ -103,7 +103,7 @@ def plot_digits(data: DigitData, seed: int, results_dir: Path) -> Picture:
     return Picture(str(path), step_key=key, title="Random training digits")
 
 
-@cached_task(ignore=("threads",))
+@cached_task(ignore=("threads", "mlflow"))
 def train_digit_model(
     data: DigitData,
     model_name: str,
@@ -114,6 +114,7 @@ def train_digit_model(
     seed: int,
     results_dir: Path,
     threads: int | None = None,
+    mlflow: str | None = None,
 ) -> DigitModel:
     """Train one of the original notebook's models with early stopping on a validation split of
     the training images; save the kept epoch's model folder.
@@ -123,7 +124,8 @@ def train_digit_model(
     run called again resumes from its last finished epoch; the step's lock (`ocr_core.cache.locks`) keeps
     the folder to one run. `threads` caps TensorFlow's CPU threads; TF fixes them when it runs
     its first op, so this takes effect in a fresh process (a Dask worker) and is a logged no-op
-    where TF already runs.
+    where TF already runs. TensorBoard events go beside the bundle; with `mlflow` or
+    $MLFLOW_TRACKING_URI the training is an MLflow run too (`tasks.tracking`).
     """
     import tensorflow as tf
 
@@ -134,6 +136,8 @@ def train_digit_model(
     from ocr_core.mnist.training import RULE, digit_summary
     from ocr_core.threads import configure_threads
     from ocr_core.training.fit import fit
+    from ocr_core.training.tensorboard import digit_samples
+    from tasks.tracking import track_training
 
     step = training_step(results_dir, "train_digit_model", f"mnist-{model_name}")
     if (finished := step.finished(DigitModel)) is not None:
@@ -151,6 +155,8 @@ def train_digit_model(
     logger.info("training %s (%s) on %d images, validating on %d, for up to %d epochs",
                 model_name, get_spec(model_name).description, len(train_labels), len(val_labels),
                 epochs)
+    tracking = track_training(step, "digits", params, digit_samples(
+        val_images, val_labels, bundle_fields(model_name)["classes"]), mlflow)
     result = fit(
         build_model(model_name, seed=seed),
         training_pipeline(train_images, train_labels, batch_size=batch_size, seed=seed),
@@ -158,14 +164,16 @@ def train_digit_model(
         epochs=epochs, rule=RULE, patience=patience, summary=digit_summary, name=model_name,
         callbacks=epoch_progress(
             f"mnist-{model_name.replace('_', '-')}-training", epochs,
-            f"{model_name}: epochs done (% of the maximum; early stopping may end sooner)"),
+            f"{model_name}: epochs done (% of the maximum; early stopping may end sooner)")
+        + tracking.callbacks,
         backup_dir=step.work,
     )
     metrics = result.metrics(epochs, ("val_loss", "val_accuracy"))
-    metrics["training"]["worker"] = current_worker()
+    metrics["training"] |= {"worker": current_worker(), **tracking.fields()}
     save_bundle(step.bundle, result.model, bundle_fields(model_name), recipe=model_name,
                 training_data_sha256=data.content_digest, step_key=step.key, params=params,
                 history=result.history, metrics=metrics)
+    tracking.finish(step.bundle)
     remove_path(step.work)
     logger.info("%s: kept epoch %d of %d run, validation accuracy %.2f%%, %.0f s: %s; saved %s",
                 model_name, result.best_epoch, result.epochs_run,
@@ -258,7 +266,9 @@ def publish_comparison(models: list[DigitModel], evaluations: list[DigitEvaluati
             f"{format_accuracy(evaluation.metrics['accuracy'], evaluation.metrics['count'])}, "
             f"error {evaluation.metrics['error_percent']:.2f}%; model `{stored_location(model.path)}`; "
             f"[confusion matrix]({artifact_link(evaluation.confusion_plot)}), "
-            f"[misread digits]({artifact_link(evaluation.misclassified_plot)})")
+            f"[misread digits]({artifact_link(evaluation.misclassified_plot)}); "
+            f"[TensorBoard events]({artifact_link(model.tensorboard)})"
+            + (f"; [MLflow run]({model.mlflow_run})" if model.mlflow_run else ""))
     create_markdown_artifact(key="mnist-run", markdown="\n".join(lines),
                              description="MNIST models, metrics and plots")
     return rows

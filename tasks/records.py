@@ -58,6 +58,10 @@ class Output:
         """The locations this record's step wrote (stamped when written, checked when served)."""
         return [self.path]
 
+    def optional_outputs(self) -> list[str]:
+        """Locations the step may have written besides `outputs` (stamped when they exist)."""
+        return []
+
     def locations(self) -> list[str]:
         """Every location the record names (what a reader of it may open)."""
         return [value for name in self.LOCATIONS if (value := getattr(self, name))]
@@ -141,6 +145,17 @@ class TrainedModel(Output):
     validation: dict[str, float] = field(default_factory=dict)
     worker: str = ""  # where it was trained (tasks.workers.current_worker)
     kept_because: str = ""  # which epoch early stopping kept, and why (ocr_core.training.stopping)
+    mlflow_run: str = ""  # the training's MLflow run (a link), when it was tracked there
+
+    @property
+    def tensorboard(self) -> str:
+        """The training's TensorBoard events folder, beside the bundle."""
+        from ocr_core.training.tensorboard_folder import tensorboard_folder
+
+        return str(tensorboard_folder(self.path))
+
+    def optional_outputs(self) -> list[str]:
+        return [self.tensorboard]
 
     @classmethod
     def from_folder(cls, folder: Path, step_key: str) -> Self | None:
@@ -158,7 +173,7 @@ class TrainedModel(Output):
                    epochs_run=training["epochs_run"], train_seconds=training["seconds"],
                    validation=metrics["validation"], worker=training.get("worker", ""),
                    kept_because=metrics.get("kept_epoch", {}).get("because", ""),
-                   **cls.kind_fields(info))
+                   mlflow_run=training.get("mlflow_run", ""), **cls.kind_fields(info))
 
     @staticmethod
     def kind_fields(info: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +240,7 @@ class PromotionDecision(Output):
     evaluation_set: dict[str, Any] | None = None
     evaluation_set_uses: int | None = None  # decisions that compared models on this set
     registry: str = ""
+    serving: dict[str, Any] | None = None  # the promoted SavedModel (ocr_core.registry.serving)
 
     def outputs(self) -> list[str]:
         return []  # the registry's, not a step's: never stamped

@@ -19,6 +19,7 @@ from ocr_core.errors import ConfigError, RegistryError
 from ocr_core.files import sha256_json
 from ocr_core.registry import ModelVersion, Registry
 from ocr_core.registry.gate import DEFAULT_SIGNIFICANCE, Decision, Scores, decide
+from ocr_core.registry.serving import promote
 from ocr_core.statistics import evaluation_size_warning, format_accuracy
 from tasks.caching import step_key
 from tasks.logs import run_logger
@@ -187,13 +188,13 @@ def challenge_champion(
                 run_logger().info("the champion changed to %s while scoring; comparing again",
                                   now and now.name)
                 continue
-            if decision.promote:
-                registry.set_champion(candidate, decision.reason, replacing=champion)
+            serving = (promote(registry, candidate, decision.reason, replacing=champion)
+                       if decision.promote else None)
             after = candidate if decision.promote else champion
             record = _decision_entry(
                 decision, challenger=candidate.name, before=champion, after=after, margin=margin,
                 challenger_scores=candidate_scores, champion_scores=champion_scores,
-                registry=registry, significance=significance)
+                registry=registry, significance=significance) | {"serving": serving}
             path = registry.record_decision(record)
         _log_decision(record)
         return _decision_record(path, record, registry)
@@ -252,7 +253,7 @@ def _decision_record(key: str, entry: dict[str, Any], registry: Registry) -> Pro
     fields = {k: entry[k] for k in ("promoted", "reason", "challenger", "champion_before",
                                     "champion_after", "margin", "significance", "comparison",
                                     "challenger_scores", "champion_scores", "evaluation_set",
-                                    "evaluation_set_uses")}
+                                    "evaluation_set_uses")} | {"serving": entry.get("serving")}
     return PromotionDecision(key, content_digest=sha256_json(entry)[:24], registry=registry.location,
                              **fields)
 
@@ -261,3 +262,9 @@ def _log_decision(entry: dict[str, Any]) -> None:
     verb = "promoted" if entry["promoted"] else "kept"
     subject = entry["challenger"] if entry["promoted"] else entry["champion_before"]
     run_logger().info("%s %s: %s", verb, subject or "no champion", entry["reason"])
+    serving = entry.get("serving")
+    if serving and serving["exported"]:
+        run_logger().info("serving %s from %s", serving["serving"], serving["path"])
+    elif serving:
+        run_logger().warning("the SavedModel export failed (%s): %s still serve(s)",
+                             serving["error"], ", ".join(serving["serving"]) or "nothing")

@@ -16,7 +16,7 @@ from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.links import artifact_link, stored_location
-from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture
+from tasks.records import Datasets, EvaluationReport, ModelBundle, Picture, TrainedModel
 from tasks.roots import on_root
 
 SAMPLE_COUNT = 16
@@ -119,6 +119,8 @@ def publish_report(
     for picture in pictures:
         create_link_artifact(key=f"captcha-{Path(picture.path).stem.split('-')[0]}-plot",
                              link=artifact_link(picture.path), link_text=picture.title)
+    for line in tracking_links(model, "captcha"):
+        create_link_artifact(**line)
     create_markdown_artifact(
         key="captcha-run",
         markdown="\n".join([
@@ -129,5 +131,24 @@ def publish_report(
             f"({metrics['decoder']} decoding; Wilson 95% interval)",
             f"- test character error rate: {metrics['character_error_rate']:.4f}",
             *[f"- {p.title}: `{stored_location(p.path)}`" for p in pictures],
+            *tracking_lines(model),
         ]),
     )
+
+
+def tracking_links(model: TrainedModel, prefix: str) -> list[dict[str, str]]:
+    """Link artifacts to a training's TensorBoard events and its MLflow run (when tracked)."""
+    links = [{"key": f"{prefix}-tensorboard", "link": artifact_link(model.tensorboard),
+              "link_text": "TensorBoard events (tensorboard --logdir)"}]
+    if model.mlflow_run:
+        links.append({"key": f"{prefix}-mlflow-run", "link": model.mlflow_run,
+                      "link_text": "MLflow run"})
+    return links
+
+
+def tracking_lines(model: TrainedModel) -> list[str]:
+    """Markdown lines: how to open the training in TensorBoard, and its MLflow run."""
+    lines = [f"- TensorBoard: `tensorboard --logdir {stored_location(model.tensorboard)}`"]
+    if model.mlflow_run:
+        lines.append(f"- MLflow run: {model.mlflow_run}")
+    return lines

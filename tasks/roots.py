@@ -84,6 +84,9 @@ class Staging:
                 if stamp is None:
                     raise FileNotFoundError(f"step wrote no file at {self.root.location(output)}")
                 stamps[output] = stamp
+        for output in record.optional_outputs():
+            if is_key(output) and (stamp := self.root.push(output)) is not None:
+                stamps[output] = stamp
         return dataclasses.replace(record, stamps=stamps)
 
 

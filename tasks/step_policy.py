@@ -35,9 +35,11 @@ def refreshing(context: TaskRunContext) -> bool:
 
 
 def changed_outputs(record: Output, root: Root) -> list[str]:
-    """The outputs of `record` that are gone from `root` or differ from their stamps."""
-    return [output for output in record.outputs() if output and is_key(output)
-            and root.stamp(output) != record.stamps.get(output)]
+    """The outputs of `record` that are gone from `root` or differ from their stamps (an output
+    without a stamp counts as changed: a record from before stamps)."""
+    stamped = [output for output in record.outputs() if output and is_key(output)]
+    stamped += [output for output in record.stamps if output not in stamped]
+    return [output for output in stamped if root.stamp(output) != record.stamps.get(output)]
 
 
 def images_moves(record: Output, inputs: dict[str, Any]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from tasks.training_step import training_step
 from tasks.workers import current_worker
 
 
-@cached_task(ignore=("threads",))
+@cached_task(ignore=("threads", "mlflow"))
 def train_model(
     datasets: Datasets,
     recipe: str,
@@ -31,6 +31,7 @@ def train_model(
     seed: int,
     results_dir: Path,
     threads: int | None = None,
+    mlflow: str | None = None,
 ) -> ModelBundle:
     """Train a model of `recipe`; save the best epoch's model as a bundle, atomically.
 
@@ -40,6 +41,8 @@ def train_model(
     finished epoch (see `ocr_core.training.resume`). A complete bundle already in the key's folder (a run
     killed before Prefect kept its result) is the result: it is not trained again, unless the
     run refreshes the cache. The step's lock (`ocr_core.cache.locks`) keeps both folders to one run.
+    Every training writes TensorBoard events beside its bundle and, with `mlflow` or
+    $MLFLOW_TRACKING_URI, an MLflow run (`tasks.tracking`).
     """
     from ocr_core.bundle.folder import captcha_fields, save_bundle
     from ocr_core.captcha.ctc import Vocabulary
@@ -47,6 +50,8 @@ def train_model(
     from ocr_core.captcha.pipeline import count_split, load_split
     from ocr_core.captcha.training import plan_training, train_captcha_model
     from ocr_core.threads import configure_threads
+    from ocr_core.training.tensorboard import captcha_samples
+    from tasks.tracking import track_training
 
     step = training_step(results_dir, "train_model", recipe)
     if (finished := step.finished(ModelBundle)) is not None:
@@ -63,23 +68,28 @@ def train_model(
               "seed": seed}
     run_logger().info("training %s (%s) on %s: %s", recipe, spec.description,
                       current_worker(), plan.describe(train_images))
+    vocabulary = Vocabulary(datasets.vocabulary)
+    validation = load_split(datasets.split_path("validation"), plan.batch_size)
+    tracking = track_training(step, "captcha", params, captcha_samples(validation, vocabulary),
+                              mlflow)
     result = train_captcha_model(
-        spec, Vocabulary(datasets.vocabulary),
+        spec, vocabulary,
         load_split(datasets.split_path("train"), plan.batch_size, shuffle=True, augment=augment,
                    seed=seed),
-        load_split(datasets.split_path("validation"), plan.batch_size),
-        plan=plan, learning_rate=learning_rate, seed=seed,
-        callbacks=epoch_progress("captcha-training", plan.epochs, "Training epochs done (%)"),
+        validation, plan=plan, learning_rate=learning_rate, seed=seed,
+        callbacks=[*epoch_progress("captcha-training", plan.epochs, "Training epochs done (%)"),
+                   *tracking.callbacks],
         backup_dir=step.work,
     )
     metrics = result.metrics(plan.epochs, ("val_loss", "val_sequence_accuracy",
                                            "val_character_error_rate"))
-    metrics["training"]["worker"] = current_worker()
+    metrics["training"] |= {"worker": current_worker(), **tracking.fields()}
     save_bundle(step.bundle, result.model,
                 captcha_fields(datasets.vocabulary, spec.height, spec.width), recipe=recipe,
                 training_data_sha256=read_json(datasets.split_manifest)["digest"],
                 step_key=step.key, params=params, history=result.history, metrics=metrics,
                 training_images=training_digests(datasets))
+    tracking.finish(step.bundle)
     remove_path(step.work)
     run_logger().info(
         "kept epoch %d of %d run (%d planned%s): %s; saved %s", result.best_epoch,

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from ocr_core.files import move_aside
 from ocr_core.layout import ResultsLayout
+from ocr_core.training.tensorboard_folder import tensorboard_folder
 from tasks.caching import current_step_key, refreshing_cache
 from tasks.logs import run_logger
 from tasks.records import TrainedModel
@@ -29,6 +30,11 @@ class TrainingStep:
     key: str
     bundle: Path
     work: Path
+
+    @property
+    def logs(self) -> Path:
+        """The training's TensorBoard events, beside its bundle (`<bundle>.tensorboard`)."""
+        return tensorboard_folder(self.bundle)
 
     def finished(self, record: type[T]) -> T | None:
         """The record of a complete bundle already in the step's folder, or None."""
@@ -48,4 +54,5 @@ def training_step(results_dir: Path, task_name: str, bundle_name: str) -> Traini
                         layout.work / f"{task_name}-{key}")
     if refreshing_cache():
         move_aside(step.bundle)
+        move_aside(step.logs)
     return step

@@ -16,6 +16,7 @@ from ocr_core.config.common import (
     ResultsParams,
     RunnerParams,
     RunParams,
+    TrackingParams,
     check_regular_expression,
 )
 from ocr_core.config.mnist import MNIST_MODELS, MnistModelName, MnistParams
@@ -35,5 +36,6 @@ __all__ = [
     "AbsolutePath", "Location", "CaptchaParams", "ImageChecks", "ImageSize", "IngestParams", "LabelPattern",
     "MnistModelName", "MnistParams", "PredictParams", "RecipeName", "ResultsParams",
     "RetrainParams", "RunParams", "RunnerParams", "SweepConfiguration", "SweepParams",
+    "TrackingParams",
     "check_regular_expression", "default_results_dir",
 ]

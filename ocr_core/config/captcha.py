@@ -13,6 +13,7 @@ from ocr_core.config.common import (
     Location,
     RecipeName,
     RunParams,
+    TrackingParams,
     image_size_field,
     label_pattern_field,
 )
@@ -25,7 +26,7 @@ DEFAULT_CAPTCHA_URL = (
 DEFAULT_NUM_SAMPLES = 20_000
 
 
-class CaptchaParams(ImageChecks, RunParams):
+class CaptchaParams(ImageChecks, TrackingParams, RunParams):
     """Parameters of the captcha OCR flow."""
 
     source: Literal["synthetic", "url", "dir"] = Field(

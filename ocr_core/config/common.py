@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -81,6 +82,30 @@ class RunParams(ResultsParams):
         description="Recompute every cached step of this run instead of reading the cache "
         "(the new results replace the cached ones).",
     )
+
+
+class TrackingParams(BaseModel):
+    """Where trainings are tracked besides TensorBoard (always on): an MLflow server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mlflow: str | None = Field(
+        None, min_length=1, max_length=2000, pattern=r"^\S+$",
+        description="MLflow tracking server each training logs to (e.g. http://127.0.0.1:5000); "
+        "default $MLFLOW_TRACKING_URI. Needs the mlflow extra: pip install 'ocr-pipeline[mlflow]'.",
+    )
+
+    @field_validator("mlflow")
+    @classmethod
+    def _mlflow_installed(cls, value: str | None) -> str | None:
+        if value is not None:
+            from ocr_core.training.mlflow_setup import check_mlflow_installed
+
+            try:
+                check_mlflow_installed()
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return value
 
 
 ImageSize = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*x[1-9][0-9]*$")]

@@ -6,13 +6,19 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ocr_core.config.common import AbsolutePath, Distinct, RunnerParams, RunParams
+from ocr_core.config.common import (
+    AbsolutePath,
+    Distinct,
+    RunnerParams,
+    RunParams,
+    TrackingParams,
+)
 
 MnistModelName = Literal["dense", "simple_cnn", "larger_cnn"]
 MNIST_MODELS: tuple[MnistModelName, ...] = ("dense", "simple_cnn", "larger_cnn")
 
 
-class MnistParams(RunParams, RunnerParams):
+class MnistParams(TrackingParams, RunParams, RunnerParams):
     """Parameters of the MNIST flow: which of the original notebook's digit models to train, on which copy."""
 
     models: Annotated[list[MnistModelName], Distinct] = Field(

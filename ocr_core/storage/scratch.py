@@ -26,7 +26,7 @@ from ocr_core.files import atomic_path, remove_path
 SCRATCH_ENV = "OCR_PIPELINE_SCRATCH"
 LIMIT_ENV = "OCR_PIPELINE_SCRATCH_MAX_GIB"
 DEFAULT_LIMIT_GIB = 20.0
-COMMIT_MARKERS = frozenset({"bundle.json", "version.json", "datasets.json"})
+COMMIT_MARKERS = frozenset({"bundle.json", "version.json", "datasets.json", "saved_model.pb"})
 """Files that tell a reader a folder is complete: pushed after every other file."""
 
 

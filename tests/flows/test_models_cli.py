@@ -124,10 +124,14 @@ class TestModelsPromote:
         result = run("models", "promote", "--results-dir", results_of(registry), "2",
                      "--reason", "roll back")
         assert result.exit_code == 0 and "champion: v2 (was v1)" in result.output
+        serving = registry.path / "serving" / "crnn" / "2"
+        assert f"serving:  {serving}" in result.output
+        assert (serving / "saved_model.pb").is_file()
         assert registry.champion().name == "v2"
         assert registry.decisions()[-1] | {"decided": None} == {
             "decided": None, "promoted": True, "reason": "roll back", "challenger": "v2",
-            "manual": True, "champion_before": "v1", "champion_after": "v2"}
+            "manual": True, "champion_before": "v1", "champion_after": "v2",
+            "serving": {"exported": True, "path": str(serving), "serving": "v2"}}
 
 
 class TestPredictWithTheChampion:
