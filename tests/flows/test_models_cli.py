@@ -124,7 +124,7 @@ class TestModelsPromote:
         result = run("models", "promote", "--results-dir", results_of(registry), "2",
                      "--reason", "roll back")
         assert result.exit_code == 0 and "champion: v2 (was v1)" in result.output
-        serving = registry.path / "serving" / "crnn" / "2"
+        serving = registry.root.local / "registry" / "serving" / "crnn" / "2"
         assert f"serving:  {serving}" in result.output
         assert (serving / "saved_model.pb").is_file()
         assert registry.champion().name == "v2"

@@ -22,7 +22,7 @@ def registry(tmp_path: Path) -> Registry:
 
 def served(registry: Registry) -> list[str]:
     """Every entry of the crnn serving folder (versions and anything left behind)."""
-    return sorted(p.name for p in (registry.path / "serving" / "crnn").iterdir())
+    return sorted(p.name for p in (registry.root.local / "registry" / "serving" / "crnn").iterdir())
 
 
 @pytest.mark.slow
@@ -31,11 +31,11 @@ def test_each_promotion_leaves_only_the_champion_in_the_serving_folder(registry)
 
     first = promote(registry, registry.version("v1"), "first model")
     assert first == {"exported": True, "serving": "v1",
-                     "path": str(registry.path / "serving" / "crnn" / "1")}
-    assert (registry.path / "serving" / "crnn" / "1" / "saved_model.pb").is_file()
+                     "path": str(registry.root.local / "registry" / "serving" / "crnn" / "1")}
+    assert (registry.root.local / "registry" / "serving" / "crnn" / "1" / "saved_model.pb").is_file()
     promote(registry, registry.version("v2"), "better")
     assert served(registry) == ["2"] and registry.champion().name == "v2"
-    serve = tf.saved_model.load(str(registry.path / "serving" / "crnn" / "2"))
+    serve = tf.saved_model.load(str(registry.root.local / "registry" / "serving" / "crnn" / "2"))
     image = tf.io.encode_png(tf.zeros((50, 200, 3), tf.uint8))
     assert serve.signatures["serving_default"](images=tf.stack([image]))["text"].numpy()[0] \
         == b"3"  # class 2 ("3") at every step: the repeats merge
@@ -52,3 +52,16 @@ def test_a_failed_export_leaves_the_previous_version_serving_and_says_so(registr
     assert "cannot load" in record["error"]
     assert served(registry) == ["1"]  # no half-written version 2 either
     assert registry.champion().name == "v2"
+
+
+@pytest.mark.slow
+def test_promotion_on_a_store_uploads_the_version_for_a_watching_server(s3_root, tmp_path):
+    registry = Registry.of(s3_root)
+    for favourite in (1, 2):
+        registry.register(constant_reader(tmp_path / f"bundle-{favourite}", favourite),
+                          training_data={"source": "synthetic"}, params={})
+    record = promote(registry, registry.version("v1"), "first model")
+    assert record["path"] == f"{s3_root}/registry/serving/crnn/1"
+    assert registry.root.exists("registry/serving/crnn/1/saved_model.pb")
+    promote(registry, registry.version("v2"), "better")
+    assert registry.root.listdir("registry/serving/crnn") == ["2"]

@@ -152,5 +152,8 @@ class TestStoreErrors:
         monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws either
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         S3FileSystem.clear_instance_cache()  # a client made earlier holds the credentials
-        with pytest.raises(StorageError, match="no credentials for .*AWS_ACCESS_KEY_ID"):
-            open_root(s3_root + "-fresh").read_bytes("a")
+        try:
+            with pytest.raises(StorageError, match="no credentials for .*AWS_ACCESS_KEY_ID"):
+                open_root(s3_root + "-fresh").read_bytes("a")
+        finally:
+            S3FileSystem.clear_instance_cache()  # later tests' clients get the credentials again
