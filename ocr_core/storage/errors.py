@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator
 
 from ocr_core.errors import OcrPipelineError
@@ -42,7 +43,8 @@ def translated(location: str, package: str | None = None) -> Iterator[None]:
         raise StorageError(f"access denied to {location}: check the credentials' permissions "
                            "for this bucket and prefix") from None
     except OSError as error:
-        if _code(error) == "PreconditionFailed":
+        # s3fs: a failed condition, or an object replaced between reading its ETag and its bytes
+        if _code(error) == "PreconditionFailed" or error.errno == errno.EBUSY:
             raise StorageConflict(f"{location} changed since it was read") from None
         raise StorageError(f"{location}: {error}") from None
     except Exception as error:

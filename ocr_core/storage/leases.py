@@ -52,10 +52,14 @@ class Lease:
 
     def state(self) -> tuple[dict, str] | None:
         """The lock object's content and version, or None when there is none."""
-        try:
-            data, version = self.root.read_versioned(self.key)
-        except FileNotFoundError:
-            return None
+        while True:
+            try:
+                data, version = self.root.read_versioned(self.key)
+                break
+            except FileNotFoundError:
+                return None
+            except StorageConflict:  # replaced while it was read: read the new one
+                continue
         try:
             info = json.loads(data)
         except ValueError:
