@@ -7,19 +7,22 @@ from pathlib import Path
 import click
 
 from flows.environment import import_tensorflow_quietly
+from ocr_core.errors import ModelError
 from ocr_core.export import FORMATS, check_format
+from ocr_core.storage import local_copy
 
 
 @click.command(name="export")
-@click.option("--model", "model", type=click.Path(path_type=Path), required=True,
-              help="Model bundle folder (or its model.keras), captcha or digits.")
+@click.option("--model", "model", required=True,
+              help="Model bundle folder (or its model.keras), captcha or digits: a path or a "
+              "store URL (s3://...).")
 @click.option("--format", "format_name", type=click.Choice(FORMATS), default="saved_model",
               show_default=True, help="saved_model: a folder whose serving_default reads encoded "
               "images; onnx / litert: the network in one file, decoding facts in its metadata.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=1, show_default=True,
               help="Images per call of a LiteRT file (its batch size is fixed).")
 @click.argument("out", type=click.Path(path_type=Path))
-def export(model: Path, format_name: str, batch_size: int, out: Path) -> None:
+def export(model: str, format_name: str, batch_size: int, out: Path) -> None:
     """Write the model at --model as OUT: a SavedModel folder, an .onnx or a .tflite file.
 
     OUT must not exist; it appears whole or not at all.
@@ -28,5 +31,6 @@ def export(model: Path, format_name: str, batch_size: int, out: Path) -> None:
     import_tensorflow_quietly()
     from ocr_core.export import export_bundle
 
-    written = export_bundle(model, format_name, out, batch_size=batch_size)
+    written = export_bundle(local_copy(model, missing=ModelError), format_name, out,
+                            batch_size=batch_size)
     click.echo(f"wrote {format_name} export of {model} to {written}")

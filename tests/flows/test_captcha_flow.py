@@ -84,10 +84,17 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     assert recomputed == {"render_captcha_shard", "collect_captchas", "validate_images",
                           "split_dataset"} | UNCACHED, states
 
-    _, states, _ = _run(_params(results_dir, epochs=2))
+    longer, states, _ = _run(_params(results_dir, epochs=2))
     recomputed = {name for name, value in states.items() if value == "Completed"}
     assert recomputed == {"train_model", "evaluate_model", "plot_history",
                           "plot_predictions"} | UNCACHED, states
+
+    # A truncated model file is never served: that training runs again, and what reads it.
+    model_file = Path(longer.model_path) / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:1000])
+    again, states, _ = _run(_params(results_dir, epochs=2))
+    assert states["train_model"] == "Completed" and states["build_datasets"] == "Cached", states
+    assert load_bundle(again.model_path).info["recipe"] == "crnn"
 
 
 def test_dir_source_reads_a_users_folder(prefect_server, results_dir, captcha_dir):
