@@ -31,7 +31,7 @@ from tasks.records import (
     RegisteredModel,
     Split,
 )
-from tasks.roots import on_root
+from tasks.roots import current_root, on_root
 
 CHAMPION_CHANGES_TOLERATED = 10  # other runs promoting while this one scores, before giving up
 
@@ -53,7 +53,7 @@ def reserve_evaluation_set(
             f"{len(shared)} of the {evaluation_set.count} evaluation images are also training "
             f"images (first: {Path(shared[0].path).name}); the evaluation set must be held out"
         )
-    Registry.of(results_dir).reserve_evaluation_set(evaluation_set.content_digest, evaluation_set.count,
+    Registry(current_root()).reserve_evaluation_set(evaluation_set.content_digest, evaluation_set.count,
                                                     description, images={
                                                         sha: Path(r.path).name
                                                         for sha, r in held_out.items()})
@@ -83,7 +83,7 @@ def register_model(
     """Add a trained bundle to the registry (once per content) as the challenger, with its
     validation metrics, its test metrics (from the evaluation's folder) and which images were
     in each split."""
-    version = Registry.of(results_dir).register(
+    version = Registry(current_root()).register(
         model.path, training_data=training_data, params=params,
         metrics={"validation": model.validation, "test": test.metrics},
         split=None if split is None else split_membership(split.path))
@@ -97,7 +97,7 @@ def report_split_changes(split: Split, results_dir: Path) -> dict[str, dict[str,
     """How many images joined each split since the last registered version was trained (and,
     were the seed or fractions changed, moved between splits): logged and published. None when
     no earlier version recorded its split."""
-    registry = Registry.of(results_dir)
+    registry = Registry(current_root())
     earlier = next(((v, s) for v in reversed(registry.versions())
                     if (s := registry.split_of(v)) is not None), None)
     if earlier is None:
@@ -168,7 +168,7 @@ def challenge_champion(
     champion it replaces: if another run moved it meanwhile, the new champion is scored and the
     check repeats.
     """
-    registry = Registry.of(results_dir)
+    registry = Registry(current_root())
     candidate = registry.version(challenger.version)
     candidate_scores = score_version(registry, candidate, evaluation_set, decoder, beam_width)
     for _ in range(CHAMPION_CHANGES_TOLERATED):
@@ -206,7 +206,7 @@ def challenge_champion(
 @on_root
 def record_failed_challenger(error: str, margin: float, results_dir: Path) -> PromotionDecision:
     """Log that this run produced no challenger; the champion stays."""
-    registry = Registry.of(results_dir)
+    registry = Registry(current_root())
     with registry.lock():
         champion = registry.champion()
         decision = decide(None, None, margin)

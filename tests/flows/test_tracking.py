@@ -80,7 +80,7 @@ def test_a_flow_run_logs_its_training_as_an_mlflow_run_linked_from_prefect(
     state = captcha_ocr(params, return_state=True)
     assert state.is_completed(), state
     flow_run_id = state.state_details.flow_run_id
-    bundle = state.result().model_path
+    bundle = Path(state.result().model_path)
     client = MlflowClient(tracking_uri=mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("ocr-pipeline").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == bundle.name
