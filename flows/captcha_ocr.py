@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import CaptchaParams
+from tasks.caching import prepare_step_keys
 from tasks.captcha import build_datasets, fingerprint_folder, split_dataset
 from tasks.download import download_archive, extract_archive
 from tasks.records import EvaluationReport, ImageFolder, Manifest, ModelBundle, Picture
@@ -71,6 +72,7 @@ def captcha_ocr(params: CaptchaParams | None = None) -> CaptchaRunSummary:
     """Train and evaluate a captcha reader; every step is cached by content."""
     params = params or CaptchaParams()
     confine_served_run(params)
+    prepare_step_keys()
     manifest = checked_manifest(acquire_images(params), params)
     model, evaluation, (samples, history, predictions) = train_and_test(params, manifest)
     root = params.results_dir

@@ -16,6 +16,7 @@ from flows.runners import (
     wait_for_a_free_slot,
 )
 from ocr_core.config import MnistParams
+from tasks.caching import prepare_step_keys
 from tasks.mnist import (
     check_digit_model_learned,
     describe_digits,
@@ -45,6 +46,7 @@ def mnist(params: MnistParams | None = None) -> MnistRunSummary:
     """Train and compare the original notebook's digit classifiers; every step is cached by content."""
     params = params or MnistParams()
     confine_served_run(params)
+    prepare_step_keys()
     if (handover := run_on_chosen_runner(mnist, params)) is not None:
         return handover()
     root = params.results_dir

@@ -19,6 +19,7 @@ from flows.captcha_ocr import acquire_images, checked_manifest, train_and_test
 from flows.generation import generate_captchas
 from flows.refresh import honour_refresh
 from ocr_core.config import RetrainParams
+from tasks.caching import prepare_step_keys
 from tasks.captcha import fingerprint_folder, split_dataset
 from tasks.decision_report import publish_decision
 from tasks.records import ImageFolder, Manifest, PromotionDecision, RegisteredModel, Split
@@ -116,6 +117,7 @@ def captcha_retrain(params: RetrainParams | None = None) -> RetrainSummary:
     """Train a challenger; it replaces the champion only if it reads the held-out set better."""
     params = seeded_for_run(params or RetrainParams(), str(flow_run.id))
     confine_served_run(params)
+    prepare_step_keys()
     root = params.results_dir
     try:
         manifest, evaluation_set, split = reserve_and_split(params)

@@ -30,6 +30,7 @@ from flows.runners import (
 )
 from ocr_core.config import SweepConfiguration, SweepParams
 from ocr_core.errors import TrainingError
+from tasks.caching import prepare_step_keys
 from tasks.captcha import build_datasets
 from tasks.decision_report import publish_decision
 from tasks.records import Datasets, Manifest, PromotionDecision, RegisteredModel
@@ -120,6 +121,7 @@ def captcha_sweep(params: SweepParams | None = None) -> SweepSummary:
     """Train every configuration on the same data, compare them, gate the best."""
     params = params or SweepParams()
     confine_served_run(params)
+    prepare_step_keys()
     if (handover := run_on_chosen_runner(captcha_sweep, params)) is not None:
         return handover()
     root = params.results_dir

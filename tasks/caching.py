@@ -181,7 +181,21 @@ def cached_task(
     """
 
     def decorate(function: Callable[..., Any]) -> StepTask:
-        return StepTask(keyed_step(ignore)(function), cache_policy=cache_policy,
-                        persist_result=True, **options)
+        step = keyed_step(ignore)(function)
+        CACHED_STEPS.append(step)
+        return StepTask(step, cache_policy=cache_policy, persist_result=True, **options)
 
     return decorate
+
+
+CACHED_STEPS: list[KeyedStep] = []
+"""Every cached step defined (in modules imported so far)."""
+
+
+def prepare_step_keys() -> None:
+    """Read the code of every cached step now, on the calling thread (`code_identity` keeps
+    it). Flows call it first: CPython 3.11's AST builder fails when two threads parse at once
+    (python/cpython#106905), and TensorFlow's autograph parses source while a task traces, so
+    no step key may need a first parse while tasks run on other threads."""
+    for step in CACHED_STEPS:
+        code_identity(step.function)

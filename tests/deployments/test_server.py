@@ -196,7 +196,8 @@ def test_served_retrain_runs_from_the_api_and_prefect_yaml_deploys(server, tmp_p
 
         states = wait_until(finished, RUN_TIMEOUT, lambda: f"runs unfinished:\n"
                             f"{processes.log('serve')}", poll=2)
-        assert [state.name for state in states] == ["Completed"] * 2, processes.log("serve")
+        assert [state.name for state in states] == ["Completed"] * 2, (
+            [state.message for state in states], processes.log("serve"))
         first_run, second_run = (client.read_flow_run(run.id) for run in runs)
         assert first_run.start_time < second_run.end_time
         assert second_run.start_time < first_run.end_time  # they overlapped
