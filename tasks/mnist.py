@@ -16,11 +16,12 @@ from ocr_core.files import remove_path, sha256_json
 from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
+from tasks.digit_records import DigitData, DigitEvaluationReport, DigitModel, MnistSource
 from tasks.download import target_policy
 from tasks.links import artifact_link, stored_location
 from tasks.logs import run_logger
 from tasks.progress import epoch_progress
-from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
+from tasks.records import Picture
 from tasks.roots import located, on_root
 from tasks.training_step import training_step
 from tasks.workers import current_worker

@@ -27,7 +27,17 @@ from pydantic import Field, PrivateAttr
 
 from ocr_core.storage import Root, open_root
 from ocr_core.storage.roots import KeyLock
-from tasks.records import RECORD_TYPES, Output
+from tasks import digit_records, records
+from tasks.records import Output
+
+RECORD_TYPES: dict[str, type[Output]] = {
+    cls.__name__: cls for cls in (
+        records.Output, records.ImageFolder, records.Manifest, records.Split, records.Datasets,
+        records.ModelBundle, records.EvaluationReport, records.Picture, records.RegisteredModel,
+        records.PromotionDecision, records.DownloadedFile, digit_records.MnistSource,
+        digit_records.DigitData, digit_records.DigitModel, digit_records.DigitEvaluationReport)
+}
+"""The records a stored result may hold, by name: reading a result builds one of these, nothing else."""
 
 SERIALIZER_TYPE = "ocr-record"
 RESULTS_FOLDER = "prefect-results"
@@ -49,7 +59,7 @@ def encode(value: Any) -> Any:
 
 
 def decode(value: Any) -> Any:
-    """The inverse of `encode`: only the classes of `tasks.records.RECORD_TYPES` are built."""
+    """The inverse of `encode`: only the classes of `RECORD_TYPES` are built."""
     if isinstance(value, dict) and set(value) == {"record", "fields"}:
         cls = RECORD_TYPES.get(value["record"])
         if cls is None:

@@ -24,85 +24,36 @@ import contextlib
 import json
 import logging
 import os
-import re
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ocr_core.errors import RegistryError
 from ocr_core.files import read_json, remove_path, sha256_file, utc_timestamp, write_json
 from ocr_core.registry.evaluation_set import EvaluationSetRecord
 from ocr_core.registry.files import bundle_digest, check_files, snapshot
+from ocr_core.registry.versions import (
+    CHAMPION_FILE,
+    REGISTRY,
+    SCORES_FILE,
+    SPLIT_FILE,
+    VERSION_FILE,
+    VERSION_NAME,
+    ModelVersion,
+    version_number,
+)
 from ocr_core.storage import Root, open_root
 from ocr_core.storage.errors import LockTimeout, StorageConflict
 
 logger = logging.getLogger(__name__)
 
-REGISTRY = "registry"
 LOCK_NAME = "registry"
-CHAMPION_FILE = "champion.json"
-VERSION_FILE = "version.json"
-SCORES_FILE = "scores.json"
-SPLIT_FILE = "split.json"
-_VERSION_NAME = re.compile(r"^v(\d+)$")
+
+__all__ = ["ANY_CHAMPION", "CHAMPION_FILE", "REGISTRY", "SCORES_FILE", "SPLIT_FILE", "VERSION_FILE",
+           "ModelVersion", "Registry", "bundle_digest", "version_number"]
 ANY_CHAMPION = object()
 """`set_champion`'s default: replace whichever version is the champion now."""
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered model: a bundle folder on the root plus what the registry knows about it."""
-
-    name: str
-    root: Root
-    info: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return f"{REGISTRY}/versions/{self.name}"
-
-    @property
-    def location(self) -> str:
-        """Where the version's files are (a path or URL), for people."""
-        return self.root.location(self.key)
-
-    @property
-    def path(self) -> Path:
-        """A local folder with the version's files (copied from a store when need be)."""
-        return self.root.pull(self.key)
-
-    @property
-    def number(self) -> int:
-        return version_number(self.name)
-
-    @property
-    def digest(self) -> str:
-        """Content hash of the bundle's model.keras and bundle.json."""
-        return self.info["digest"]
-
-    @property
-    def scores(self) -> dict[str, dict[str, Any]]:
-        """Scores on evaluation sets, by evaluation key."""
-        try:
-            return self.root.read_json(f"{self.key}/{SCORES_FILE}")
-        except FileNotFoundError:
-            return {}
-
-
-def version_number(reference: str | int) -> int:
-    """3 for "v3", "3" or 3.
-
-    Raises:
-        RegistryError: `reference` names no version.
-    """
-    text = str(reference).strip()
-    match = _VERSION_NAME.match(text) or re.match(r"^(\d+)$", text)
-    if not match or int(match.group(1)) < 1:
-        raise RegistryError(f"not a model version: {reference!r} (expected v1, v2, ... or champion)")
-    return int(match.group(1))
 
 
 class Registry(EvaluationSetRecord):
@@ -169,7 +120,7 @@ class Registry(EvaluationSetRecord):
         """Registered versions, oldest first."""
         found = []
         for name in self.root.listdir(self.key("versions")):
-            if _VERSION_NAME.match(name) and (info := self.read(f"versions/{name}/{VERSION_FILE}")):
+            if VERSION_NAME.match(name) and (info := self.read(f"versions/{name}/{VERSION_FILE}")):
                 found.append(ModelVersion(name, self.root, info))
         return sorted(found, key=lambda version: version.number)
 

@@ -11,8 +11,9 @@ from prefect import flow
 from prefect.logging import disable_run_logger
 
 from tasks.captcha import build_datasets, fingerprint_folder, split_dataset
+from tasks.digit_records import DigitData, DigitModel
 from tasks.mnist import load_mnist, locate_mnist, train_digit_model
-from tasks.records import Datasets, DigitData, DigitModel, ModelBundle
+from tasks.records import Datasets, ModelBundle
 from tasks.training import train_model
 from tasks.validation import validate_images
 

@@ -1,0 +1,184 @@
+"""A results root that is a prefix on an object store, through fsspec (s3fs for `s3://`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ocr_core.files import atomic_path, remove_path
+from ocr_core.storage import scratch
+from ocr_core.storage.errors import translated
+from ocr_core.storage.roots import STORE_SCHEMES, KeyLock, Root
+from ocr_core.storage.stamps import FileVersions, local_versions, stamp_of
+
+
+class StoreRoot(Root):
+    """A prefix on an object store, mirrored key by key in the scratch cache."""
+
+    is_local = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.local = scratch.mirror_of(url)
+        self._fs: Any = None
+        self._base = ""
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec file system (opened on first use; listings are never cached)."""
+        if self._fs is None:
+            import fsspec
+
+            scheme = self.url.split("://", 1)[0]
+            with translated(self.url, package=STORE_SCHEMES[scheme]):
+                self._fs, self._base = fsspec.core.url_to_fs(self.url, use_listings_cache=False)
+        return self._fs
+
+    def _full(self, key: str) -> str:
+        self.fs  # noqa: B018  (opens it, which sets the base)
+        return f"{self._base.rstrip('/')}/{key}" if key else self._base
+
+    def read_bytes(self, key: str) -> bytes:
+        with translated(self.location(key)):
+            return self.fs.cat_file(self._full(key))
+
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        with translated(self.location(key)), self.fs.open(self._full(key), "rb") as handle:
+            return handle.read(), _version(handle.details)
+
+    def write_bytes(self, key: str, data: bytes, *, create_only: bool = False,
+                    if_version: str | None = None) -> str:
+        options: dict[str, Any] = {"mode": "create"} if create_only else {}
+        if if_version is not None:
+            options["IfMatch"] = if_version
+        with translated(self.location(key)):
+            response = self.fs.pipe_file(self._full(key), data, **options)
+        etag = response.get("ETag") if isinstance(response, dict) else None
+        return etag.strip('"') if etag else self.files(key)[""][1]
+
+    def files(self, key: str = "") -> FileVersions:
+        full = self._full(key)
+        with translated(self.location(key)):
+            try:
+                found = self.fs.find(full, detail=True)
+            except FileNotFoundError:
+                return {}
+        versions = {}
+        for name, info in found.items():
+            relative = "" if name.rstrip("/") == full.rstrip("/") else name[len(full.rstrip("/")) + 1:]
+            if not any(part.startswith(".") for part in relative.split("/") if part):
+                versions[relative] = (int(info["size"]), _version(info))
+        return versions
+
+    def modified(self, key: str = "") -> dict[str, tuple[int, float]]:
+        """Size and last-modified time (seconds since the epoch) of each file under `key`."""
+        full = self._full(key).rstrip("/")
+        with translated(self.location(key)):
+            try:
+                found = self.fs.find(full, detail=True)
+            except FileNotFoundError:
+                return {}
+        return {name[len(full) + 1:]: (int(info["size"]), _modified(info))
+                for name, info in found.items() if name != full}
+
+    def listdir(self, key: str = "") -> list[str]:
+        with translated(self.location(key)):
+            try:
+                entries = self.fs.ls(self._full(key), detail=False)
+            except FileNotFoundError:
+                return []
+        names = {entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries}
+        return sorted(name for name in names if name and not name.startswith("."))
+
+    def remove(self, key: str) -> None:
+        with translated(self.location(key)), contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._full(key), recursive=True)
+
+    def pull(self, key: str, stamp: str | None = None) -> Path:
+        target = self.local / key if key else self.local
+        versions = self.files(key)
+        if not versions:
+            raise FileNotFoundError(f"{self.location(key)} holds no file")
+        now = stamp_of(versions)
+        if scratch.recorded_stamp(self.url, key) == now and local_versions(target).keys() == \
+                versions.keys():
+            scratch.touch(self.url, key)
+            return target
+        with atomic_path(target, is_dir="" not in versions) as tmp:
+            with translated(self.location(key)):
+                if "" in versions:
+                    self.fs.get_file(self._full(key), str(tmp))
+                else:
+                    self.fs.get([self._full(f"{key}/{name}" if key else name)
+                                 for name in versions],
+                                [str(tmp / name) for name in versions])
+            if target.exists():  # an older copy: replace it
+                aside = target.parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
+                os.rename(target, aside)
+                remove_path(aside)
+        scratch.record_stamp(self.url, key, now, sum(size for size, _ in versions.values()),
+                             local_versions=local_versions(target))
+        scratch.trim()
+        return target
+
+    def push(self, key: str) -> str | None:
+        source = self.local / key if key else self.local
+        local = local_versions(source)
+        if local and not self._in_store(key, local):
+            names = sorted(local, key=lambda name: (Path(name).name in scratch.COMMIT_MARKERS, name))
+            with translated(self.location(key)):
+                if "" in local:
+                    self.fs.put_file(str(source), self._full(key))
+                else:  # markers last: a lister sees them only once the rest is whole
+                    for name in names:
+                        self.fs.put_file(str(source / name), self._full(f"{key}/{name}"))
+        stamp = self.stamp(key)
+        if local:
+            scratch.record_stamp(self.url, key, stamp, sum(size for size, _ in local.values()),
+                                 local_versions=local)
+        return stamp
+
+    def _in_store(self, key: str, local: FileVersions) -> bool:
+        """Whether the store holds the local copy of `key` already: the copy is untouched since
+        it was pulled or pushed, and the store's files are still those it was copied from."""
+        return (scratch.recorded_local_versions(self.url, key) == local
+                and scratch.recorded_stamp(self.url, key) == self.stamp(key))
+
+    def discard(self, key: str) -> None:
+        self.remove(key)
+        remove_path(self.local / key)
+        scratch.forget(self.url, key)
+
+    def put(self, folder: Path, key: str) -> None:
+        with translated(self.location(key)):
+            for path in sorted(folder.iterdir()):
+                self.fs.put_file(str(path), self._full(f"{key}/{path.name}" if key else path.name))
+                path.unlink()
+
+    @contextlib.contextmanager
+    def pinned(self, keys: list[str]) -> Iterator[None]:
+        with scratch.pinned(self.url, keys):
+            yield
+
+    def lock(self, name: str) -> KeyLock:
+        from ocr_core.storage.leases import Lease
+
+        return Lease(self, f"locks/{name}.json")
+
+
+def _modified(info: dict[str, Any]) -> float:
+    stamp = info.get("LastModified") or info.get("mtime") or info.get("updated")
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0)
+
+
+def _version(info: dict[str, Any]) -> str:
+    """A file's version from its listing: the ETag (content MD5 for S3's single-part writes),
+    else the generation or modification time the store reports."""
+    for field in ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified"):
+        if info.get(field):
+            return str(info[field]).strip('"')
+    return ""
