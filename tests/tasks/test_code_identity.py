@@ -12,17 +12,15 @@ from tasks import code_identity
 from tasks.captcha import build_datasets, collect_captchas, split_dataset
 from tasks.code_identity import PROJECT_ROOT, module_files, step_code
 from tasks.code_identity import code_identity as identity_of
+from tasks.digit_records import DigitData, DigitModel, MnistSource
 from tasks.download import download_archive, extract_archive
 from tasks.mnist import evaluate_digit_model, load_mnist, plot_digits, train_digit_model
 from tasks.records import (
     Datasets,
-    DigitData,
-    DigitModel,
     DownloadedFile,
     EvaluationReport,
     ImageFolder,
     Manifest,
-    MnistSource,
     ModelBundle,
     Split,
 )
