@@ -19,7 +19,6 @@ from tasks.caching import cached_task, current_step_key
 from tasks.download import target_policy
 from tasks.links import artifact_link
 from tasks.logs import run_logger
-from tasks.progress import epoch_progress
 from tasks.records import DigitData, DigitEvaluationReport, DigitModel, MnistSource, Picture
 from tasks.training_step import training_step
 from tasks.workers import current_worker
@@ -131,6 +130,7 @@ def train_digit_model(
     from ocr_core.mnist.training import RULE, digit_summary
     from ocr_core.threads import configure_threads
     from ocr_core.training.fit import fit
+    from tasks.progress import epoch_progress
 
     step = training_step(results_dir, "train_digit_model", f"mnist-{model_name}")
     if (finished := step.finished(DigitModel)) is not None:
@@ -176,7 +176,7 @@ def train_digit_model(
 def check_digit_model_learned(model: DigitModel, min_val_accuracy: float) -> DigitModel:
     """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
     otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
-    from ocr_core.training.fit import require_learning
+    from ocr_core.training.learned import require_learning
 
     require_learning(model.validation["val_accuracy"], min_val_accuracy, model.path,
                      measure=f"validation accuracy of {model.name}")

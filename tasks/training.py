@@ -12,7 +12,6 @@ from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
-from tasks.progress import epoch_progress
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 from tasks.training_step import training_step
 from tasks.workers import current_worker
@@ -46,6 +45,7 @@ def train_model(
     from ocr_core.captcha.pipeline import count_split, load_split
     from ocr_core.captcha.training import plan_training, train_captcha_model
     from ocr_core.threads import configure_threads
+    from tasks.progress import epoch_progress  # here: it loads Keras, which a cached run never needs
 
     step = training_step(results_dir, "train_model", recipe)
     if (finished := step.finished(ModelBundle)) is not None:
@@ -93,7 +93,7 @@ def check_learned(model: ModelBundle, min_val_accuracy: float) -> ModelBundle:
 
     Not cached and kept apart from training, so a rerun with another threshold reuses the model.
     """
-    from ocr_core.training.fit import require_learning
+    from ocr_core.training.learned import require_learning
 
     require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy, model.path)
     return model
