@@ -88,8 +88,8 @@ class CaptchaParams(ImageChecks, RunParams):
     )
     epochs: int | None = Field(
         None, ge=1, le=1000,
-        description="Maximum training epochs. Default: enough to see about 96,000 images "
-        "(160,000 with augmentation), so the same command learns from any data size: 6 epochs "
+        description="Maximum training epochs. Default: enough to see about 48,000 images "
+        "(160,000 with augmentation), so the same command learns from any data size: 3 epochs "
         "of 16,000 generated training images (the main job), 210 of 762 augmented real ones "
         "(the 936 shared real captchas, about 80% of them for training).",
     )
@@ -102,7 +102,7 @@ class CaptchaParams(ImageChecks, RunParams):
     )
     batch_size: int | None = Field(
         None, ge=1, le=4096,
-        description="Batch size. Default: the recipe's (crnn 64), halved down to 16 until an "
+        description="Batch size. Default: the recipe's (crnn 32), halved down to 16 until an "
         "epoch has at least 40 steps (16 for 762 images).",
     )
     learning_rate: float | None = Field(

@@ -13,15 +13,15 @@ from ocr_core.data import dataset as ds
 class TestPlanTraining:
     """Training length follows the data: the same defaults learn from 750 images and from 16,000."""
 
-    def test_main_job_gets_six_epochs_of_batch_64(self):
+    def test_main_job_gets_three_epochs_of_batch_32(self):
         plan = plan_training(16_000, get_recipe("crnn"))
-        assert plan == TrainingPlan(batch_size=64, epochs=6, patience=2, start_from_epoch=2,
+        assert plan == TrainingPlan(batch_size=32, epochs=3, patience=2, start_from_epoch=1,
                                     rule="cer-then-loss")
 
     def test_small_real_set_gets_small_batches_and_many_epochs(self):
         plan = plan_training(748, get_recipe("crnn"))
-        assert plan == TrainingPlan(batch_size=16, epochs=129, patience=13, start_from_epoch=43)
-        assert plan.epochs * 748 >= 96_000
+        assert plan == TrainingPlan(batch_size=16, epochs=65, patience=7, start_from_epoch=21)
+        assert plan.epochs * 748 >= 48_000
 
     def test_augmented_training_sees_more_images(self):
         plan = plan_training(748, get_recipe("crnn"), augment=True)
@@ -30,13 +30,13 @@ class TestPlanTraining:
         assert plan_training(16_000, get_recipe("crnn"), augment=True).epochs == 10
 
     def test_batch_halves_until_an_epoch_has_40_steps(self):
-        assert plan_training(2_000, get_recipe("crnn")).batch_size == 32
-        assert plan_training(2_560, get_recipe("crnn")).batch_size == 64
+        assert plan_training(1_000, get_recipe("crnn")).batch_size == 16
+        assert plan_training(1_280, get_recipe("crnn")).batch_size == 32
         assert plan_training(10, get_recipe("crnn")).batch_size == 16
 
     def test_epochs_are_capped(self):
         assert plan_training(40, get_recipe("crnn")).epochs == 1000
-        assert plan_training(96, get_recipe("crnn")).epochs == 1000
+        assert plan_training(48, get_recipe("crnn")).epochs == 1000
 
     def test_given_values_win(self):
         plan = plan_training(748, get_recipe("crnn"), epochs=80, patience=20, batch_size=8)
