@@ -112,12 +112,12 @@ MIN_PATIENCE = 2
 class TrainingPlan:
     """How long one training runs and in which batches, fitted to the training set's size.
 
-    The defaults aim at a number of images seen, not a number of epochs: 3 epochs of 16,000
-    generated captchas and 250 epochs of 640 augmented real ones are each what the data needs.
-    Augmented images are new and harder every epoch, so augmented training sees more of them
-    (96,000 -> 160,000 took real development captchas from 97.8% to 99.3%). Plain training: 3
-    epochs in batches of 32 read generated development captchas as well as 6 in batches of 64
-    (`bench/main_job_recipes.py`). Early stopping
+    The defaults aim at a number of images seen, not a number of epochs: 2 epochs of the main
+    job's 24,000 generated captchas and 250 epochs of 640 augmented real ones are each what the
+    data needs. Augmented images are new and harder every epoch, so augmented training sees more
+    of them (96,000 -> 160,000 took real development captchas from 97.8% to 99.3%). Plain
+    training: 2 epochs of 24,000 in batches of 32 read generated captchas better than 6 of
+    16,000 in batches of 64, with half the training (docs/training.md). Early stopping
     (`ocr_core.training.stopping`, `rule`) considers epochs from `start_from_epoch` (0-based) on.
     """
 

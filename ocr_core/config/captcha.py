@@ -22,7 +22,7 @@ from ocr_core.errors import ConfigError
 DEFAULT_CAPTCHA_URL = (
     "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
 )
-DEFAULT_NUM_SAMPLES = 20_000
+DEFAULT_NUM_SAMPLES = 30_000
 
 
 class CaptchaParams(ImageChecks, RunParams):
@@ -89,8 +89,8 @@ class CaptchaParams(ImageChecks, RunParams):
     epochs: int | None = Field(
         None, ge=1, le=1000,
         description="Maximum training epochs. Default: enough to see about 48,000 images "
-        "(160,000 with augmentation), so the same command learns from any data size: 3 epochs "
-        "of 16,000 generated training images (the main job), 210 of 762 augmented real ones "
+        "(160,000 with augmentation), so the same command learns from any data size: 2 epochs "
+        "of 24,000 generated training images (the main job), 210 of 762 augmented real ones "
         "(the 936 shared real captchas, about 80% of them for training).",
     )
     patience: int | None = Field(
