@@ -12,9 +12,9 @@ older checkout (`--ref`) is profiled the same way.
     # a commit of this repository from a fresh clone, set-up included, then the rerun and
     # 1,000 captchas of an unseen seed read with the model it trained
     python3 bench/profile_main_job.py --fresh-clone --commit fb2c81f --rerun \
-        --unseen-seed 31337 --unseen-count 1000 --out bench/profile-before.json
+        --unseen-seed 31337 90210 --unseen-count 1000 --out bench/profile-before.json
     python3 bench/profile_main_job.py --fresh-clone --rerun \
-        --unseen-seed 31337 --unseen-count 1000 --out bench/profile-after.json
+        --unseen-seed 31337 90210 --unseen-count 1000 --out bench/profile-after.json
     python3 bench/profile_main_job.py --table bench/profile-before.json bench/profile-after.json
 
 `--ref PATH` profiles another checkout (its HEAD with `--fresh-clone`, else its own `.venv`).
@@ -371,8 +371,8 @@ def profile(args: argparse.Namespace) -> dict:
                                           args.nice, env))
     model = report["runs"][0].get("model")
     if args.unseen_count and model:
-        report["unseen"] = read_unseen(checkout, model, args.unseen_seed, args.unseen_count, work,
-                                       env)
+        report["unseen"] = [read_unseen(checkout, model, seed, args.unseen_count, work, env)
+                            for seed in args.unseen_seed]
     report["machine_after"] = machine()
     if args.fresh_clone and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -427,10 +427,11 @@ def table(reports: list[tuple[str, dict]]) -> str:
                 f"{rerun.get('flow_s')} / "
                 f"{(rerun.get('after_flow_s') or 0) + (rerun.get('exit_s') or 0):.1f} "
                 f"(states: {', '.join(states)})")
-        unseen = report.get("unseen")
-        if unseen and "accuracy" in unseen:
-            put(f"unseen seed {unseen['seed']}", column,
-                f"{unseen['accuracy']} ({unseen['correct']}/{unseen['total']})")
+        unseen = report.get("unseen") or []
+        for reading in [unseen] if isinstance(unseen, dict) else unseen:
+            if "accuracy" in reading:
+                put(f"unseen seed {reading['seed']}", column,
+                    f"{reading['accuracy']} ({reading['correct']}/{reading['total']})")
         put("load average before / after", column,
             f"{report['machine_before']['loadavg'][0]:.1f} / "
             f"{report['machine_after']['loadavg'][0]:.1f}")
@@ -453,7 +454,8 @@ def main() -> None:
     parser.add_argument("--fresh-prefect-home", action="store_true",
                         help="a new PREFECT_HOME (its database migrations timed too)")
     parser.add_argument("--rerun", action="store_true", help="run the command again (cached)")
-    parser.add_argument("--unseen-seed", type=int, default=31337)
+    parser.add_argument("--unseen-seed", type=int, nargs="+", default=[31337],
+                        help="seeds of the unseen captchas (one set of --unseen-count each)")
     parser.add_argument("--unseen-count", type=int, default=0,
                         help="read this many captchas of --unseen-seed with the model (0: none)")
     parser.add_argument("--nice", type=int, default=0)
