@@ -27,7 +27,6 @@ from ocr_core.errors import ConfigError, DataError
 from ocr_core.files import sha256_file
 from ocr_core.guards.characters import vocabulary_problem
 from ocr_core.guards.patterns import compile_pattern
-from ocr_core.threads import available_cpus
 
 Policy = Literal["fail", "skip"]
 POLICIES: tuple[Policy, ...] = ("fail", "skip")
@@ -108,8 +107,9 @@ def validate_folder(folder: str | Path, spec: ImageSpec | None = None,
     by_digest: dict[str, list[str]] = defaultdict(list)
     digests: dict[str, str] = {}
     label_pattern = compile_pattern(spec.label_pattern)
-    # Reading, hashing and decoding release the GIL: threads keep every core busy.
-    with ThreadPoolExecutor(max_workers=2 * available_cpus()) as pool:
+    # Reading, hashing and decoding release the GIL: threads keep every core busy (Python's
+    # default pool size; ocr_core.threads would tie validation's cache key to TensorFlow).
+    with ThreadPoolExecutor() as pool:
         inspections = pool.map(lambda path: _inspect(path, spec), paths)
         for path, inspection in zip(paths, inspections, strict=True):
             for kind, message in inspection.problems:
