@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: captcha test lint bench clean-results
 
+# --no-compile: Python compiles a module to bytecode when it is first imported, instead of pip
+# compiling every file of the tree (TensorFlow's, Prefect's, ...) up front (BENCHMARKS.md, set-up).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile --upgrade pip
+	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 captcha: $(STAMP)

@@ -240,7 +240,7 @@ def quote(kind: str, rule: str, work: Path) -> None:
     from ocr_core.captcha.models import get_recipe
     from ocr_core.captcha.pipeline import load_split, save_split
     from ocr_core.captcha.synthetic import generate_captchas
-    from ocr_core.captcha.training import predict_texts
+    from ocr_core.captcha.training import read_split
     from ocr_core.data import dataset as ds
 
     raw = json.loads(raw_path(kind).read_text())
@@ -258,7 +258,8 @@ def quote(kind: str, rule: str, work: Path) -> None:
         model = recipe.build_model(chars.num_classes)
         with np.load(work / "weights" / f"epoch-{row['kept_epoch']}.npz") as stored:
             model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
-        predictions, truths, _ = predict_texts(model, load_split(folder, 64), chars)
+        reading = read_split(model, load_split(folder, 64), chars)
+        predictions, truths = reading.predictions, reading.truths
         correct = sum(p == t for p, t in zip(predictions, truths, strict=True))
         raw["fresh"][name] = {"rule": row["rule"], "window": row["window"],
                               "kept_epoch": row["kept_epoch"], "epochs_run": row["epochs_run"],

@@ -49,9 +49,13 @@ def main() -> None:
 def captcha(params: CaptchaParams) -> None:
     """Train and evaluate a captcha reader (the captcha-ocr flow)."""
     check_data_dir(params.data_dir)
-    prepare_environment()
+    # TensorFlow loads when a step needs it (a run served from the cache never does), and the
+    # temporary Prefect server starts while the flow's modules load.
+    prepare_environment(tensorflow=False, wait_for_server=False)
     from flows.captcha_ocr import captcha_ocr
+    from flows.local_server import wait_for_local_server
 
+    wait_for_local_server()
     summary = captcha_ocr(params)
     metrics = summary.metrics
     click.echo("")

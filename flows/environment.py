@@ -10,9 +10,13 @@ telemetry noise, the library's log lines in Prefect's logs).
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 from ocr_core.errors import OcrPipelineError
 
@@ -37,19 +41,27 @@ def apply_process_defaults() -> None:
             _APPLIED[name] = value
 
 
-def prepare_environment(refresh: bool = False, tensorflow: bool = True) -> None:
-    """Settings that must be in place before Prefect and TensorFlow load (user's values win).
+def prepare_environment(refresh: bool = False, tensorflow: bool = True,
+                        wait_for_server: bool = True) -> None:
+    """Settings that must be in place before Prefect and TensorFlow load (user's values win),
+    and Prefect's temporary server started while they load when no server is configured.
 
-    `tensorflow=False` skips loading TensorFlow, for commands that never train or read images
-    with a model (ingest).
+    `tensorflow=False` leaves TensorFlow to the first step that needs it (still quietly): a run
+    served from the cache, or a command that never trains or reads images (ingest), never
+    loads it. `wait_for_server=False` returns before the temporary server answers: the caller
+    calls `flows.local_server.wait_for_local_server()` before its first flow run, after
+    loading its flows.
 
     `refresh` is for scripts written before runs had a `refresh` parameter: it turns Prefect's
     process-wide refresh switch on. Prefer the parameter (`params.refresh`, CLI `--refresh`),
     which also works for runs started from the UI or a deployment.
     """
+    from flows.local_server import start_local_server, wait_for_local_server
+
     apply_process_defaults()
     if refresh:
         os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
+    start_local_server()  # starts while the libraries load (flows.local_server)
     logging.getLogger("ocr_core").setLevel(logging.INFO)
     # Prefect must set up logging before TensorFlow loads absl, which claims the root logger.
     import prefect.main  # noqa: F401  (importing it runs Prefect's logging set-up)
@@ -58,6 +70,10 @@ def prepare_environment(refresh: bool = False, tensorflow: bool = True) -> None:
         handler.addFilter(hide_expected_tracebacks)
     if tensorflow:
         import_tensorflow_quietly()
+    else:
+        quiet_tensorflow_when_first_imported()
+    if wait_for_server:
+        wait_for_local_server()
 
 
 def hide_expected_tracebacks(record: logging.LogRecord) -> bool:
@@ -78,12 +94,46 @@ def import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
+    with _stderr_to_devnull():
+        import tensorflow  # noqa: F401
+
+
+def quiet_tensorflow_when_first_imported() -> None:
+    """Whatever imports TensorFlow first in this process does so as `import_tensorflow_quietly`
+    would (steps import it inside their functions: a cached step never loads it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Runs the first `import tensorflow` with stderr sent away, then steps aside."""
+
+    def find_spec(self, name: str, path: object, target: object = None):  # noqa: ANN201
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            execute = spec.loader.exec_module
+
+            def exec_module(module: object) -> None:
+                with _stderr_to_devnull():
+                    execute(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -20,7 +20,6 @@ from tasks.digit_records import DigitData, DigitEvaluationReport, DigitModel, Mn
 from tasks.download import target_policy
 from tasks.links import artifact_link, stored_location
 from tasks.logs import run_logger
-from tasks.progress import epoch_progress
 from tasks.records import Picture
 from tasks.roots import located, on_root
 from tasks.training_step import training_step
@@ -138,6 +137,7 @@ def train_digit_model(
     from ocr_core.threads import configure_threads
     from ocr_core.training.fit import fit
     from ocr_core.training.tensorboard import digit_samples
+    from tasks.progress import epoch_progress
     from tasks.tracking import track_training
 
     step = training_step(results_dir, "train_digit_model", f"mnist-{model_name}")
@@ -189,7 +189,7 @@ def check_digit_model_learned(model: DigitModel, min_val_accuracy: float,
                               results_dir: str) -> DigitModel:
     """Fail the run if the model's best validation accuracy is below `min_val_accuracy`;
     otherwise pass it on (kept apart from training, so a rerun reuses the model)."""
-    from ocr_core.training.fit import require_learning
+    from ocr_core.training.learned import require_learning
 
     require_learning(model.validation["val_accuracy"], min_val_accuracy,
                      located(results_dir, model.path),

@@ -12,7 +12,6 @@ from ocr_core.layout import ResultsLayout
 from ocr_core.statistics import format_accuracy
 from tasks.caching import cached_task, current_step_key
 from tasks.logs import run_logger
-from tasks.progress import epoch_progress
 from tasks.records import Datasets, EvaluationReport, ModelBundle
 from tasks.roots import located
 from tasks.training_step import training_step
@@ -51,6 +50,7 @@ def train_model(
     from ocr_core.captcha.training import plan_training, train_captcha_model
     from ocr_core.threads import configure_threads
     from ocr_core.training.tensorboard import captcha_samples
+    from tasks.progress import epoch_progress  # here: it loads Keras, which a cached run never needs
     from tasks.tracking import track_training
 
     step = training_step(results_dir, "train_model", recipe)
@@ -114,7 +114,7 @@ def check_learned(model: ModelBundle, min_val_accuracy: float, results_dir: str)
 
     Not cached and kept apart from training, so a rerun with another threshold reuses the model.
     """
-    from ocr_core.training.fit import require_learning
+    from ocr_core.training.learned import require_learning
 
     require_learning(model.validation["val_sequence_accuracy"], min_val_accuracy,
                      located(results_dir, model.path))

@@ -59,7 +59,8 @@ def validate_images(
     run_logger().info("%s; report %s", report.summary(), report_path)
     accepted = enforce(report, report_path)
     manifest_path = folder / "images.json"
-    digest = ds.write_manifest(manifest_path, ds.index_images(accepted), images_root=images.path)
+    digest = ds.write_manifest(manifest_path, ds.index_images(accepted, report.digests),
+                               images_root=images.path)
     return Manifest(str(manifest_path), content_digest=digest, count=len(accepted),
                     vocabulary=read_json(manifest_path)["vocabulary"], report=str(report_path),
                     images_root=images.path)

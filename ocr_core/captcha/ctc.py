@@ -18,17 +18,13 @@ BLANK_INDEX = 0
 
 
 class Vocabulary:
-    """Characters <-> class indices via `keras.layers.StringLookup`, with 0 kept for the blank."""
+    """Characters <-> class indices by table lookup, with 0 kept for the blank."""
 
     def __init__(self, characters: str) -> None:
         if len(set(characters)) != len(characters) or not characters:
             raise ValueError(f"vocabulary must be distinct characters, got {characters!r}")
         self.characters = characters
-        # The mask token "" takes index 0 = BLANK_INDEX and maps back to "", so blanks vanish on join.
-        self.char_to_num = keras.layers.StringLookup(
-            vocabulary=list(characters), mask_token="", num_oov_indices=0)
-        self.num_to_char = keras.layers.StringLookup(
-            vocabulary=list(characters), mask_token="", num_oov_indices=0, invert=True)
+        self.index = {character: i for i, character in enumerate(characters, start=1)}
 
     @property
     def num_classes(self) -> int:
@@ -36,8 +32,16 @@ class Vocabulary:
         return len(self.characters) + 1
 
     def encode(self, label: str) -> np.ndarray:
-        """Class indices of `label`'s characters, shape (len(label),)."""
-        return np.asarray(self.char_to_num(list(label)), dtype="int32")
+        """Class indices of `label`'s characters, shape (len(label),).
+
+        Raises:
+            ValueError: `label` has a character outside the vocabulary.
+        """
+        try:
+            return np.array([self.index[character] for character in label], dtype="int32")
+        except KeyError as error:
+            raise ValueError(f"label {label!r} has {error.args[0]!r}, which is not in the "
+                             f"vocabulary {self.characters!r}") from None
 
     def decode(self, indices) -> str:
         """Text of a sequence of class indices; blanks (0) and padding (-1) are dropped."""

@@ -77,7 +77,7 @@ def build_keras_example(width: int, height: int, num_classes: int) -> keras.Mode
 RECIPES: dict[str, Recipe] = {
     "crnn": Recipe(
         name="crnn", height=INPUT_SIZES["crnn"].height, width=INPUT_SIZES["crnn"].width,
-        batch_size=64, learning_rate=3e-3, warmup_cosine=True,
+        batch_size=32, learning_rate=3e-3, warmup_cosine=True,
         build=build_crnn,
         description="batch-normalised CRNN on 128x32 (32 CTC steps), Adam with warm-up and "
         "cosine decay",

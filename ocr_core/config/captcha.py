@@ -23,7 +23,7 @@ from ocr_core.errors import ConfigError
 DEFAULT_CAPTCHA_URL = (
     "https://github.com/AakashKumarNain/CaptchaCracker/raw/master/captcha_images_v2.zip"
 )
-DEFAULT_NUM_SAMPLES = 20_000
+DEFAULT_NUM_SAMPLES = 30_000
 
 
 class CaptchaParams(ImageChecks, TrackingParams, RunParams):
@@ -90,9 +90,9 @@ class CaptchaParams(ImageChecks, TrackingParams, RunParams):
     )
     epochs: int | None = Field(
         None, ge=1, le=1000,
-        description="Maximum training epochs. Default: enough to see about 96,000 images "
-        "(160,000 with augmentation), so the same command learns from any data size: 6 epochs "
-        "of 16,000 generated training images (the main job), 210 of 762 augmented real ones "
+        description="Maximum training epochs. Default: enough to see about 48,000 images "
+        "(160,000 with augmentation), so the same command learns from any data size: 2 epochs "
+        "of 24,000 generated training images (the main job), 210 of 762 augmented real ones "
         "(the 936 shared real captchas, about 80% of them for training).",
     )
     patience: int | None = Field(
@@ -104,7 +104,7 @@ class CaptchaParams(ImageChecks, TrackingParams, RunParams):
     )
     batch_size: int | None = Field(
         None, ge=1, le=4096,
-        description="Batch size. Default: the recipe's (crnn 64), halved down to 16 until an "
+        description="Batch size. Default: the recipe's (crnn 32), halved down to 16 until an "
         "epoch has at least 40 steps (16 for 762 images).",
     )
     learning_rate: float | None = Field(

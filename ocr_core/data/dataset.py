@@ -55,9 +55,16 @@ def label_of(path: str | Path) -> str:
     return Path(path).stem
 
 
-def index_images(paths: list[Path]) -> list[ImageRecord]:
-    """(path, label, sha256) records for the given PNG files, in the given order."""
-    return [ImageRecord(str(Path(p).absolute()), label_of(p), sha256_file(p)) for p in paths]
+def index_images(paths: list[Path], digests: dict[str, str] | None = None) -> list[ImageRecord]:
+    """(path, label, sha256) records for the given PNG files, in the given order.
+
+    Args:
+        digests: sha256 by file name, already computed (validation hashes each file once);
+            files missing from it are hashed here.
+    """
+    digests = digests or {}
+    return [ImageRecord(str(Path(p).absolute()), label_of(p),
+                        digests.get(Path(p).name) or sha256_file(p)) for p in paths]
 
 
 def build_vocabulary(labels: list[str]) -> str:

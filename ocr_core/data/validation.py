@@ -11,8 +11,11 @@ its problems. The policy decides what a problem does: `fail` stops, `skip` leave
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +32,7 @@ Policy = Literal["fail", "skip"]
 POLICIES: tuple[Policy, ...] = ("fail", "skip")
 DEFAULT_LABEL_PATTERN = f"[{CAPTCHA_ALPHABET}]{{{LABEL_LENGTH}}}"
 _LISTED_IN_ERRORS = 10
+_READ_WHOLE = 16 * 2**20  # files up to this size are read once for both the hash and the decode
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class ValidationReport:
     modes: dict[str, int]
     sizes: dict[str, int]
     policy: Policy = "fail"
+    # sha256 of each readable file's bytes, computed once here for the index (not in the report)
+    digests: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def rejected(self) -> list[str]:
@@ -71,7 +77,9 @@ class ValidationReport:
         return [Path(self.folder) / name for name in self.accepted]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"rejected": self.rejected}
+        report = asdict(self) | {"rejected": self.rejected}
+        del report["digests"]
+        return report
 
     def summary(self) -> str:
         return (f"checked {self.checked} images in {self.folder}: {len(self.accepted)} accepted, "
@@ -97,21 +105,31 @@ def validate_folder(folder: str | Path, spec: ImageSpec | None = None,
     modes: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     by_digest: dict[str, list[str]] = defaultdict(list)
+    digests: dict[str, str] = {}
     label_pattern = compile_pattern(spec.label_pattern)
-    for path in paths:
-        for kind, message in _check_image(path, spec, modes, sizes):
-            problems[path.name].append(message)
-            kinds[kind] += 1
-        label = label_of(path)
-        unusable = "".join(sorted({c for c in label if vocabulary_problem(c)}))
-        if not label_pattern.fullmatch(label):
-            problems[path.name].append(f"label {label!r} does not match {spec.label_pattern!r}")
-            kinds["label"] += 1
-        elif unusable:
-            problems[path.name].append(f"label {label!r} has {unusable!r}, which a model's "
-                                       "vocabulary cannot hold (predictions become file names)")
-            kinds["label"] += 1
-        by_digest[sha256_file(path)].append(path.name)
+    # Reading, hashing and decoding release the GIL: threads keep every core busy (Python's
+    # default pool size; ocr_core.threads would tie validation's cache key to TensorFlow).
+    with ThreadPoolExecutor() as pool:
+        inspections = pool.map(lambda path: _inspect(path, spec), paths)
+        for path, inspection in zip(paths, inspections, strict=True):
+            for kind, message in inspection.problems:
+                problems[path.name].append(message)
+                kinds[kind] += 1
+            if inspection.mode:
+                modes[inspection.mode] += 1
+                sizes[inspection.size] += 1
+            if inspection.sha256:
+                digests[path.name] = inspection.sha256
+                by_digest[inspection.sha256].append(path.name)
+            label = label_of(path)
+            unusable = "".join(sorted({c for c in label if vocabulary_problem(c)}))
+            if not label_pattern.fullmatch(label):
+                problems[path.name].append(f"label {label!r} does not match {spec.label_pattern!r}")
+                kinds["label"] += 1
+            elif unusable:
+                problems[path.name].append(f"label {label!r} has {unusable!r}, which a model's "
+                                           "vocabulary cannot hold (predictions become file names)")
+                kinds["label"] += 1
     duplicates = [names for names in by_digest.values() if len(names) > 1]
     for first, *copies in duplicates:
         for name in copies:
@@ -132,16 +150,32 @@ def validate_folder(folder: str | Path, spec: ImageSpec | None = None,
         modes=dict(modes),
         sizes=dict(sizes),
         policy=policy,
+        digests={name: digests[name] for name in accepted},
     )
 
 
-def _check_image(path: Path, spec: ImageSpec, modes: Counter[str],
-                 sizes: Counter[str]) -> list[tuple[str, str]]:
-    """(kind, message) for each problem of one file; records its mode and size when readable."""
+@dataclass(frozen=True)
+class _Inspection:
+    """One file read once: its problems as (kind, message), its mode and size when its header
+    reads, and the sha256 of its bytes ("" when they could not be read)."""
+
+    problems: list[tuple[str, str]]
+    mode: str = ""
+    size: str = ""
+    sha256: str = ""
+
+
+def _inspect(path: Path, spec: ImageSpec) -> _Inspection:
+    """Read a file's bytes once, hash them and decode them (small files from memory)."""
     try:
-        with Image.open(path) as image:
-            modes[image.mode] += 1
-            sizes[f"{image.width}x{image.height}"] += 1
+        data = path.read_bytes() if path.stat().st_size <= _READ_WHOLE else None
+        digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
+    except OSError as error:
+        return _Inspection([("corrupt", f"not a readable file ({error})")])
+    mode = size = ""
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
+            mode, size = image.mode, f"{image.width}x{image.height}"
             found = []
             if image.format != "PNG":
                 found.append(("format", f"a {image.format} file, not a PNG"))
@@ -153,9 +187,9 @@ def _check_image(path: Path, spec: ImageSpec, modes: Counter[str],
                                       f"{', '.join(spec.modes)}"))
             if not found:
                 image.load()  # decodes every pixel: catches truncated and corrupt data
-            return found
+            return _Inspection(found, mode, size, digest)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        return [("corrupt", f"not a readable image ({error})")]
+        return _Inspection([("corrupt", f"not a readable image ({error})")], mode, size, digest)
 
 
 def enforce(report: ValidationReport, report_path: str | Path | None = None) -> list[Path]:

@@ -1,5 +1,6 @@
 """The one training loop of both model kinds: early stopping that can tell epochs apart, resume
-after a kill, a log line per epoch, and the check that a model learned something.
+after a kill, and a log line per epoch (the check that a model learned something:
+`ocr_core.training.learned`).
 
 A model kind plugs in what differs: its compiled model, the callbacks that add its validation
 figures to each epoch's logs (captchas: text metrics), the `StoppingRule` that compares epochs on
@@ -19,7 +20,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ocr_core.errors import TrainingError
 from ocr_core.training.resume import ResumableTraining
 from ocr_core.training.stopping import EpochSelector, SelectiveStopping, StoppingRule
 
@@ -87,7 +87,7 @@ class TrainingResult:
 def fit(
     model: keras.Model,
     train: tf.data.Dataset,
-    validation: tf.data.Dataset,
+    validation: tf.data.Dataset | None,
     *,
     epochs: int,
     rule: StoppingRule,
@@ -101,7 +101,8 @@ def fit(
 ) -> TrainingResult:
     """Train a compiled `model` for up to `epochs`; return it with the kept epoch's weights.
 
-    `metrics` callbacks run first each epoch and add the figures `rule` compares; early stopping
+    `metrics` callbacks run first each epoch and add the figures `rule` compares (with
+    `validation` None they make the whole validation pass, `val_loss` included); early stopping
     (`ocr_core.training.stopping`) considers epochs from `start_from_epoch` (0-based) on, stops after
     `patience` of them without a better one and restores the kept epoch's weights. With
     `backup_dir`, a killed run called again resumes from its last finished epoch
@@ -121,21 +122,3 @@ def fit(
     return TrainingResult(model=model, history=values, best_epoch=selector.best_epoch + 1,
                           seconds=seconds, kept_because=selector.reason,
                           stopped_early=len(values["loss"]) < epochs)
-
-
-def require_learning(
-    best_accuracy: float, min_accuracy: float, model_path: str,
-    measure: str = "validation sequence accuracy",
-) -> None:
-    """Refuse a model whose best validation accuracy (`measure`) is below `min_accuracy`.
-
-    Raises:
-        TrainingError: naming both figures, where the model was kept, and what to try.
-    """
-    if best_accuracy < min_accuracy:
-        raise TrainingError(
-            f"the model did not learn: best {measure} {100 * best_accuracy:.1f}% "
-            f"is below min_val_accuracy {100 * min_accuracy:.1f}% (model kept for inspection at "
-            f"{model_path}, not reported as this run's model); try more data, more training "
-            "(--epochs), or --min-val-accuracy 0 to accept it"
-        )

@@ -23,10 +23,12 @@ class TestVocabulary:
     def test_decode_drops_blanks_and_padding(self):
         assert Vocabulary(VOCABULARY).decode([2, 0, 0, 1, -1, -1]) == "ba"
 
-    def test_string_lookup_both_ways(self):
-        vocabulary = Vocabulary(VOCABULARY)
-        assert vocabulary.char_to_num(["c", "a"]).numpy().tolist() == [3, 1]
-        assert vocabulary.num_to_char([1, 0, 3]).numpy().tolist() == [b"a", b"", b"c"]
+    def test_encode_refuses_a_character_outside_the_vocabulary(self):
+        with pytest.raises(ValueError, match="label 'cad' has 'd', which is not in the vocabulary 'abc'"):
+            Vocabulary(VOCABULARY).encode("cad")
+
+    def test_encode_of_an_empty_label_is_empty(self):
+        assert Vocabulary(VOCABULARY).encode("").shape == (0,)
 
     def test_decode_batch_is_decode_per_row(self):
         vocabulary = Vocabulary(VOCABULARY)

@@ -59,9 +59,9 @@ def test_a_better_primary_figure_wins_over_a_better_loss():
     assert selection.kept_epoch == 2 and "better than epoch 1" in selection.reason
 
 
-def test_main_job_plan_can_stop_once_converged():
-    """The main job's data (16,000 training images): 6 epochs; converged after epoch 3."""
-    plan = plan_training(16_000, get_recipe("crnn"))
+def test_a_six_epoch_plan_can_stop_once_converged():
+    """8,000 generated training images: 6 epochs; converged after epoch 3."""
+    plan = plan_training(8_000, get_recipe("crnn"))
     assert plan.epochs == 6
     converged = {CER: [0.9, 0.1, 0.002, 0.002, 0.003, 0.002],
                  LOSS: [9.0, 1.0, 0.030, 0.031, 0.040, 0.035]}

@@ -1,0 +1,92 @@
+"""The main job at small scale, run as a user runs it: `ocr-pipeline captcha` in its own process
+(its own temporary Prefect server, TensorFlow loaded only when a step needs it), twice on one
+results root. One trained run serves every assertion."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+CLI = Path(sys.executable).with_name("ocr-pipeline")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# 1,500 generated captchas (1,190 training images, batches of 16), 6 epochs: about 7,000 images
+# seen, a minute of CPU. Seen: 90.9% (150/165) of the test split, 96.4% of the validation split.
+COMMAND = ("captcha", "--num-samples", "1500", "--epochs", "6")
+TENSORFLOW_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} \d\d:)",
+                                 re.MULTILINE)
+
+
+def _imported(stderr: str, package: str) -> bool:
+    """Whether `-X importtime` lines show `package` imported (its row is written once its
+    import is done, so also after a quiet import)."""
+    return re.search(rf"^import time:.*\|\s+{package}$", stderr, re.MULTILINE) is not None
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess, Path]:
+    """The command on a fresh results root, then again; each in a session of its own."""
+    root = tmp_path_factory.mktemp("main-job") / "results"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    done = []
+    for _ in range(2):
+        process = subprocess.Popen([str(CLI), *COMMAND, "--results-dir", str(root)],
+                                   cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout, stderr = process.communicate(timeout=900)
+        leftover = _group_outlives(process.pid)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, stdout,
+                                                stderr + ("\nLEFTOVER" if leftover else "")))
+    return done[0], done[1], root
+
+
+def _group_outlives(group: int, seconds: float = 10) -> bool:
+    """Whether a process of the group is still there `seconds` after its leader exited (a
+    render pool's resource tracker takes a moment to see its parent gone)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _accuracy(stdout: str) -> tuple[int, int]:
+    match = re.search(r"^test sequence accuracy:\s+\S+ \((\d+)/(\d+),", stdout, re.MULTILINE)
+    assert match, stdout
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_it_learns(runs):
+    first, _, _ = runs
+    # exit 0: the learned-nothing guard at its default (50% validation accuracy) passed
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    correct, count = _accuracy(first.stdout)
+    assert count > 100 and correct >= 0.75 * count, first.stdout
+
+
+def test_it_prints_no_tensorflow_start_up_lines_and_stops_its_server(runs):
+    first, again, _ = runs
+    for run in (first, again):  # TensorFlow prints those whatever TF_CPP_MIN_LOG_LEVEL says
+        assert not TENSORFLOW_LOG_LINE.findall(run.stderr), run.stderr[-3000:]
+        assert "LEFTOVER" not in run.stderr, "a process of the command outlived it"
+    assert _imported(first.stderr, "keras")  # it trained: TensorFlow and Keras loaded
+
+
+def test_the_rerun_is_served_from_the_cache_without_loading_tensorflow(runs):
+    first, again, root = runs
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert _accuracy(again.stdout) == _accuracy(first.stdout)
+    finished = re.findall(r"Finished in state (\w+)\(", again.stderr)
+    assert finished.count("Cached") == 9, finished  # every step but the check and the report
+    assert not _imported(again.stderr, "tensorflow") and not _imported(again.stderr, "keras")
+    assert len(list((root / "models").iterdir())) == 1
