@@ -134,8 +134,9 @@ class TestSizeLimits:
                 check_served_limits(params, ServedLimits())
 
     def test_a_lower_limit_counts_the_default_sample_count(self):
-        with pytest.raises(ConfigError, match="num_samples=20000 is over"):
-            check_served_limits(CaptchaParams(), ServedLimits(max_samples=10_000))
+        default = CaptchaParams().sample_count
+        with pytest.raises(ConfigError, match=f"num_samples={default} is over"):
+            check_served_limits(CaptchaParams(), ServedLimits(max_samples=default - 1))
         check_served_limits(CaptchaParams(source="url"), ServedLimits(max_download_mib=64))
 
     def test_the_limits_come_from_the_environment(self):
