@@ -6,7 +6,7 @@
 Starts an S3 API server (moto_server) on 127.0.0.1, runs `ocr-pipeline captcha` with
 `--results-dir s3://bench/ocr` from a fresh folder, HOME and scratch cache, then the same command
 from another fresh folder, HOME and scratch (a second machine: every step served from the store),
-and, for scale, the same first run on a local results root. Requests are counted from the server's
+and, with `--local`, the same first run on a local results root. Requests are counted from the server's
 access log (one line per HTTP request); bytes stored are the bucket's object sizes, bytes fetched
 the scratch cache's size after the second run.
 """
@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "store_costs.json")
+    parser.add_argument("--local", action="store_true",
+                        help="also time the first run on a local results root, for scale")
     args = parser.parse_args()
     flags = [*(["--num-samples", str(args.num_samples)] if args.num_samples else []),
              *(["--epochs", str(args.epochs)] if args.epochs else [])]
@@ -104,10 +106,11 @@ def main() -> None:
                                 region_name="us-east-1").Bucket("bench").objects.all()
         objects = list(stored)
         results["stored"] = {"objects": len(objects), "bytes": sum(o.size for o in objects)}
-        env, home = machine(work, "local", base)
-        seconds, _ = run(env, home / "work", [*flags, "--results-dir", str(home / "results")])
-        results["local_first"] = {"seconds": round(seconds, 1),
-                                  "bytes": size_of(home / "results")}
+        if args.local:
+            env, home = machine(work, "local", base)
+            seconds, _ = run(env, home / "work", [*flags, "--results-dir", str(home / "results")])
+            results["local_first"] = {"seconds": round(seconds, 1),
+                                      "bytes": size_of(home / "results")}
     finally:
         server.terminate()
         server.wait()

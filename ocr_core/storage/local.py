@@ -73,7 +73,7 @@ class LocalRoot(Root):
     def remove(self, key: str) -> None:
         remove_path(self._path(key))
 
-    def pull(self, key: str, stamp: str | None = None) -> Path:
+    def pull(self, key: str) -> Path:
         return self._path(key)
 
     def push(self, key: str) -> str | None:

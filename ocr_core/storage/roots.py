@@ -189,8 +189,8 @@ class Root(ABC):
     # Keys as local files
 
     @abstractmethod
-    def pull(self, key: str, stamp: str | None = None) -> Path:
-        """A local path holding `key`'s files as the root has them now (or as `stamp`)."""
+    def pull(self, key: str) -> Path:
+        """A local path holding `key`'s files as the root has them now."""
 
     @abstractmethod
     def push(self, key: str) -> str | None:

@@ -98,7 +98,7 @@ class StoreRoot(Root):
         with translated(self.location(key)), contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._full(key), recursive=True)
 
-    def pull(self, key: str, stamp: str | None = None) -> Path:
+    def pull(self, key: str) -> Path:
         target = self.local / key if key else self.local
         versions = self.files(key)
         if not versions:

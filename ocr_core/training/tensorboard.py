@@ -76,13 +76,13 @@ def captcha_samples(validation: tf.data.Dataset, vocabulary: Vocabulary,
                     count: int = SAMPLE_COUNT) -> Samples:
     """The first `count` images of a batched (images, encoded labels) validation dataset, read
     with greedy decoding."""
-    from ocr_core.captcha.training import predict_texts
+    from ocr_core.captcha.training import read_split
 
     first = validation.unbatch().take(count).batch(count).cache()
 
     def read(model: keras.Model) -> list[tuple[str, str]]:
-        predictions, truths, _ = predict_texts(model, first, vocabulary)
-        return list(zip(truths, predictions, strict=True))
+        reading = read_split(model, first, vocabulary)
+        return list(zip(reading.truths, reading.predictions, strict=True))
 
     return read
 
