@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 
 from ocr_core.layout import ResultsLayout
 from ocr_core.storage.errors import LockTimeout
+from ocr_core.storage.roots import KeyLock
 
 
 def lock_path(results_dir: Path, step_key: str) -> Path:
@@ -23,7 +24,7 @@ def lock_path(results_dir: Path, step_key: str) -> Path:
     return ResultsLayout(Path(results_dir)).locks / f"{step_key}.lock"
 
 
-class FileKeyLock:
+class FileKeyLock(KeyLock):
     """The lock of one key of a local root (the interface of `ocr_core.storage.leases.Lease`)."""
 
     def __init__(self, results_dir: Path, name: str) -> None:
@@ -59,14 +60,6 @@ class FileKeyLock:
             return True
         probe.release()
         return False
-
-    @contextlib.contextmanager
-    def held(self, timeout: float | None = None) -> Iterator[None]:
-        self.acquire(timeout)
-        try:
-            yield
-        finally:
-            self.release()
 
 
 @contextlib.contextmanager

@@ -17,13 +17,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from ocr_core.storage.errors import LockTimeout, StorageConflict
-
-if TYPE_CHECKING:
-    from ocr_core.storage.roots import Root
+from ocr_core.storage.roots import KeyLock, Root
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +30,7 @@ def lease_seconds() -> float:
     return float(os.environ.get(LEASE_ENV, "60"))
 
 
-class Lease:
+class Lease(KeyLock):
     """One lock object on a root; `acquire` and `release` it, or hold it with `held()`."""
 
     def __init__(self, root: Root, key: str) -> None:
@@ -109,15 +105,6 @@ class Lease:
             with contextlib.suppress(StorageConflict, FileNotFoundError):
                 self.root.write_bytes(self.key, self._content(False), if_version=self._version)
             self._version = None
-
-    @contextlib.contextmanager
-    def held(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the lock for the block."""
-        self.acquire(timeout)
-        try:
-            yield
-        finally:
-            self.release()
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):

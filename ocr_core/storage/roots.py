@@ -20,7 +20,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ocr_core.errors import ConfigError, DataError, OcrPipelineError
 from ocr_core.storage.stamps import FileVersions, stamp_of
@@ -90,14 +90,31 @@ def local_copy(location: str | os.PathLike[str],
     return root.pull("")
 
 
-class KeyLock(Protocol):
-    """A lock of a root (`Root.lock`)."""
+class KeyLock(ABC):
+    """A lock of a root (`Root.lock`): a file lock on a folder, a lease on a store."""
 
-    def acquire(self, timeout: float | None = None) -> None: ...  # LockTimeout after `timeout`
+    @abstractmethod
+    def acquire(self, timeout: float | None = None) -> None:
+        """Wait for the lock (LockTimeout after `timeout` seconds)."""
+
+    @abstractmethod
     def try_acquire(self) -> bool: ...
+
+    @abstractmethod
     def release(self) -> None: ...
-    def is_locked(self) -> bool: ...
-    def held(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def is_locked(self) -> bool:
+        """Whether anyone holds it now."""
+
+    @contextlib.contextmanager
+    def held(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the lock for the block."""
+        self.acquire(timeout)
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class Root(ABC):
