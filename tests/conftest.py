@@ -157,17 +157,3 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a server test first, then files with a slow one, then the rest (each file kept
-    whole, in its own order): pytest-xdist hands out files in this order (`--dist loadfile`
-    with `--no-loadscope-reorder`), so the minute-long files start early and the quick ones fill
-    the end instead of one worker finishing a long file alone."""
-    weight: dict[Path, int] = {}
-    for item in items:
-        marks = {mark.name for mark in item.iter_markers()}
-        rank = 0 if "server" in marks else 1 if "slow" in marks else 2
-        weight[item.path] = min(rank, weight.get(item.path, rank))
-    order = {path: index for index, path in enumerate(dict.fromkeys(item.path for item in items))}
-    items.sort(key=lambda item: (weight[item.path], order[item.path]))
