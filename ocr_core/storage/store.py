@@ -129,13 +129,15 @@ class StoreRoot(Root):
         source = self.local / key if key else self.local
         local = local_versions(source)
         if local and not self._in_store(key, local):
-            names = sorted(local, key=lambda name: (Path(name).name in scratch.COMMIT_MARKERS, name))
             with translated(self.location(key)):
                 if "" in local:
                     self.fs.put_file(str(source), self._full(key))
                 else:  # markers last: a lister sees them only once the rest is whole
-                    for name in names:
-                        self.fs.put_file(str(source / name), self._full(f"{key}/{name}"))
+                    markers = {name for name in local if Path(name).name in scratch.COMMIT_MARKERS}
+                    for names in (sorted(set(local) - markers), sorted(markers)):
+                        if names:
+                            self.fs.put([str(source / name) for name in names],
+                                        [self._full(f"{key}/{name}") for name in names])
         stamp = self.stamp(key)
         if local:
             scratch.record_stamp(self.url, key, stamp, sum(size for size, _ in local.values()),
@@ -154,10 +156,12 @@ class StoreRoot(Root):
         scratch.forget(self.url, key)
 
     def put(self, folder: Path, key: str) -> None:
-        with translated(self.location(key)):
-            for path in sorted(folder.iterdir()):
-                self.fs.put_file(str(path), self._full(f"{key}/{path.name}" if key else path.name))
-                path.unlink()
+        paths = sorted(folder.iterdir())
+        with translated(self.location(key)):  # one call: fsspec uploads the files concurrently
+            self.fs.put([str(path) for path in paths],
+                        [self._full(f"{key}/{path.name}" if key else path.name) for path in paths])
+        for path in paths:
+            path.unlink()
 
     @contextlib.contextmanager
     def pinned(self, keys: list[str]) -> Iterator[None]:

@@ -106,12 +106,13 @@ class TestCopies:
         folder.mkdir(parents=True)
         for name in ("a.txt", "bundle.json", "z.txt"):
             (folder / name).write_text(name)
-        sent = []
-        put_file = root.fs.put_file
-        monkeypatch.setattr(root.fs, "put_file", lambda local, remote, **kw: (
-            sent.append(Path(remote).name), put_file(local, remote, **kw)))
+        sent = []  # the files of each upload call, in call order (a call's files go at once)
+        put = root.fs.put
+        monkeypatch.setattr(root.fs, "put", lambda local, remote, **kw: (
+            sent.append(sorted(Path(name).name for name in remote)), put(local, remote, **kw)))
         root.push("models/m")
-        assert sent == ["a.txt", "z.txt", "bundle.json"]  # a lister sees bundle.json last
+        assert sent == [["a.txt", "z.txt"], ["bundle.json"]]  # a lister sees bundle.json last
+        assert sorted(root.files("models/m")) == ["a.txt", "bundle.json", "z.txt"]
 
     def test_local_copy_of_a_store_file_and_folder(self, s3_root):
         root = open_root(s3_root)
