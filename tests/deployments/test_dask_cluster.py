@@ -1,14 +1,14 @@
 """The sweep on an existing Dask cluster: a real Prefect server, a real `dask scheduler` and two
 `dask worker` processes started as separate commands, then `ocr-pipeline sweep --dask-address`
-and `ocr-pipeline predict-batch --dask-address` with the champion it promoted; and the same sweep
-with `--dask-workers 2` once the cluster is gone.
+and `ocr-pipeline predict-batch --dask-address` with the champion it promoted. (A local cluster,
+`--dask-workers 2`, is tested by tests/flows/test_predict.py and test_generation.py.)
 
 On the existing cluster the results root is a bucket of a real S3 API server and every process
 has a scratch cache of its own: the workers share no path, only the store.
 
 The server fixture (tests/deployments/test_server.py) starts every process in its own session
 with a marker in its environment and fails the test if any marked process is left behind: the
-scheduler, the workers, the CLI runs and the local cluster they start all carry it.
+scheduler, the workers and the CLI runs all carry it.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def check_sweep(url: str, results: str | Path, output: str) -> set[str]:
     return {row["worker"] for row in table}
 
 
-def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captcha_dir,  # noqa: F811
+def test_sweep_and_predict_on_an_existing_cluster(server, tmp_path, captcha_dir,  # noqa: F811
                                                          s3_root):
     from distributed import Client
 
@@ -141,9 +141,3 @@ def test_sweep_on_an_existing_cluster_and_on_a_local_one(server, tmp_path, captc
     for process in [*workers, scheduler]:  # the cluster goes; nothing of ours is left running
         processes.stop(process)
         assert process.poll() is not None
-
-    local = tmp_path / "local-results"
-    output = processes.run(str(BIN / "ocr-pipeline"), "sweep", "--dask-workers", "2",
-                           "--results-dir", str(local), *SWEEP, timeout=900)
-    used = check_sweep(url, local, output)
-    assert len({worker.split(" ")[0] for worker in used}) == 2  # both local workers trained
