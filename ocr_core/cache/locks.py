@@ -25,7 +25,7 @@ def lock_path(results_dir: Path, step_key: str) -> Path:
 
 
 class FileKeyLock(KeyLock):
-    """The lock of one key of a local root (the interface of `ocr_core.storage.leases.Lease`)."""
+    """The lock of one key of a local root (a store's is `ocr_core.storage.leases.Lease`)."""
 
     def __init__(self, results_dir: Path, name: str) -> None:
         self.path = lock_path(results_dir, name)

@@ -135,9 +135,7 @@ class StoreRoot(Root):
                 else:  # markers last: a lister sees them only once the rest is whole
                     markers = {name for name in local if Path(name).name in scratch.COMMIT_MARKERS}
                     for names in (sorted(set(local) - markers), sorted(markers)):
-                        if names:
-                            self.fs.put([str(source / name) for name in names],
-                                        [self._full(f"{key}/{name}") for name in names])
+                        self._upload(source, key, names)
         stamp = self.stamp(key)
         if local:
             scratch.record_stamp(self.url, key, stamp, sum(size for size, _ in local.values()),
@@ -157,11 +155,16 @@ class StoreRoot(Root):
 
     def put(self, folder: Path, key: str) -> None:
         paths = sorted(folder.iterdir())
-        with translated(self.location(key)):  # one call: fsspec uploads the files concurrently
-            self.fs.put([str(path) for path in paths],
-                        [self._full(f"{key}/{path.name}" if key else path.name) for path in paths])
+        with translated(self.location(key)):
+            self._upload(folder, key, [path.name for path in paths])
         for path in paths:
             path.unlink()
+
+    def _upload(self, folder: Path, key: str, names: list[str]) -> None:
+        """Upload `folder`'s files `names` under `key` in one call (fsspec sends them at once)."""
+        if names:
+            self.fs.put([str(folder / name) for name in names],
+                        [self._full(f"{key}/{name}" if key else name) for name in names])
 
     @contextlib.contextmanager
     def pinned(self, keys: list[str]) -> Iterator[None]:

@@ -92,7 +92,7 @@ def check_sweep(url: str, results: str | Path, output: str) -> set[str]:
 
 
 def test_sweep_and_predict_on_an_existing_cluster(server, tmp_path, captcha_dir,  # noqa: F811
-                                                         s3_root):
+                                                  s3_root):
     from distributed import Client
 
     url, processes = server
