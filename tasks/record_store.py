@@ -20,6 +20,8 @@ import time
 from typing import Any, ClassVar
 
 import anyio
+from prefect.blocks.core import Block
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.filesystems import WritableFileSystem
 from prefect.locking.protocol import LockManager
 from prefect.serializers import Serializer
@@ -118,8 +120,24 @@ class RecordStorage(WritableFileSystem):
 @functools.lru_cache(maxsize=64)
 def _saved_storage(api_url: str, root: str) -> RecordStorage:
     storage = RecordStorage(root=root)
-    storage.save(f"records-{hashlib.sha256(root.encode()).hexdigest()[:16]}", overwrite=True)
+    save_block(storage, f"records-{hashlib.sha256(root.encode()).hexdigest()[:16]}")
     return storage
+
+
+def save_block(block: Block, name: str, attempts: int = 3) -> None:
+    """Save `block` as `name`, replacing one of that name, when other processes save at once.
+
+    `Block.save` reads the block type and schema, then creates what is missing: a second
+    process that created it in between makes the create fail with a conflict. Each conflict
+    means one of the two things now exists, so the next attempt reads it.
+    """
+    for attempt in range(attempts):
+        try:
+            block.save(name, overwrite=True)
+            return
+        except ObjectAlreadyExists:
+            if attempt == attempts - 1:
+                raise
 
 
 def check_serializer(content: bytes, name: str) -> None:

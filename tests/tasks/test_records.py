@@ -89,3 +89,35 @@ class TestContentKeys:
     def test_objects_without_content_are_refused(self):
         with pytest.raises(TypeError, match="cannot build a cache key from a object"):
             content_token(object())
+
+
+def test_processes_that_save_a_new_block_type_at_once_all_succeed(prefect_server):
+    """A served deployment starts runs at once; each saves its records' block. Prefect's save reads
+    the block type, then creates it: all but one creator used to fail with ObjectAlreadyExists."""
+    import threading
+    import uuid
+
+    from prefect.blocks.core import Block
+
+    from tasks.record_store import save_block
+
+    class Fresh(Block):  # a block type the server has never seen
+        _block_type_name = f"Race {uuid.uuid4().hex[:8]}"
+        root: str
+
+    barrier, failures = threading.Barrier(8), []
+
+    def save(i: int) -> None:
+        barrier.wait()
+        try:
+            save_block(Fresh(root=f"r{i}"), f"b{i}")
+        except Exception as error:  # noqa: BLE001 - collected for the assertion
+            failures.append(error)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(Fresh.load(f"b{i}").root for i in range(8)) == [f"r{i}" for i in range(8)]
