@@ -11,7 +11,8 @@ to the root (`models/crnn-<key>`), so a copied root or prefix keeps its meaning.
 """
 
 from ocr_core.storage.local import LocalRoot
-from ocr_core.storage.roots import Root, is_url, local_copy, open_root, root_url
+from ocr_core.storage.roots import Root, is_url, local_copies, local_copy, open_root, root_url
 from ocr_core.storage.store import StoreRoot
 
-__all__ = ["LocalRoot", "Root", "StoreRoot", "is_url", "local_copy", "open_root", "root_url"]
+__all__ = ["LocalRoot", "Root", "StoreRoot", "is_url", "local_copies", "local_copy", "open_root",
+           "root_url"]

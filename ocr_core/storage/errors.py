@@ -36,7 +36,7 @@ def translated(location: str, package: str | None = None) -> Iterator[None]:
         name = package or getattr(error, "name", None) or "the store's fsspec package"
         raise StorageError(f"{location} needs the package {name}: pip install {name}") from None
     except (FileNotFoundError, FileExistsError) as error:
-        if "bucket does not exist" in str(error):
+        if is_missing_bucket(error):
             raise StorageError(f"no such bucket for {location}: create it first") from None
         raise
     except PermissionError:
@@ -57,6 +57,12 @@ def translated(location: str, package: str | None = None) -> Iterator[None]:
                                     "ClientConnectorError"):
             raise StorageError(f"cannot reach the store for {location}: {error}") from None
         raise
+
+
+def is_missing_bucket(error: BaseException) -> bool:
+    """Whether a store client's FileNotFoundError says the bucket itself is missing (s3fs's
+    message), not a key: a listing that swallows absence must still let this one through."""
+    return isinstance(error, FileNotFoundError) and "bucket does not exist" in str(error)
 
 
 def _code(error: BaseException) -> str:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,31 @@ def local_copy(location: str | os.PathLike[str],
     if not versions:
         raise missing(f"no such file or folder: {url}")
     return root.pull("")
+
+
+def local_copies(locations: Sequence[str | os.PathLike[str]],
+                 missing: type[OcrPipelineError] = DataError) -> list[Path]:
+    """A local path for each file at `locations`, in order: a path as it is, a store's file
+    copied into the scratch cache (one listing and one batched download per store folder, a
+    copy already there at the store's version reused).
+
+    Raises:
+        missing: a store file is not there (the message names its URL).
+    """
+    urls = [root_url(location) for location in locations]
+    folders: dict[str, list[str]] = {}
+    for url in urls:
+        if is_url(url):
+            folder, name = url.rsplit("/", 1)
+            folders.setdefault(folder, []).append(name)
+    copies: dict[str, Path] = {}
+    for folder, names in folders.items():
+        try:
+            paths = open_root(folder).pull_files(names)
+        except FileNotFoundError as error:
+            raise missing(str(error)) from None
+        copies |= {f"{folder}/{name}": path for name, path in zip(names, paths, strict=True)}
+    return [copies[url] if is_url(url) else Path(url) for url in urls]
 
 
 class KeyLock(ABC):
@@ -208,6 +233,10 @@ class Root(ABC):
     @abstractmethod
     def pull(self, key: str) -> Path:
         """A local path holding `key`'s files as the root has them now."""
+
+    def pull_files(self, keys: Sequence[str]) -> list[Path]:
+        """Local paths holding the files `keys` (a store copies them in one batch)."""
+        return [self.pull(key) for key in keys]
 
     @abstractmethod
     def push(self, key: str) -> str | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ocr_core.files import atomic_path, remove_path
 from ocr_core.storage import scratch
-from ocr_core.storage.errors import translated
+from ocr_core.storage.errors import is_missing_bucket, translated
 from ocr_core.storage.roots import STORE_SCHEMES, KeyLock, Root
 from ocr_core.storage.stamps import FileVersions, local_versions, stamp_of
 
@@ -65,7 +65,9 @@ class StoreRoot(Root):
         with translated(self.location(key)):
             try:
                 found = self.fs.find(full, detail=True)
-            except FileNotFoundError:
+            except FileNotFoundError as error:
+                if is_missing_bucket(error):  # not an absent key: translated names the bucket
+                    raise
                 return {}
         versions = {}
         for name, info in found.items():
@@ -80,7 +82,9 @@ class StoreRoot(Root):
         with translated(self.location(key)):
             try:
                 found = self.fs.find(full, detail=True)
-            except FileNotFoundError:
+            except FileNotFoundError as error:
+                if is_missing_bucket(error):
+                    raise
                 return {}
         return {name[len(full) + 1:]: (int(info["size"]), _modified(info))
                 for name, info in found.items() if name != full}
@@ -89,7 +93,9 @@ class StoreRoot(Root):
         with translated(self.location(key)):
             try:
                 entries = self.fs.ls(self._full(key), detail=False)
-            except FileNotFoundError:
+            except FileNotFoundError as error:
+                if is_missing_bucket(error):
+                    raise
                 return []
         names = {entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries}
         return sorted(name for name in names if name and not name.startswith("."))
@@ -124,6 +130,62 @@ class StoreRoot(Root):
                              local_versions=local_versions(target))
         scratch.trim()
         return target
+
+    def pull_files(self, keys: Sequence[str]) -> list[Path]:
+        """Local copies of the files `keys`, as the root has them now: one listing per folder,
+        then one batched download (fsspec fetches the files at once) of those whose copy is
+        missing or another version. Each file is its own key in the scratch cache, as
+        `pull(key)` of a file would make it.
+
+        Raises:
+            FileNotFoundError: a key is not a file on the root (the message names its URL).
+        """
+        listed: dict[str, tuple[int, str]] = {}
+        for folder in dict.fromkeys(key.rpartition("/")[0] for key in keys):
+            listed |= self._folder_files(folder)
+        stale = []
+        for key in dict.fromkeys(keys):
+            if key not in listed:
+                raise FileNotFoundError(f"no such file: {self.location(key)}")
+            if scratch.recorded_stamp(self.url, key) == stamp_of({"": listed[key]}) and \
+                    (self.local / key).is_file():
+                scratch.touch(self.url, key)
+            else:
+                stale.append(key)
+        temporary = {key: (self.local / key).with_name(f".tmp-{Path(key).name}-{uuid.uuid4().hex[:12]}")
+                     for key in stale}
+        try:
+            for path in temporary.values():
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if stale:
+                with translated(self.url):
+                    self.fs.get([self._full(key) for key in stale],
+                                [str(temporary[key]) for key in stale])
+            for key in stale:  # each copy appears whole: a reader never sees half an image
+                os.replace(temporary[key], self.local / key)
+                scratch.record_stamp(self.url, key, stamp_of({"": listed[key]}), listed[key][0],
+                                     local_versions=local_versions(self.local / key))
+        finally:
+            for path in temporary.values():
+                path.unlink(missing_ok=True)
+        if stale:
+            scratch.trim()
+        return [self.local / key for key in keys]
+
+    def _folder_files(self, folder: str) -> dict[str, tuple[int, str]]:
+        """Size and version of the files directly in `folder`, by key."""
+        full = self._full(folder).rstrip("/")
+        with translated(self.location(folder)):
+            try:
+                entries = self.fs.ls(full, detail=True)
+            except FileNotFoundError as error:
+                if is_missing_bucket(error):
+                    raise
+                return {}
+        prefix = f"{folder}/" if folder else ""
+        return {prefix + info["name"].rstrip("/").rsplit("/", 1)[-1]: (int(info["size"]),
+                                                                      _version(info))
+                for info in entries if info.get("type") == "file"}
 
     def push(self, key: str) -> str | None:
         source = self.local / key if key else self.local

@@ -8,7 +8,7 @@ import pytest
 from s3fs import S3FileSystem
 
 from ocr_core.errors import ConfigError, DataError
-from ocr_core.storage import LocalRoot, StoreRoot, local_copy, open_root, root_url
+from ocr_core.storage import LocalRoot, StoreRoot, local_copies, local_copy, open_root, root_url
 from ocr_core.storage.errors import StorageConflict, StorageError
 from ocr_core.storage.scratch import trim
 
@@ -122,6 +122,28 @@ class TestCopies:
         with pytest.raises(DataError, match=f"no such file or folder: {s3_root}/nothing"):
             local_copy(f"{s3_root}/nothing")
 
+    def test_local_copies_of_store_files_in_one_batch(self, s3_root, tmp_path, monkeypatch):
+        root = open_root(s3_root)
+        for name in ("a.png", "b.png", "c.png"):
+            root.write_bytes(f"in/{name}", name.encode())
+        local = tmp_path / "here.png"
+        local.write_bytes(b"local")
+        wanted = [f"{s3_root}/in/c.png", str(local), f"{s3_root}/in/a.png"]
+        fetched = []  # the files of each download call
+        fs = open_root(f"{s3_root}/in").fs  # s3fs caches one client: this is the one used
+        get = fs.get
+        monkeypatch.setattr(fs, "get", lambda remote, local, **kw: (
+            fetched.append(sorted(Path(name).name for name in remote)), get(remote, local, **kw)))
+        copies = local_copies(wanted)
+        assert [path.read_bytes() for path in copies] == [b"c.png", b"local", b"a.png"]
+        assert copies[1] == local and fetched == [["a.png", "c.png"]]  # one call, for both
+        root.write_bytes("in/a.png", b"changed")
+        assert [p.read_bytes() for p in local_copies(wanted)] == [b"c.png", b"local", b"changed"]
+        assert fetched[1:] == [["a.png"]]  # only the changed one again
+        assert not [p for p in copies[0].parent.iterdir() if p.name.startswith(".tmp-")]
+        with pytest.raises(DataError, match=f"no such file: {s3_root}/in/gone.png"):
+            local_copies([f"{s3_root}/in/gone.png"])
+
     def test_the_scratch_cache_evicts_the_least_recently_used_copy(self, s3_root):
         root = open_root(s3_root)
         for name in ("old", "new"):
@@ -146,6 +168,12 @@ class TestStoreErrors:
     def test_no_bucket_names_it(self, s3_root):
         with pytest.raises(StorageError, match="no such bucket for s3://nobucket-here/x"):
             open_root("s3://nobucket-here/x").read_bytes("a")
+
+    def test_a_listing_names_the_missing_bucket(self, s3_root):
+        with pytest.raises(StorageError, match="no such bucket for s3://nobucket-here/x"):
+            open_root("s3://nobucket-here/x").files()
+        with pytest.raises(StorageError, match="no such bucket for s3://nobucket-here/x"):
+            local_copy("s3://nobucket-here/x")
 
     def test_no_credentials_says_which_variables(self, s3_root, monkeypatch, tmp_path):
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
