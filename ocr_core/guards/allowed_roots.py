@@ -62,6 +62,11 @@ def check_under_roots(location: str | Path, roots: Sequence[str | Path], paramet
         ConfigError: naming the parameter, the location and the allowed roots.
     """
     resolved = _resolved(location)
+    if is_url(resolved) and {".", ".."} & set(resolved.split("://", 1)[1].split("/")):
+        # A store key is literal, but a proxy or another S3 server may collapse `..`: a served
+        # run's URL must be under its root as written.
+        raise ConfigError(f"{parameter}={location} has a '.' or '..' segment: a served run "
+                          "names store locations without them")
     roots = [str(root) for root in roots]
     if any(resolved == root or resolved.startswith(root.rstrip("/") + "/") for root in roots):
         return resolved
@@ -83,13 +88,15 @@ def path_parameters(params: BaseModel, prefix: str = "") -> Iterator[tuple[str, 
             yield from path_parameters(value, f"{label}.")
         elif isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
-                if isinstance(item, Path):
+                if isinstance(item, Path) or (isinstance(item, str) and _is_location(field)):
                     yield f"{label}[{index}]", item
 
 
 def _is_location(field: FieldInfo) -> bool:
-    """Whether a field is a `Location` (or an optional one)."""
+    """Whether a field is a `Location`, an optional one or a list of them."""
     arms = [field.annotation, *typing.get_args(field.annotation)]
+    arms += [inner for arm in arms if typing.get_origin(arm) in (list, tuple)
+             for inner in typing.get_args(arm)]
     return LOCATION in field.metadata or any(
         LOCATION in getattr(arm, "__metadata__", ()) for arm in arms)
 

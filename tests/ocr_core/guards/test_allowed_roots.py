@@ -55,6 +55,12 @@ class TestCheck:
             with pytest.raises(ConfigError, match="model="):
                 check_under_roots(outside, roots, "model")
 
+    @pytest.mark.parametrize("url", ["s3://team/results/../private/p.csv",
+                                     "s3://team/results/./x/../../private"])
+    def test_a_store_url_cannot_climb_out_with_dot_segments(self, url):
+        with pytest.raises(ConfigError, match=r"output=.* has a '\.' or '\.\.' segment"):
+            check_under_roots(url, ["s3://team/results"], "output")
+
     def test_a_path_outside_names_the_parameter_and_the_roots(self, tmp_path):
         root = (tmp_path / "root").resolve()
         with pytest.raises(ConfigError) as error:
@@ -85,6 +91,17 @@ class TestServedParameters:
                                output=tmp_path / "p.csv", model=tmp_path / "m")
         names = [name for name, _ in path_parameters(params)]
         assert names == ["results_dir", "inputs[0]", "inputs[1]", "output", "model"]
+
+    def test_store_inputs_and_output_are_confined_like_paths(self):
+        root = "s3://team/results"
+        inside = PredictParams(results_dir=root, inputs=[f"{root}/incoming", f"{root}/more/a.png"],
+                               output=f"{root}/out/predictions.csv")
+        check_served_paths(inside, [root], root)
+        for name, change in (("inputs\\[1\\]", {"inputs": [f"{root}/in", "s3://other/in"]}),
+                             ("output", {"output": "s3://team/elsewhere/p.csv"})):
+            params = inside.model_copy(update=change)
+            with pytest.raises(ConfigError, match=f"{name}=s3://.* is outside the allowed roots"):
+                check_served_paths(params, [root], root)
 
     def test_ingest_source_and_destination_are_checked(self, tmp_path):
         root = tmp_path.resolve()
