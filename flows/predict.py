@@ -1,16 +1,16 @@
 """The predict flow: read a folder of captchas of any size in shards, on whichever worker is free,
 into one results file.
 
-The images are listed once, cut into shards of `shard_size`, and each shard is one task run
-that loads the bundle (once per worker process), reads its images and writes a part file under
-the results root. The results file (CSV or JSON lines, in input order) is written from the parts
-when every shard succeeded, atomically: a failed or killed run leaves the previous file, if any.
+The images (paths or store URLs) are listed once, cut into shards of `shard_size`, and each
+shard is one task run that loads the bundle (once per worker process), reads its images (a
+store's copied to the worker first) and writes a part file under the results root. The results
+file (CSV or JSON lines, in input order; a path or a store URL) is written from the parts when
+every shard succeeded, whole: a failed or killed run leaves the previous file, if any.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from prefect import flow
 from prefect.futures import wait
@@ -40,7 +40,7 @@ from tasks.served import confine_served_run
 class PredictSummary(BaseModel):
     """Where the predictions went and how the work spread over the workers."""
 
-    output: Path
+    output: str
     images: int
     shards: int
     model: str
@@ -68,7 +68,7 @@ def captcha_predict(params: PredictParams) -> PredictSummary:
             if any(f.state.is_failed() for f in futures if f not in running):
                 break  # the run fails with that shard's error: read no more
             futures.append(read_shard.submit(
-                model, shard, f"{folder}/part-{number:06d}{params.output.suffix}",
+                model, shard, f"{folder}/part-{number:06d}.{params.output_format}",
                 params.results_dir, params.output_format, params.decoder, params.beam_width,
                 params.batch_size, threads))
             running.append(futures[-1])

@@ -15,7 +15,7 @@ from flows.options import params_command
 from ocr_core.config import RunnerParams
 from ocr_core.errors import DataError, ModelError, RegistryError
 from ocr_core.statistics import correct_count, format_accuracy, wilson_interval
-from ocr_core.storage import local_copy
+from ocr_core.storage import is_url, local_copy
 
 model_option = click.option(
     "--model", "model", help="Model bundle folder (or its model.keras), a path or a store URL "
@@ -107,19 +107,21 @@ def predict(model: str | None, results_dir: str | None, output_format: str, deco
 @model_option
 @results_dir_option
 @decoder_options
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The results file: .csv (path,text,confidence) or .jsonl (one object per "
-              "image). It appears, whole, when every shard is read.")
+@click.option("--output", required=True,
+              help="The results file, a path or a store URL (s3://bucket/out/p.csv): .csv "
+              "(path,text,confidence) or .jsonl (one object per image). It appears, whole, when "
+              "every shard is read.")
 @click.option("--shard-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
               help="Images per shard (one task run each).")
 @inputs_argument
 @params_command(RunnerParams)
-def predict_batch(params: RunnerParams, model: Path | None, results_dir: Path | None, decoder: str,
-                  beam_width: int, output: Path, shard_size: int, inputs: tuple[Path, ...]) -> None:
+def predict_batch(params: RunnerParams, model: str | None, results_dir: str | None, decoder: str,
+                  beam_width: int, output: str, shard_size: int, inputs: tuple[str, ...]) -> None:
     """Read folders of captchas of any size into one results file (the captcha-predict flow).
 
-    The images are read in shards, on threads or on Dask workers (--dask-workers N starts a
-    local cluster; --dask-address uses an existing one).
+    INPUTS are PNG files and folders of PNGs, paths or store URLs (s3://bucket/incoming). The
+    images are read in shards, on threads or on Dask workers (--dask-workers N starts a local
+    cluster; --dask-address uses an existing one).
     """
     from flows.options import build_params
     from ocr_core.config import PredictParams
@@ -131,7 +133,7 @@ def predict_batch(params: RunnerParams, model: Path | None, results_dir: Path | 
         values["results_dir"] = results_dir
     predict_params = build_params(PredictParams, values)
     for path in predict_params.inputs:  # before Prefect starts: a typo fails in a second
-        if not path.exists():
+        if not is_url(path) and not Path(path).exists():  # a URL: the flow's first step lists it
             raise DataError(f"no such file or folder: {path}")
     prepare_environment()
     runner = chosen_runner(params, predict_params.results_dir, "results_dir")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from ocr_core.storage import Root
+from ocr_core.storage import Root, is_url
 from tasks.roots import current_root
 
 LINK_BASE_URL_ENV = "OCR_PIPELINE_LINK_BASE_URL"
@@ -35,7 +35,10 @@ def stored_location(path: str | os.PathLike[str]) -> str:
 
 
 def artifact_link(path: str | os.PathLike[str]) -> str:
-    """A link to the local file `path` for an artifact (see the module's docstring)."""
+    """A link to the local file `path` for an artifact (see the module's docstring); a store
+    URL is its own link."""
+    if is_url(path):
+        return os.fspath(path)
     root, key = _key(path)
     base = os.environ.get(LINK_BASE_URL_ENV)
     if root is not None and key is not None:

@@ -2,14 +2,17 @@
 join the parts into one results file.
 
 Nothing here is cached: reading is about as fast as hashing the images for a key would be, and
-each run's answer depends on which bundle is the champion now. Parts are written under the
-results root's `work/` (pushed to the store when the root is one, so workers need no disk in
-common) and the results file only once every shard is read.
+each run's answer depends on which bundle is the champion now. Images and the results file are
+paths or store URLs: a shard copies its store images into its worker's scratch cache. Parts are
+written under the results root's `work/` (pushed to the store when the root is one, so workers
+need no disk in common) and the results file only once every shard is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -20,9 +23,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from ocr_core.errors import ModelError, RegistryError
+from ocr_core.errors import DataError, ModelError, RegistryError
 from ocr_core.registry import Registry, bundle_digest
-from ocr_core.storage import local_copy, open_root, root_url
+from ocr_core.storage import is_url, local_copies, local_copy, open_root, root_url
+from ocr_core.storage.scratch import work_dir
 from tasks.links import artifact_link
 from tasks.logs import run_logger
 from tasks.records import Output
@@ -75,16 +79,17 @@ def choose_model(model: Path | None, results_dir: Path) -> ChosenModel:
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def list_images(inputs: list[Path]) -> list[str]:
-    """The PNG files given and those in the given folders, in order (not opened: the shards check
-    them where they are read).
+def list_images(inputs: list[str]) -> list[str]:
+    """The PNG files given and those in the given folders, paths or store URLs, in order (not
+    opened: the shards check them where they are read).
 
     Raises:
-        DataError: an input does not exist, or a folder holds no PNG.
+        DataError: an input does not exist, or a folder holds no PNG (naming it).
+        StorageError: no such bucket, or access denied (naming the URL).
     """
-    from ocr_core.captcha.inference import list_inputs
+    from ocr_core.captcha.inference import list_input_locations
 
-    paths = [str(path) for path in list_inputs(inputs)]
+    paths = list_input_locations(inputs)
     run_logger().info("%d images in %d input(s)", len(paths), len(inputs))
     return paths
 
@@ -119,6 +124,9 @@ def read_shard(
     """Read one shard of images with `model` and write its part of the results.
 
     Args:
+        paths: the shard's images, paths or store URLs; a store's are copied into this worker's
+            scratch cache first (one batched download per folder), and named by their URLs in
+            the results and in errors.
         part: the key of the part file to write on the results root (whole).
         threads: TensorFlow threads for this worker; None keeps TensorFlow's defaults.
 
@@ -132,11 +140,20 @@ def read_shard(
     from ocr_core.captcha.prediction_files import write_part
 
     start = time.perf_counter()
-    files = [Path(p) for p in paths]
-    check_pngs(files)
-    bundle = _bundle(model.path, model.content_digest)
-    predictions = predict_files(bundle, files, batch_size=batch_size, strategy=decoder,
-                                beam_width=beam_width)
+    # Not pinned (one lock per image would be thousands of open files): the copies are the
+    # cache's newest entries, and eviction takes the least recently used first.
+    files = local_copies(paths)
+    origins = {str(file): path for file, path in zip(files, paths, strict=True) if is_url(path)}
+    try:
+        check_pngs(files)
+        bundle = _bundle(model.path, model.content_digest)
+        predictions = predict_files(bundle, files, batch_size=batch_size, strategy=decoder,
+                                    beam_width=beam_width)
+    except DataError as error:
+        raise DataError(_named_by_origin(str(error), origins)) from None
+    if origins:
+        predictions = [dataclasses.replace(p, path=origins.get(p.path, p.path))
+                       for p in predictions]
     root = open_root(results_dir)
     write_part(predictions, root.local / part, output_format)  # type: ignore[arg-type]
     root.push(part)
@@ -147,15 +164,36 @@ def read_shard(
     return PredictionPart(part, len(files), worker, round(seconds, 3))
 
 
+def _named_by_origin(message: str, origins: dict[str, str]) -> str:
+    """`message` with the scratch copy it names replaced by the URL it was copied from."""
+    for local in sorted(origins, key=len, reverse=True):  # longest first: no prefix of another
+        if local in message:
+            return message.replace(local, origins[local])
+    return message
+
+
 @task(cache_policy=NO_CACHE)
-def join_predictions(parts: list[PredictionPart], output: Path, output_format: str,
-                     results_dir: str) -> Path:
-    """Write the results file from the parts, in input order, atomically."""
+def join_predictions(parts: list[PredictionPart], output: str, output_format: str,
+                     results_dir: str) -> str:
+    """Write the results file from the parts, in input order, whole: a local file atomically
+    (renamed into place), a store's object in one put of the complete bytes. Either way a failed
+    or killed run leaves the previous file as it was.
+
+    Raises:
+        StorageError: no such bucket, or access denied (naming the URL).
+    """
     from ocr_core.captcha.prediction_files import join_parts
 
     root = open_root(results_dir)
-    join_parts([root.pull(part.path) for part in parts], output,
-               output_format)  # type: ignore[arg-type]
+    local_parts = [root.pull(part.path) for part in parts]
+    if is_url(output):
+        folder, name = output.rsplit("/", 1)
+        with tempfile.TemporaryDirectory(dir=work_dir()) as tmp:
+            joined = join_parts(local_parts, Path(tmp) / name,
+                                output_format)  # type: ignore[arg-type]
+            open_root(folder).write_bytes(name, joined.read_bytes())
+    else:
+        join_parts(local_parts, output, output_format)  # type: ignore[arg-type]
     run_logger().info("wrote %d predictions to %s", sum(p.count for p in parts), output)
     return output
 
@@ -172,7 +210,7 @@ def remove_parts(folder: str, results_dir: str) -> None:
 
 @task(cache_policy=NO_CACHE)
 def publish_predictions(
-    parts: list[PredictionPart], output: Path, model: ChosenModel, seconds: float
+    parts: list[PredictionPart], output: str, model: ChosenModel, seconds: float
 ) -> dict[str, dict[str, float]]:
     """A markdown artifact: the results file, the model, and how the shards spread over workers.
 
@@ -193,7 +231,7 @@ def publish_predictions(
         description="Where a predict run wrote its results, and which workers read the shards",
         markdown=(f"# Predictions\n\n{total} images read with {model.name} in {seconds:.1f} s "
                   f"({total / max(seconds, 1e-9):.0f} images/s, whole flow).\n\n"
-                  f"Results: [{output.name}]({artifact_link(output)})\n\n"
+                  f"Results: [{output.rsplit('/', 1)[-1]}]({artifact_link(output)})\n\n"
                   "| worker | shards | images | reading seconds |\n|---|---|---|---|\n" + rows))
     return {worker: {"shards": shards[worker], "images": images[worker],
                      "seconds": round(busy[worker], 1)} for worker in sorted(images)}

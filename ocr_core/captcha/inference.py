@@ -17,6 +17,7 @@ from ocr_core.captcha.metrics import character_error_rate, sequence_accuracy
 from ocr_core.captcha.pipeline import decode_image, decode_resized, to_model_layout
 from ocr_core.data.dataset import label_of, list_pngs
 from ocr_core.errors import DataError
+from ocr_core.storage import is_url, open_root, root_url
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 logger = logging.getLogger(__name__)
@@ -61,6 +62,34 @@ def list_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise DataError(f"no such file or folder: {item}")
     return paths
+
+
+def list_input_locations(inputs: Iterable[str | Path]) -> list[str]:
+    """`list_inputs` for paths and store URLs alike: the files given and the PNGs directly in
+    the given folders (by name, hidden ones left out), as paths or URLs; nothing is opened or
+    downloaded (one listing per store folder).
+
+    Raises:
+        DataError: an input does not exist, or a folder holds no PNG (the message names it).
+        StorageError: the store cannot be used: no such bucket, access denied (naming the URL).
+    """
+    found: list[str] = []
+    for item in inputs:
+        url = root_url(item)
+        if not is_url(url):
+            found += [str(path) for path in list_inputs([url])]
+            continue
+        files = open_root(url).files()
+        if "" in files:
+            found.append(url)
+            continue
+        if not files:
+            raise DataError(f"no such file or folder: {url}")
+        names = sorted(name for name in files if "/" not in name and name.lower().endswith(".png"))
+        if not names:
+            raise DataError(f"no .png files in {url}")
+        found += [f"{url}/{name}" for name in names]
+    return found
 
 
 def check_pngs(paths: Iterable[Path]) -> None:

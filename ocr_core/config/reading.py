@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -42,13 +42,15 @@ PREDICTION_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 class PredictParams(ResultsParams, RunnerParams):
     """Parameters of the predict flow: read folders of captchas in shards into one results file."""
 
-    inputs: list[AbsolutePath] = Field(
+    inputs: list[Location] = Field(
         min_length=1,
-        description="PNG files and folders of PNGs to read (on Dask: paths every worker sees).",
+        description="PNG files and folders of PNGs to read: paths (on Dask: paths every worker "
+        "sees) or store URLs (s3://bucket/incoming).",
     )
-    output: Path = Field(
+    output: Location = Field(
         description="The results file, written once all shards are read: .csv (path,text,"
-        "confidence) or .jsonl (one JSON object per image). Replaced atomically if it exists.",
+        "confidence) or .jsonl (one JSON object per image); a path or a store URL "
+        "(s3://bucket/out/predictions.csv). Replaced whole if it exists.",
     )
     model: Location | None = Field(
         None,
@@ -65,12 +67,13 @@ class PredictParams(ResultsParams, RunnerParams):
 
     @field_validator("output")
     @classmethod
-    def _results_file(cls, value: Path) -> Path:
-        if value.suffix.lower() not in PREDICTION_FORMATS:
+    def _results_file(cls, value: str) -> str:
+        if PurePosixPath(value).suffix.lower() not in PREDICTION_FORMATS:
             raise ValueError(f"{value} must end in .csv or .jsonl (the results file's format)")
-        return value.expanduser().absolute()
+        return value
 
     @property
     def output_format(self) -> Literal["csv", "jsonl"]:
         """csv or jsonl, from the output file's suffix."""
-        return PREDICTION_FORMATS[self.output.suffix.lower()]  # type: ignore[return-value]
+        suffix = PurePosixPath(self.output).suffix.lower()
+        return PREDICTION_FORMATS[suffix]  # type: ignore[return-value]

@@ -15,6 +15,8 @@ from ocr_core.captcha.inference import expand_inputs, predict_files
 from ocr_core.captcha.prediction_files import read_predictions
 from ocr_core.config import PredictParams
 from ocr_core.errors import DataError
+from ocr_core.storage import open_root
+from ocr_core.storage.errors import StorageError
 from tests.flows.test_sweep import _runs_and_artifacts
 from tests.ocr_core.captcha.test_inference import bundle  # noqa: F401  (a fixture: a model that reads)
 
@@ -47,7 +49,7 @@ def test_shards_on_threads_make_one_file_in_input_order(prefect_server, results_
     state = captcha_predict(params, return_state=True)
     assert state.is_completed(), state
     summary = state.result()
-    assert (summary.images, summary.shards, summary.output) == (40, 6, output)
+    assert (summary.images, summary.shards, summary.output) == (40, 6, str(output))
     _assert_same(read_predictions(output), _expected(bundle, images))
     assert not list((results_dir / "work").iterdir())  # the parts went
 
@@ -95,6 +97,72 @@ def test_two_local_dask_workers_share_the_shards_and_write_the_same_file(
     assert len(workers) == 2, result.stderr  # both workers read shards
 
 
+class TestStore:
+    """Inputs in a bucket and the results file written there, on the test S3 API server."""
+
+    def test_a_store_folder_is_read_into_a_results_file_in_the_store(
+        self, prefect_server, s3_root, images, bundle, tmp_path  # noqa: F811
+    ):
+        chosen = sorted(images.glob("*.png"))[:10]
+        root = open_root(s3_root)
+        for path in chosen:
+            root.write_bytes(f"incoming/{path.name}", path.read_bytes())
+        for extra in (".hidden.png", "notes.txt", "nested/deeper.png"):  # as a folder: not read
+            root.write_bytes(f"incoming/{extra}", chosen[0].read_bytes())
+        output = f"{s3_root}/out/predictions.csv"
+        result = CliRunner().invoke(main, [
+            "predict-batch", "--model", str(bundle.path), "--output", output, "--shard-size", "4",
+            "--results-dir", s3_root, f"{s3_root}/incoming"])
+        assert result.exit_code == 0, result.output
+        assert f"wrote 10 predictions (3 shards, model {bundle.path.name}) to {output}" in \
+            result.stderr
+        copy = tmp_path / "predictions.csv"
+        copy.write_bytes(root.read_bytes("out/predictions.csv"))
+        read = read_predictions(copy)
+        assert [p.path for p in read] == [f"{s3_root}/incoming/{p.name}" for p in chosen]
+        expected = predict_files(bundle, chosen)
+        assert [p.text for p in read] == [p.text for p in expected]
+        assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(read, expected, strict=True))
+        assert root.listdir("work") == []  # the parts went
+
+    def test_a_missing_store_folder_or_bucket_is_named(self, s3_root):
+        from tasks.predict import list_images
+
+        with pytest.raises(DataError, match=f"^no such file or folder: {s3_root}/nothing$"):
+            list_images.fn([f"{s3_root}/nothing"])
+        with pytest.raises(StorageError, match="^no such bucket for s3://no-such-bucket-x/in: "):
+            list_images.fn(["s3://no-such-bucket-x/in"])
+        open_root(s3_root).write_bytes("text/a.txt", b"not an image")
+        with pytest.raises(DataError, match=f"^no .png files in {s3_root}/text$"):
+            list_images.fn([f"{s3_root}/text"])
+
+    def test_a_bad_store_image_is_named_by_its_url(self, s3_root, images, bundle):  # noqa: F811
+        from ocr_core.registry import bundle_digest
+        from tasks.predict import ChosenModel, read_shard
+
+        root = open_root(s3_root)
+        good, bad = sorted(images.glob("*.png"))[:2]
+        root.write_bytes("in/good.png", good.read_bytes())
+        root.write_bytes("in/bad.png", bad.read_bytes()[:60])  # a PNG cut short
+        model = ChosenModel(str(bundle.path), bundle_digest(bundle.path), name="strips")
+        with pytest.raises(DataError, match=f"^cannot decode {s3_root}/in/bad.png: "):
+            read_shard.fn(model, [f"{s3_root}/in/good.png", f"{s3_root}/in/bad.png"],
+                          "work/part-0.csv", s3_root, "csv", "greedy", 16, 4)
+
+    def test_a_failed_join_leaves_the_previous_results_file(self, s3_root):
+        from tasks.predict import PredictionPart, join_predictions
+
+        root = open_root(s3_root)
+        root.write_bytes("out/p.jsonl", b"previous\n")
+        root.write_bytes("work/part-0.jsonl", b'{"path": "a.png"}\n')
+        parts = [PredictionPart("work/part-0.jsonl", 1, "w", 0.1),
+                 PredictionPart("work/part-1.jsonl", 1, "w", 0.1)]  # this one was never written
+        with pytest.raises(FileNotFoundError):
+            join_predictions.fn(parts, f"{s3_root}/out/p.jsonl", "jsonl", s3_root)
+        assert root.read_bytes("out/p.jsonl") == b"previous\n"
+        assert root.listdir("out") == ["p.jsonl"]
+
+
 class TestFlags:
     def test_dask_is_for_batches(self, images, bundle):  # noqa: F811
         result = CliRunner().invoke(main, ["predict", "--model", str(bundle.path),
@@ -111,6 +179,12 @@ class TestFlags:
         result = CliRunner().invoke(main, ["predict-batch", "--model", str(bundle.path), "--output",
                                            "p.csv", "--format", "json", str(images)])
         assert result.exit_code == 2 and "No such option '--format'" in result.output
+
+    def test_a_store_url_is_taken_as_it_is(self, bundle):  # noqa: F811
+        result = CliRunner().invoke(main, ["predict-batch", "--model", str(bundle.path), "--output",
+                                           "s3://bucket/out/p.txt", "s3://bucket/in"])
+        assert result.exit_code == 2
+        assert "--output: s3://bucket/out/p.txt must end in .csv or .jsonl" in result.output
 
     def test_a_missing_input_fails_before_prefect_starts(self, tmp_path, bundle):  # noqa: F811
         result = CliRunner().invoke(main, ["predict-batch", "--model", str(bundle.path), "--output",
