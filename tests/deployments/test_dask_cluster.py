@@ -1,7 +1,8 @@
 """The sweep on an existing Dask cluster: a real Prefect server, a real `dask scheduler` and two
 `dask worker` processes started as separate commands, then `ocr-pipeline sweep --dask-address`
-and `ocr-pipeline predict-batch --dask-address` with the champion it promoted. (A local cluster,
-`--dask-workers 2`, is tested by tests/flows/test_predict.py and test_generation.py.)
+and `ocr-pipeline predict-batch --dask-address` with the champion it promoted, from a folder of
+the store into a results file in the store. (A local cluster, `--dask-workers 2`, is tested by
+tests/flows/test_predict.py and test_generation.py.)
 
 On the existing cluster the results root is a bucket of a real S3 API server and every process
 has a scratch cache of its own: the workers share no path, only the store.
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ocr_core.registry import Registry
+from ocr_core.storage import open_root
 from tests.deployments.test_server import BIN, free_port, server  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -56,7 +58,7 @@ def sweep_run(url: str, results: str | Path):
     return run, trainings, artifacts
 
 
-def predict_shards(url: str, output: Path) -> list:
+def predict_shards(url: str, output: str) -> list:
     """The read_shard task runs of the predict flow run that wrote `output`."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -70,7 +72,7 @@ def predict_shards(url: str, output: Path) -> list:
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
         (run,) = [run for run in client.read_flow_runs(
                       flow_filter=FlowFilter(name=FlowFilterName(any_=["captcha-predict"])))
-                  if run.parameters["params"]["output"] == str(output)]
+                  if run.parameters["params"]["output"] == output]
         assert run.state.name == "Completed"
         tasks = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
@@ -126,15 +128,19 @@ def test_sweep_and_predict_on_an_existing_cluster(server, tmp_path, captcha_dir,
     assert all(any((tmp_path / f"scratch-{name}" / "mirrors").iterdir()) for name in ("a", "b"))
     assert len(Registry.of(results).versions()) == 4  # every model, in the store's registry
 
-    # The champion reads a folder in 4 shards on the same cluster, into one results file.
-    predictions = tmp_path / "predictions.csv"
+    # The champion reads a folder of the store in 4 shards on the same cluster (each worker
+    # copies its shards' images from the store), into one results file in the store.
+    root = open_root(results)
+    for path in sorted(captcha_dir.glob("*.png")):
+        root.write_bytes(f"incoming/{path.name}", path.read_bytes())
+    predictions = f"{results}/out/predictions.csv"
     processes.run(str(BIN / "ocr-pipeline"), "predict-batch", "--dask-address", address, "--output",
-                  str(predictions), "--shard-size", "10", "--results-dir", results,
-                  str(captcha_dir), timeout=300)
-    lines = predictions.read_text().splitlines()
+                  predictions, "--shard-size", "10", "--results-dir", results,
+                  f"{results}/incoming", timeout=300)
+    lines = root.read_bytes("out/predictions.csv").decode().splitlines()
     assert lines[0] == "path,text,confidence"
     assert [line.split(",")[0] for line in lines[1:]] == [
-        str(path) for path in sorted(captcha_dir.glob("*.png"))]
+        f"{results}/incoming/{path.name}" for path in sorted(captcha_dir.glob("*.png"))]
     shards = predict_shards(url, predictions)
     assert sorted(t.state.name for t in shards) == ["Completed"] * 4
 
