@@ -35,6 +35,15 @@ def prefect_server():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_homes_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where `tests.prefect_homes` keeps its ready database: a folder every xdist worker sees."""
+    from tests import prefect_homes
+
+    base = tmp_path_factory.getbasetemp()
+    prefect_homes.SHARED[:] = [base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base]
+
+
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     """A fresh results root (a local folder) for one test; Prefect's records go in it."""

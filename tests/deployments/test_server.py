@@ -25,6 +25,7 @@ import pytest
 
 from deployments.postgres_cluster import stop_group
 from ocr_core.registry import Registry
+from tests.prefect_homes import prefect_home
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -100,8 +101,7 @@ def running_server(tmp_path: Path, settings: dict[str, str] | None = None):
     """A server as the `server` fixture starts it; `settings` join the environment of the server
     and of every process started through the returned `Processes` (e.g. its auth string)."""
     marker = uuid.uuid4().hex
-    home = tmp_path / "prefect-home"
-    home.mkdir()
+    home = prefect_home(tmp_path / "prefect-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_homes import prefect_home
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -17,7 +19,7 @@ def test_two_identical_commands_at_once_train_one_model(tmp_path):
                "2", "--batch-size", "8", "--min-val-accuracy", "0", "--results-dir", str(results)]
     runs = []
     for person in ("alice", "bob"):  # two people: their own Prefect home, one results root
-        env = os.environ | {"PREFECT_HOME": str(tmp_path / person)}
+        env = os.environ | {"PREFECT_HOME": str(prefect_home(tmp_path / person))}
         env.pop("PREFECT_LOCAL_STORAGE_PATH", None)
         runs.append(subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ocr_core.storage import open_root
+from tests.prefect_homes import prefect_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -18,9 +19,11 @@ SMALL = ["--num-samples", "40", "--epochs", "1", "--batch-size", "8", "--min-val
 
 
 def machine(tmp_path: Path, name: str) -> dict[str, str]:
-    """The environment of a fresh machine: its own working folder, HOME, Prefect and scratch."""
+    """The environment of another machine: its own working folder, HOME, Prefect (a database
+    ready, as after any earlier use) and scratch."""
     home = tmp_path / name
     (home / "work").mkdir(parents=True)
+    prefect_home(home / ".prefect")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OCR_PIPELINE_"))}
     return env | {"HOME": str(home), "PREFECT_HOME": str(home / ".prefect"),
                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
