@@ -40,7 +40,8 @@ def _template() -> Path:
             building = SHARED[0] / "prefect-template.building"
             shutil.rmtree(building, ignore_errors=True)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-            env |= {"PREFECT_HOME": str(building), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+            env |= {"PREFECT_HOME": str(building), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
             process = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=PROJECT_ROOT,
                                      capture_output=True, text=True, timeout=300)
             assert process.returncode == 0, process.stderr[-3000:]
