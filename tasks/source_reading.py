@@ -54,16 +54,25 @@ def _imported(node: ast.Import | ast.ImportFrom, package: tuple[str, ...]) -> di
 
 # CPython 3.11's AST builder keeps its recursion depth in state shared by threads: two parses at
 # once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905,
-# seen with two served runs keying their steps at once).
+# seen with two served runs keying their steps at once). The lock keeps this module's parses apart;
+# a parse that another library's (Prefect's, TensorFlow's autograph) disturbed is run again.
 _PARSING = threading.Lock()
+_PARSE_ATTEMPTS = 3
 
 
 @functools.cache
 def _parse(path: Path, mtime_ns: int, size: int) -> ast.Module:
     """The syntax tree of `path`, once per file version (an edited file is read again)."""
     source = path.read_bytes()
-    with _PARSING:
-        return ast.parse(source, filename=str(path))
+    attempts = _PARSE_ATTEMPTS
+    while True:
+        try:
+            with _PARSING:
+                return ast.parse(source, filename=str(path))
+        except SystemError as error:
+            attempts -= 1
+            if attempts == 0 or "recursion depth mismatch" not in str(error):
+                raise
 
 
 @functools.cache

@@ -226,3 +226,40 @@ class TestTheWalk:
         assert identity_of(plot_samples.fn)["code"] == first
         _edit(source_copy / "tasks" / "report.py", "SAMPLE_COUNT = 16", "SAMPLE_COUNT = 8")
         assert identity_of(plot_samples.fn)["code"] != first
+
+
+class TestParsing:
+    def test_a_parse_another_threads_parse_disturbed_is_run_again(self, tmp_path, monkeypatch):
+        """CPython 3.11 can fail a parse while another thread parses (python/cpython#106905)."""
+        import ast
+
+        from tasks import source_reading
+
+        module = tmp_path / "m.py"
+        module.write_text("import json\n")
+        parse, calls = ast.parse, []
+
+        def disturbed_once(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 1:
+                raise SystemError("AST constructor recursion depth mismatch (before=57, after=76)")
+            return parse(*args, **kwargs)
+
+        monkeypatch.setattr(ast, "parse", disturbed_once)
+        tree = source_reading._parse(module, 1, 2)
+        assert isinstance(tree.body[0], ast.Import) and len(calls) == 2
+
+    def test_other_system_errors_are_not_hidden(self, tmp_path, monkeypatch):
+        import ast
+
+        from tasks import source_reading
+
+        module = tmp_path / "m.py"
+        module.write_text("x = 1\n")
+
+        def broken(*args, **kwargs):
+            raise SystemError("something else")
+
+        monkeypatch.setattr(ast, "parse", broken)
+        with pytest.raises(SystemError, match="something else"):
+            source_reading._parse(module, 3, 4)
