@@ -26,21 +26,6 @@ import pytest  # noqa: E402
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first: files with server tests, then files with slow tests, then the rest
-    (each group in its own order). With `--dist loadfile --no-loadscope-reorder` the workers
-    take files in this order, so the short files fill the end instead of one long file
-    running alone on one core while the other waits."""
-    def weight(item: pytest.Item) -> int:
-        markers = {marker.name for test in files[item.path] for marker in test.iter_markers()}
-        return 0 if "server" in markers else 1 if "slow" in markers else 2
-
-    files: dict[Path, list[pytest.Item]] = {}
-    for item in items:
-        files.setdefault(item.path, []).append(item)
-    items.sort(key=weight)
-
-
 @pytest.fixture(scope="session")
 def prefect_server():
     """One temporary Prefect server (local mode) for every flow test of the session."""
