@@ -94,6 +94,7 @@ class TestContentKeys:
 def test_processes_that_save_a_new_block_type_at_once_all_succeed(prefect_server):
     """A served deployment starts runs at once; each saves its records' block. Prefect's save reads
     the block type, then creates it: all but one creator used to fail with ObjectAlreadyExists."""
+    import contextvars
     import threading
     import uuid
 
@@ -114,7 +115,10 @@ def test_processes_that_save_a_new_block_type_at_once_all_succeed(prefect_server
         except Exception as error:  # noqa: BLE001 - collected for the assertion
             failures.append(error)
 
-    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    # Each thread in this test's Prefect settings (the session's server), as Prefect's task threads
+    # are: a new thread would otherwise read the process's settings, which another test may set.
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(save, i))
+               for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
