@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +62,7 @@ class StoreRoot(Root):
 
     def files(self, key: str = "") -> FileVersions:
         full = self._full(key)
-        with translated(self.location(key)):
-            try:
-                found = self.fs.find(full, detail=True)
-            except FileNotFoundError as error:
-                if is_missing_bucket(error):  # not an absent key: translated names the bucket
-                    raise
-                return {}
+        found = self._listed(key, self.fs.find, full, detail=True) or {}
         versions = {}
         for name, info in found.items():
             relative = "" if name.rstrip("/") == full.rstrip("/") else name[len(full.rstrip("/")) + 1:]
@@ -79,24 +73,12 @@ class StoreRoot(Root):
     def modified(self, key: str = "") -> dict[str, tuple[int, float]]:
         """Size and last-modified time (seconds since the epoch) of each file under `key`."""
         full = self._full(key).rstrip("/")
-        with translated(self.location(key)):
-            try:
-                found = self.fs.find(full, detail=True)
-            except FileNotFoundError as error:
-                if is_missing_bucket(error):
-                    raise
-                return {}
+        found = self._listed(key, self.fs.find, full, detail=True) or {}
         return {name[len(full) + 1:]: (int(info["size"]), _modified(info))
                 for name, info in found.items() if name != full}
 
     def listdir(self, key: str = "") -> list[str]:
-        with translated(self.location(key)):
-            try:
-                entries = self.fs.ls(self._full(key), detail=False)
-            except FileNotFoundError as error:
-                if is_missing_bucket(error):
-                    raise
-                return []
+        entries = self._listed(key, self.fs.ls, self._full(key), detail=False) or []
         names = {entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries}
         return sorted(name for name in names if name and not name.startswith("."))
 
@@ -172,16 +154,20 @@ class StoreRoot(Root):
             scratch.trim()
         return [self.local / key for key in keys]
 
-    def _folder_files(self, folder: str) -> dict[str, tuple[int, str]]:
-        """Size and version of the files directly in `folder`, by key."""
-        full = self._full(folder).rstrip("/")
-        with translated(self.location(folder)):
+    def _listed(self, key: str, listing: Callable[..., Any], path: str, **options: Any) -> Any:
+        """`listing(path, **options)` (an fsspec listing), or None when nothing is under `key`;
+        a missing bucket is not an absent key: it raises, named by `translated`."""
+        with translated(self.location(key)):
             try:
-                entries = self.fs.ls(full, detail=True)
+                return listing(path, **options)
             except FileNotFoundError as error:
                 if is_missing_bucket(error):
                     raise
-                return {}
+                return None
+
+    def _folder_files(self, folder: str) -> dict[str, tuple[int, str]]:
+        """Size and version of the files directly in `folder`, by key."""
+        entries = self._listed(folder, self.fs.ls, self._full(folder).rstrip("/"), detail=True) or []
         prefix = f"{folder}/" if folder else ""
         return {prefix + info["name"].rstrip("/").rsplit("/", 1)[-1]: (int(info["size"]),
                                                                       _version(info))
