@@ -12,6 +12,7 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["OCR_PIPELINE_LOCAL_SERVER_KEEP"] = "0"  # no server outlives its test's process
 os.environ["PREFECT_LOCAL_STORAGE_PATH"] = os.path.join(_PREFECT_HOME, "storage")
 os.environ.pop("OCR_PIPELINE_RESULTS", None)
 os.environ["OCR_PIPELINE_SCRATCH"] = os.path.join(_PREFECT_HOME, "scratch")

@@ -3,13 +3,17 @@ starting it sets this process's Prefect settings."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +85,96 @@ def test_a_server_that_exits_before_answering_is_one_clear_error(env):
                              capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     assert process.stdout.strip() == "the temporary Prefect server exited with code -9 before it answered"
+
+
+KEPT = textwrap.dedent("""
+    import json, sys, time
+    from flows.local_server import start_local_server, wait_for_local_server
+
+    server = start_local_server()
+    wait_for_local_server()
+    print(json.dumps({"api_url": server.api_url, "pid": server.pid, "started": server.started}),
+          flush=True)
+    time.sleep(float(sys.argv[1]))
+""")
+
+
+@pytest.fixture
+def kept_env(tmp_path) -> dict[str, str]:
+    """A ready Prefect home whose local server is kept 60 s; the test's server is stopped after."""
+    from tests.prefect_homes import prefect_home
+
+    home = prefect_home(tmp_path / "kept-home")
+    yield {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {
+        "PREFECT_HOME": str(home), "OCR_PIPELINE_LOCAL_SERVER_KEEP": "60"}
+    record = home / "ocr-pipeline-server" / "server.json"
+    if record.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(json.loads(record.read_text())["pid"], signal.SIGTERM)
+
+
+def _kept(env: dict[str, str], linger: float = 0) -> dict:
+    process = subprocess.run([sys.executable, "-c", KEPT, str(linger)], cwd=PROJECT_ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_the_next_command_uses_the_kept_server_instead_of_starting_one(kept_env):
+    first = _kept(kept_env)
+    second = _kept(kept_env)
+    assert first["started"] and not second["started"]
+    assert second["api_url"] == first["api_url"] and second["pid"] == first["pid"]
+    assert httpx.get(f"{first['api_url']}/health").status_code == 200  # both commands have ended
+
+
+def test_the_kept_server_stops_after_its_last_command_even_a_killed_one(kept_env):
+    env = kept_env | {"OCR_PIPELINE_LOCAL_SERVER_KEEP": "1"}
+    user = subprocess.Popen([sys.executable, "-c", KEPT, "600"], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        report = json.loads(user.stdout.readline())
+        time.sleep(3)  # three times its keep: a command that runs holds it
+        assert httpx.get(f"{report['api_url']}/health").status_code == 200
+    finally:
+        user.kill()  # no exit handler runs: its user file stays, naming a process that is gone
+        user.wait()
+    assert _gone(report["pid"], within=60)
+    assert not (Path(env["PREFECT_HOME"]) / "ocr-pipeline-server" / "server.json").exists()
+
+
+def test_the_keep_setting_is_checked_with_a_message_naming_it(monkeypatch):
+    from flows.local_server import DEFAULT_KEEP_SECONDS, keep_seconds
+    from ocr_core.errors import ConfigError
+
+    monkeypatch.delenv("OCR_PIPELINE_LOCAL_SERVER_KEEP")
+    assert keep_seconds() == DEFAULT_KEEP_SECONDS
+    monkeypatch.setenv("OCR_PIPELINE_LOCAL_SERVER_KEEP", "0")
+    assert keep_seconds() == 0
+    for bad in ("ten", "-5", "inf", "nan"):
+        monkeypatch.setenv("OCR_PIPELINE_LOCAL_SERVER_KEEP", bad)
+        with pytest.raises(ConfigError, match=f"OCR_PIPELINE_LOCAL_SERVER_KEEP .* got '{bad}'"):
+            keep_seconds()
+
+
+def test_a_server_of_other_settings_is_not_shared():
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL, get_current_settings
+    from prefect.settings.context import temporary_settings
+
+    from flows.local_server import server_identity
+
+    here = server_identity(get_current_settings())
+    with temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: "sqlite+aiosqlite:////tmp/x.db"}):
+        other = server_identity(get_current_settings())
+    assert here != other and here == server_identity(get_current_settings())
