@@ -31,6 +31,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,9 +132,10 @@ def run_driver(events_path: str, cli_args: list[str]) -> None:
         cls.on_epoch_end = on_epoch_end
 
     def hook_local_server(module) -> None:  # this project's early server start, where it exists
-        cls = module.LocalServer
-        cls.__init__ = timed("local_server_spawn", cls.__init__)
-        cls.wait = timed("local_server_wait", cls.wait)
+        for cls in (module.LocalServer, getattr(module, "KeptServer", None)):  # start or attach
+            if cls is not None:
+                cls.__init__ = timed("local_server_spawn", cls.__init__)
+        module.LocalServer.wait = timed("local_server_wait", module.LocalServer.wait)
 
     hooks = {"prefect.task_engine": hook_task_engine, "prefect.flow_engine": hook_flow_engine,
              "prefect.server.api.server": hook_server,
@@ -346,6 +348,23 @@ def read_unseen(checkout: Path, model: str, seed: int, count: int, work: Path,
     return result
 
 
+def stop_kept_server(env: dict[str, str]) -> bool:
+    """Stop the local Prefect server an earlier command kept (`flows/kept_server.py`), if any."""
+    home = Path(env.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+    try:
+        pid = json.loads((home / "ocr-pipeline-server" / "server.json").read_text())["pid"]
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    return True
+
+
 def profile(args: argparse.Namespace) -> dict:
     checkout = Path(args.ref or REPO).resolve()
     work = Path(args.work or tempfile.mkdtemp(prefix="profile-main-job-")).resolve()
@@ -363,6 +382,7 @@ def profile(args: argparse.Namespace) -> dict:
     if args.fresh_prefect_home:
         env["PREFECT_HOME"] = str(work / "prefect-home")
     report["prefect_home"] = env.get("PREFECT_HOME", "~/.prefect (the user's)")
+    report["kept_server_stopped"] = stop_kept_server(env)  # the first run starts its own
     results = work / "ocr-results"
     cli_args = ["captcha", "--results-dir", str(results), *args.captcha_args]
     report["runs"] = [run_command(checkout, cli_args, work / "events-first.json", args.nice, env)]
