@@ -105,6 +105,7 @@ AUGMENTED_TARGET_IMAGES_SEEN = 160_000
 MIN_STEPS_PER_EPOCH = 40
 MIN_BATCH_SIZE = 16
 MAX_EPOCHS = 1000
+EPOCH_SLACK = 0.05  # of an epoch: a plan that falls short of its target by less gets no extra one
 MIN_PATIENCE = 2
 
 
@@ -145,7 +146,8 @@ def plan_training(
     """The training plan for `train_images` images; given values win over the derived defaults.
 
     - batch size: the recipe's, halved (down to 16) until an epoch has at least 40 steps;
-    - epochs: enough to see about 48,000 images, 160,000 with augmentation (at most 1,000);
+    - epochs: enough to see about 48,000 images, 160,000 with augmentation (at most 1,000); the
+      last 5% of an epoch does not add one (23,979 images: 2 epochs, not 3);
     - early stopping considers epochs from the end of the first third on (before it, a high
       learning rate makes the figures swing) with a patience of a tenth of the epochs, at least
       2: a plan of 6 or more epochs can stop once its validation figures stop moving.
@@ -158,7 +160,7 @@ def plan_training(
             batch_size //= 2
     if epochs is None:
         target = AUGMENTED_TARGET_IMAGES_SEEN if augment else TARGET_IMAGES_SEEN
-        epochs = min(MAX_EPOCHS, max(1, math.ceil(target / train_images)))
+        epochs = min(MAX_EPOCHS, max(1, math.ceil(target / train_images - EPOCH_SLACK)))
     if patience is None:
         patience = max(MIN_PATIENCE, math.ceil(epochs / 10))
     return TrainingPlan(batch_size=batch_size, epochs=epochs, patience=patience,
