@@ -20,13 +20,14 @@ SMALL = ["--num-samples", "40", "--epochs", "1", "--batch-size", "8", "--min-val
 
 def machine(tmp_path: Path, name: str) -> dict[str, str]:
     """The environment of another machine: its own working folder, HOME, Prefect (a database
-    ready, as after any earlier use) and scratch."""
+    ready, as after any earlier use; its local server kept 30 s between commands) and scratch."""
     home = tmp_path / name
     (home / "work").mkdir(parents=True)
     prefect_home(home / ".prefect")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OCR_PIPELINE_"))}
     return env | {"HOME": str(home), "PREFECT_HOME": str(home / ".prefect"),
                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                  "OCR_PIPELINE_LOCAL_SERVER_KEEP": "30",
                   "OCR_PIPELINE_SCRATCH": str(home / "scratch"), "PYTHONPATH": str(PROJECT_ROOT)}
 
 
