@@ -34,13 +34,19 @@ def live_users(folder: Path) -> int:
 
 
 def running(pid: int) -> bool:
+    """Whether process `pid` runs: exists and is not a zombie (where nothing reaps orphans, as
+    in a container whose first process is a shell, a killed server stays one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another account's process of that number: it runs
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS): the signal's answer stands
+        return True
+    return state != "Z"
 
 
 async def _serve(port: int, folder: Path, keep: float) -> None:

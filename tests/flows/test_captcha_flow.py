@@ -48,8 +48,9 @@ def test_flow_trains_evaluates_and_is_cached_on_rerun(prefect_server, results_di
     assert bundle.info["recipe"] == "crnn"
     model_path = Path(summary.model_path)
     assert model_path.is_relative_to(results_dir)
-    assert summary.metrics["split"] == "test" and summary.metrics["count"] == 4
-    assert len(bundle.training_images()) == 36  # train and validation: what evaluate warns about
+    assert summary.metrics["split"] == "test" and summary.metrics["count"] >= 1
+    # train and validation, what evaluate warns about: every image but the test split's
+    assert len(bundle.training_images()) == 40 - summary.metrics["count"]
     assert 0.0 <= summary.metrics["sequence_accuracy"] <= 1.0
     for path in summary.plots.values():
         assert Path(path).read_bytes().startswith(b"\x89PNG")

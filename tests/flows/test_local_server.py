@@ -121,11 +121,11 @@ def _kept(env: dict[str, str], linger: float = 0) -> dict:
 
 
 def _gone(pid: int, within: float) -> bool:
+    from flows.kept_server import running
+
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not running(pid):
             return True
         time.sleep(0.2)
     return False
@@ -137,6 +137,21 @@ def test_the_next_command_uses_the_kept_server_instead_of_starting_one(kept_env)
     assert first["started"] and not second["started"]
     assert second["api_url"] == first["api_url"] and second["pid"] == first["pid"]
     assert httpx.get(f"{first['api_url']}/health").status_code == 200  # both commands have ended
+
+
+def test_two_commands_at_once_start_one_server_and_a_killed_one_is_replaced(kept_env):
+    started = [subprocess.Popen([sys.executable, "-c", KEPT, "0"], cwd=PROJECT_ROOT,
+                                env=kept_env, stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    reports = [json.loads(process.communicate(timeout=300)[0].splitlines()[-1])
+               for process in started]
+    assert reports[0]["pid"] == reports[1]["pid"]
+    assert sorted(report["started"] for report in reports) == [False, True]
+
+    os.kill(reports[0]["pid"], signal.SIGKILL)  # the record now names a process that is gone
+    assert _gone(reports[0]["pid"], within=30)
+    after = _kept(kept_env)
+    assert after["started"] and after["pid"] != reports[0]["pid"]
 
 
 def test_the_kept_server_stops_after_its_last_command_even_a_killed_one(kept_env):

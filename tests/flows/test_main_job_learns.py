@@ -19,9 +19,9 @@ import pytest
 pytestmark = pytest.mark.slow
 CLI = Path(sys.executable).with_name("ocr-pipeline")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# 1,000 generated captchas (798 training images, batches of 16), 6 epochs: about 4,800 images
-# seen, half a minute of training on 2 cores. Seen: 90.8% (99/109) of the test split, 92.5% of
-# the validation split.
+# 1,000 generated captchas (about 800 training images, batches of 16), 6 epochs: about 4,800
+# images seen, half a minute of training on 2 cores. Seen: 90.8% (99/109) of the test split, and
+# 84.3% (75/89) after a change of PNG bytes moved images between splits.
 COMMAND = ("captcha", "--num-samples", "1000", "--epochs", "6")
 TENSORFLOW_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} \d\d:)",
                                  re.MULTILINE)
@@ -86,7 +86,7 @@ def test_it_learns(runs):
     # exit 0: the learned-nothing guard at its default (50% validation accuracy) passed
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     correct, count = _accuracy(first.stdout)
-    assert count > 100 and correct >= 0.75 * count, first.stdout
+    assert 50 <= count <= 150 and correct >= 0.75 * count, first.stdout  # a tenth, by digest
 
 
 def test_it_prints_no_tensorflow_start_up_lines_and_leaves_only_its_kept_server(runs):
