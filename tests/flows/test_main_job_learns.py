@@ -40,7 +40,8 @@ def runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, subprocess.Comp
 
     root = tmp_path_factory.mktemp("main-job") / "results"
     home = prefect_home(root.parent / "prefect-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    env = {k: v for k, v in os.environ.items()  # no server of an earlier test in this process
+           if not k.startswith("TF_") and k not in ("PREFECT_API_URL", "PREFECT_UI_URL")}
     env |= {"PYTHONPROFILEIMPORTTIME": "1", "PREFECT_HOME": str(home),
             "OCR_PIPELINE_LOCAL_SERVER_KEEP": "60"}  # the product's default is 600
     done = []
