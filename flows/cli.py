@@ -49,12 +49,14 @@ def main() -> None:
 def captcha(params: CaptchaParams) -> None:
     """Train and evaluate a captcha reader (the captcha-ocr flow)."""
     check_data_dir(params.data_dir)
-    # TensorFlow loads when a step needs it (a run served from the cache never does), and the
-    # temporary Prefect server starts while the flow's modules load.
+    # The local Prefect server starts while the flow's modules load, and TensorFlow while it gets
+    # ready; found running, TensorFlow loads when a step needs it (a cached run never does).
     prepare_environment(tensorflow=False, wait_for_server=False)
     from flows.captcha_ocr import captcha_ocr
+    from flows.environment import load_tensorflow_while_the_server_starts
     from flows.local_server import wait_for_local_server
 
+    load_tensorflow_while_the_server_starts()
     wait_for_local_server()
     summary = captcha_ocr(params)
     metrics = summary.metrics

@@ -98,6 +98,17 @@ def import_tensorflow_quietly() -> None:
         import tensorflow  # noqa: F401
 
 
+def load_tensorflow_while_the_server_starts() -> None:
+    """Import TensorFlow now if the local server is still starting: a core idles while it does,
+    and a command that trains imports TensorFlow later on its critical path (4-10 s). One whose
+    server answers already (a kept one, a configured one) leaves it to the first step that needs
+    it, so a run served from the cache does not load it."""
+    from flows.local_server import local_server_answers
+
+    if not local_server_answers():
+        import_tensorflow_quietly()
+
+
 def quiet_tensorflow_when_first_imported() -> None:
     """Whatever imports TensorFlow first in this process does so as `import_tensorflow_quietly`
     would (steps import it inside their functions: a cached step never loads it)."""

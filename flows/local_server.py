@@ -220,6 +220,17 @@ def start_local_server() -> LocalServer | None:
     return server
 
 
+def local_server_answers() -> bool:
+    """Whether the server `start_local_server` started or found answers now; True when it started
+    none (a configured server is not waited for)."""
+    for server in _STARTED:
+        try:
+            return httpx.get(f"{server.api_url}/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+    return True
+
+
 def wait_for_local_server() -> None:
     """Block until the server `start_local_server` started answers (no-op when none was)."""
     from prefect.settings import get_current_settings

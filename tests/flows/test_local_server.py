@@ -20,14 +20,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent("""
     import json, os, httpx
-    from flows.local_server import start_local_server, wait_for_local_server
+    from flows.local_server import local_server_answers, start_local_server, wait_for_local_server
     from prefect.settings import get_current_settings
 
     server = start_local_server()
     report = {"started": server is not None, "api_url": get_current_settings().api.url,
               "exported": os.environ.get("PREFECT_API_URL")}
     if server is not None:
+        report["answers_at_once"] = local_server_answers()
         wait_for_local_server()
+        report["answers_after_the_wait"] = local_server_answers()
         report["health"] = httpx.get(f"{server.api_url}/health").status_code
         report["again"] = start_local_server() is None  # one per process
         server.stop()
@@ -55,6 +57,7 @@ def test_without_a_server_one_starts_and_every_prefect_client_uses_it(env):
     assert report["api_url"] == report["exported"]
     assert report["api_url"].startswith("http://127.0.0.1:")
     assert report["again"] and report["stopped"]
+    assert not report["answers_at_once"] and report["answers_after_the_wait"]  # when to load TF
 
 
 def test_a_configured_server_is_used_as_it_is(env):
