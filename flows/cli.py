@@ -204,7 +204,7 @@ def ingest(params: IngestParams) -> None:
     click.echo(f"report:   {summary.report}")
     click.echo(f"event:    {summary.event_id or 'none (nothing accepted)'}")
     if summary.event_id and not server:
-        click.echo("note: no PREFECT_API_URL, so the event went to a temporary local server; "
+        click.echo("note: no PREFECT_API_URL, so the event went to this machine's local server; "
                    "point it at the server `serve` uses for the event to start a retrain", err=True)
 
 
