@@ -147,9 +147,18 @@ class Cluster:
             for probe, what in ((["test", "-w", str(self.data_dir)], f"write {self.data_dir}"),
                                 ([str(self.bindir / "postgres"), "--version"],
                                  f"run {self.bindir / 'postgres'}")):
-                if subprocess.run(probe, capture_output=True, **self._as_service()).returncode != 0:
+                if not self._service_can(probe):
                     raise ServerError(f"the {self.user} user cannot {what} (a parent folder is "
-                                      "closed to it): choose folders it can reach")
+                                      "closed to it): choose folders it can reach, or give "
+                                      "--postgres-bin a copy of the binaries it can run")
+
+    def _service_can(self, command: list[str]) -> bool:
+        """Whether `command` succeeds as the service account; a program it cannot reach fails
+        in exec (PermissionError), not with an exit status."""
+        try:
+            return subprocess.run(command, capture_output=True, **self._as_service()).returncode == 0
+        except PermissionError:
+            return False
 
     def _write_access_rules(self) -> None:
         """Replace pg_hba.conf and pg_ident.conf: peer for the service account, a password for

@@ -58,7 +58,12 @@ def bindir():
     import pwd
 
     account = pwd.getpwnam(SERVICE_USER)
-    if runs_as((account.pw_uid, account.pw_gid), str(installed / "postgres"), "-V").returncode == 0:
+    try:
+        reachable = runs_as((account.pw_uid, account.pw_gid), str(installed / "postgres"),
+                            "-V").returncode == 0
+    except PermissionError:  # a parent folder is closed to it (a clone in a 0700 folder)
+        reachable = False
+    if reachable:
         yield installed
         return
     stage = Path(tempfile.mkdtemp(prefix="ocr-test-postgres-bin-"))
@@ -229,6 +234,32 @@ class TestFindingPostgres:
         assert main(["--ephemeral", "--data-dir", str(tmp_path)]) == 2
         assert "--ephemeral needs a new or empty --data-dir" in capsys.readouterr().err
         assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+    @pytest.mark.skipif(not AS_ROOT, reason="the cluster runs as another account only for root")
+    def test_binaries_the_service_account_cannot_reach_are_named_in_one_line(self, bindir,
+                                                                             capsys):
+        from deployments.postgres_server import main
+
+        outer = Path(tempfile.mkdtemp(prefix="ocr-test-postgres-closed-"))  # 0700: closed
+        data_dir = Path(tempfile.mkdtemp(prefix="ocr-test-postgres-"))
+        try:
+            closed = outer / "bin"
+            closed.mkdir()
+            for program in ("initdb", "postgres"):
+                (closed / program).symlink_to(bindir / program)
+            data_dir.rmdir()  # a new folder, made by the launcher
+            code = main(["--ephemeral", "--data-dir", str(data_dir), "--postgres-bin",
+                         str(closed), "--postgres-user", SERVICE_USER])
+            lines = capsys.readouterr().err.strip().splitlines()
+        finally:
+            shutil.rmtree(outer)
+            shutil.rmtree(data_dir, ignore_errors=True)
+        assert code == 1
+        errors = [line for line in lines if line.startswith("Error:")]
+        assert errors == [f"Error: the {SERVICE_USER} user cannot run {closed / 'postgres'} (a "
+                          "parent folder is closed to it): choose folders it can reach, or give "
+                          "--postgres-bin a copy of the binaries it can run"]
 
 
 class TestSecrets:
