@@ -7,10 +7,13 @@ program calling a flow) has no deployment and keeps its freedom.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
+import time
 from uuid import UUID
 
+import httpx
 from pydantic import BaseModel
 
 from ocr_core.guards.allowed_roots import allowed_roots, check_served_paths
@@ -49,30 +52,51 @@ def start_time_budget(minutes: float) -> threading.Timer | None:
     Prefect's own: the process that runs the flow run (`serve`, a worker) sees the state and
     stops the run's process group, local Dask workers included; every output is written whole or
     not at all (`ocr_core.files.atomic_path`), so a stopped run leaves nothing half-written.
+    The timer runs in the run's context: it reaches the server the run reports to, not the
+    process's default one.
     """
     from prefect.context import FlowRunContext
     from prefect.logging import get_run_logger
 
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None or context.flow_run.parent_task_run_id:
+    run = FlowRunContext.get()
+    if run is None or run.flow_run is None or run.flow_run.parent_task_run_id:
         return None
-    timer = threading.Timer(minutes * 60, cancel_flow_run,
-                            args=(context.flow_run.id, minutes, get_run_logger()))
+    timer = threading.Timer(minutes * 60, contextvars.copy_context().run,
+                            args=(cancel_flow_run, run.flow_run.id, minutes, get_run_logger()))
     timer.daemon = True
     timer.start()
     return timer
 
 
+CANCEL_ATTEMPTS = 4  # the server may be busy when the budget runs out; each retry waits longer
+
+
 def cancel_flow_run(flow_run_id: UUID, minutes: float,
-                    logger: logging.Logger | logging.LoggerAdapter) -> None:
-    """Ask the server to cancel a flow run that exceeded its time budget (a finished one stays)."""
+                    logger: logging.Logger | logging.LoggerAdapter) -> bool:
+    """Ask the server to cancel a flow run that exceeded its time budget (a finished one stays);
+    True once the server accepted it. Errors reaching the server are retried, then logged."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.exceptions import PrefectException
     from prefect.states import Cancelling
 
     message = (f"exceeded the served time budget of {minutes:g} minutes; an administrator can "
                f"raise it with `ocr-pipeline serve {serve_flag('max_run_minutes')}`")
-    with get_client(sync_client=True) as client:
-        if client.read_flow_run(flow_run_id).state.is_final():
-            return
-        logger.error("the run %s: cancelling it", message)
-        client.set_flow_run_state(flow_run_id, Cancelling(message=message))
+    for attempt in range(CANCEL_ATTEMPTS):
+        try:
+            with get_client(sync_client=True) as client:
+                if client.read_flow_run(flow_run_id).state.is_final():
+                    return False
+                if attempt == 0:
+                    logger.error("the run %s: cancelling it", message)
+                result = client.set_flow_run_state(flow_run_id, Cancelling(message=message))
+            if result.status == SetStateStatus.ACCEPT:
+                return True
+            problem = f"the server answered {result.status.value}: {result.details}"
+        except (httpx.HTTPError, PrefectException) as error:
+            problem = f"{type(error).__name__}: {error}"
+        if attempt + 1 < CANCEL_ATTEMPTS:
+            time.sleep(2 ** attempt)
+    logger.error("could not cancel the run past its time budget (%s); cancel it from the UI or "
+                 "with `prefect flow-run cancel %s`", problem, flow_run_id)
+    return False
