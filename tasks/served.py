@@ -82,13 +82,15 @@ def cancel_flow_run(flow_run_id: UUID, minutes: float,
 
     message = (f"exceeded the served time budget of {minutes:g} minutes; an administrator can "
                f"raise it with `ocr-pipeline serve {serve_flag('max_run_minutes')}`")
+    announced = False
     for attempt in range(CANCEL_ATTEMPTS):
         try:
             with get_client(sync_client=True) as client:
                 if client.read_flow_run(flow_run_id).state.is_final():
                     return False
-                if attempt == 0:
+                if not announced:
                     logger.error("the run %s: cancelling it", message)
+                    announced = True
                 result = client.set_flow_run_state(flow_run_id, Cancelling(message=message))
             if result.status == SetStateStatus.ACCEPT:
                 return True
