@@ -176,13 +176,8 @@ def waits_to_be_cancelled(params: PredictParams) -> str:
     return "never cancelled"
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_a_run_past_its_time_budget_is_cancelled(prefect_server, served, results_dir):
+def test_a_run_past_its_time_budget_is_cancelled(prefect_server, served, results_dir,
+                                                   closed_port):
     served.setenv(env_name("max_run_minutes"), "0.02")  # 1.2 s
     # The process's default settings name another server (as after a command in the same
     # process started its own): the budget must reach the server this run reports to.
@@ -192,7 +187,7 @@ def test_a_run_past_its_time_budget_is_cancelled(prefect_server, served, results
     run_settings = prefect.context.get_settings_context()
     served.setattr(prefect.context, "GLOBAL_SETTINGS_CONTEXT", run_settings.model_copy(update={
         "settings": run_settings.settings.copy_with_update(
-            updates={PREFECT_API_URL: f"http://127.0.0.1:{closed_port()}/api"})}))
+            updates={PREFECT_API_URL: f"http://127.0.0.1:{closed_port}/api"})}))
     params = PredictParams(results_dir=results_dir, inputs=[results_dir],
                            output=results_dir / "p.csv")
     start = time.perf_counter()
@@ -202,7 +197,8 @@ def test_a_run_past_its_time_budget_is_cancelled(prefect_server, served, results
                        "raise it with `ocr-pipeline serve --max-run-minutes`")
 
 
-def test_a_budget_that_cannot_reach_the_server_says_how_to_cancel(monkeypatch, caplog):
+def test_a_budget_that_cannot_reach_the_server_says_how_to_cancel(monkeypatch, caplog,
+                                                                  closed_port):
     import logging
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -211,7 +207,7 @@ def test_a_budget_that_cannot_reach_the_server_says_how_to_cancel(monkeypatch, c
 
     monkeypatch.setattr(tasks.served, "CANCEL_ATTEMPTS", 1)
     run_id = uuid.uuid4()
-    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{closed_port()}/api"}):
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{closed_port}/api"}):
         assert not tasks.served.cancel_flow_run(run_id, 0.5, logging.getLogger("budget"))
     [message] = caplog.messages
     assert re.fullmatch(rf"could not cancel the run past its time budget \(ConnectError: .+\); "
