@@ -34,18 +34,17 @@ class Recipe:
 
 
 def build_crnn(width: int, height: int, num_classes: int, *, columns_per_step: int = 4,
-               pool_first: bool = True) -> keras.Model:
+               pool_first: bool = False) -> keras.Model:
     """Batch-normalised CRNN: 4 conv blocks (16-32-64-128), BiGRU 96, one step per 4 columns.
 
     The text of a captcha fills about 60% of its width: at one step per 8 columns a character gets
     two steps, and a doubled one ("nn" needs n, blank, n) was the most common misread.
 
     Args:
-        pool_first: each block pools before batch norm and ReLU (conv-pool-norm-ReLU; False:
-            conv-norm-ReLU-pool, the order before the 3-epoch plan).
-            Keras's batch norm is unfused: normalising the pooled values costs 16% less training
-            CPU per image; per epoch it reads a little worse, per CPU second the same
-            (BENCHMARKS.md, "block order").
+        pool_first: each block pools before batch norm and ReLU (conv-pool-norm-ReLU) instead
+            of after. Keras's batch norm is unfused, so normalising the pooled values costs 16%
+            less training CPU per image, but each epoch reads a little worse: per CPU second the
+            two orders read the same (BENCHMARKS.md, "block order"), and the recipe keeps its own.
     """
     inputs = keras.Input((width, height, 1), name="image")  # (batch, W, H, 1)
     x = inputs
