@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.main_job_recipes import prepare_splits  # noqa: E402
+
 # name -> (pool before batch norm, CTC steps per conv column, epochs)
 VARIANTS: dict[str, tuple[bool, int, int]] = {
     "norm-first-2": (False, 1, 2),  # the main job's recipe
@@ -55,30 +57,13 @@ def main() -> int:
     import tensorflow as tf
 
     from ocr_core.captcha import models
-    from ocr_core.captcha.ctc import Vocabulary
-    from ocr_core.captcha.pipeline import load_split, save_split
-    from ocr_core.captcha.synthetic import generate_captchas
+    from ocr_core.captcha.pipeline import load_split
     from ocr_core.captcha.training import plan_training, read_split, train_captcha_model
-    from ocr_core.data import dataset as ds
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pool_first, time_upsampling, epochs = VARIANTS[args.variant]
-    work = args.work
-    images = {name: work / "images" / name for name in COUNTS}
-    for name, folder in images.items():
-        if not folder.is_dir():
-            generate_captchas(folder, COUNTS[name], SEEDS[name], workers=2)
-    records = ds.index_images(ds.list_pngs(images["train"]))
-    splits = ds.split_records(records, validation_fraction=0.1, test_fraction=0.1, seed=42)
-    del splits["test"]
-    splits["development"] = ds.index_images(ds.list_pngs(images["development"]))
-    vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in records]))
     base = models.get_recipe("crnn")
-    folders = {name: work / "splits" / name for name in splits}
-    for name, folder in folders.items():
-        if not folder.exists():
-            save_split(splits[name], vocabulary, folder, height=base.height, width=base.width,
-                       max_label_length=5)
+    splits, vocabulary, folders = prepare_splits(args.work, COUNTS, SEEDS, base.width, base.height)
 
     def build(width: int, height: int, classes: int) -> keras.Model:
         model = models.build_crnn(width, height, classes, pool_first=pool_first)

@@ -24,6 +24,10 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ocr_core.captcha.ctc import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,6 +51,32 @@ SEEDS = {"train": 42, "development": 7001}
 COUNTS = {"train": 20_000, "development": 1_000}
 
 
+def prepare_splits(work: Path, counts: dict[str, int], seeds: dict[str, int], width: int,
+                   height: int) -> tuple[dict[str, list], Vocabulary, dict[str, Path]]:
+    """Generate the `train` and `development` captchas once, split `train` as the flow does
+    (content hash, seed 42), and save each split at `width` x `height` once: (records by split,
+    vocabulary, saved folder by split)."""
+    from ocr_core.captcha.ctc import Vocabulary
+    from ocr_core.captcha.pipeline import save_split
+    from ocr_core.captcha.synthetic import generate_captchas
+    from ocr_core.data import dataset as ds
+
+    images = {name: work / "images" / name for name in counts}
+    for name, folder in images.items():
+        if not folder.is_dir():
+            generate_captchas(folder, counts[name], seeds[name], workers=2)
+    records = ds.index_images(ds.list_pngs(images["train"]))
+    splits = ds.split_records(records, validation_fraction=0.1, test_fraction=0.1, seed=42)
+    splits["development"] = ds.index_images(ds.list_pngs(images["development"]))
+    vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in records]))
+    folders = {name: work / "splits" / f"{width}x{height}" / name for name in splits}
+    for name, folder in folders.items():
+        if not folder.exists():
+            save_split(splits[name], vocabulary, folder, height=height, width=width,
+                       max_label_length=5)
+    return splits, vocabulary, folders
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
@@ -60,29 +90,13 @@ def main() -> int:
     import tensorflow as tf
 
     from ocr_core.captcha import models
-    from ocr_core.captcha.ctc import Vocabulary
-    from ocr_core.captcha.pipeline import load_split, save_split
-    from ocr_core.captcha.synthetic import generate_captchas
+    from ocr_core.captcha.pipeline import load_split
     from ocr_core.captcha.training import plan_training, read_split, train_captcha_model
-    from ocr_core.data import dataset as ds
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     variant = VARIANTS[args.variant]
     width, height = variant["size"]
-    work = args.work
-    images = {name: work / "images" / name for name in COUNTS}
-    for name, folder in images.items():
-        if not folder.is_dir():
-            generate_captchas(folder, COUNTS[name], SEEDS[name], workers=2)
-    records = ds.index_images(ds.list_pngs(images["train"]))
-    splits = ds.split_records(records, validation_fraction=0.1, test_fraction=0.1, seed=42)
-    splits["development"] = ds.index_images(ds.list_pngs(images["development"]))
-    vocabulary = Vocabulary(ds.build_vocabulary([r.label for r in records]))
-    folders = {name: work / "splits" / f"{width}x{height}" / name for name in splits}
-    for name, folder in folders.items():
-        if not folder.exists():
-            save_split(splits[name], vocabulary, folder, height=height, width=width,
-                       max_label_length=5)
+    splits, vocabulary, folders = prepare_splits(args.work, COUNTS, SEEDS, width, height)
 
     def build(w: int, h: int, classes: int) -> keras.Model:
         model = models.build_crnn(w, h, classes)
