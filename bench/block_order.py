@@ -1,8 +1,11 @@
-"""The crnn recipe's conv blocks: conv-norm-ReLU-pool against conv-pool-norm-ReLU, on the CPU.
+"""The crnn recipe's conv blocks: conv-norm-ReLU-pool against conv-pool-norm-ReLU, and Keras's
+batch norm against the fused one, on the CPU.
 
 Max-pooling commutes with ReLU and with a batch norm of positive scale, so pooling first computes
 nearly the same function while normalising a quarter (blocks 1-2) or half (blocks 3-4) of the
-values: batch norm in Keras 3 is unfused, about a fifth of a training step here. Every run trains
+values: batch norm in Keras 3 is unfused, about a fifth of a training step here. The product's
+blocks train through TensorFlow's fused kernel (`ocr_core.training.batch_norm`); the `keras-`
+variants put Keras's layer back (rows before it have no `batch_norm` field: Keras's). Every run trains
 on the main job's data (30,000 captchas of seed 42, split by content hash as the flow splits them)
 through the product's training code and plan, and is read on 5,000 development captchas of seed
 7001 (the H200 recipe study's development set; the test split and unseen seeds stay untouched).
@@ -31,13 +34,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.main_job_recipes import prepare_splits  # noqa: E402
 
-# name -> (pool before batch norm, CTC steps per conv column, epochs)
-VARIANTS: dict[str, tuple[bool, int, int]] = {
-    "norm-first-2": (False, 1, 2),  # the main job's recipe
-    "pool-first-2": (True, 1, 2),
-    "pool-first-3": (True, 1, 3),
-    "norm-first-3": (False, 1, 3),
-    "steps-x2-2": (False, 2, 2),  # 64 CTC steps: each conv column read twice by the BiGRU
+# name -> (pool before batch norm, CTC steps per conv column, epochs, fused batch norm)
+VARIANTS: dict[str, tuple[bool, int, int, bool]] = {
+    "norm-first-2": (False, 1, 2, True),
+    "norm-first-3": (False, 1, 3, True),  # the main job's recipe
+    "pool-first-2": (True, 1, 2, True),
+    "pool-first-3": (True, 1, 3, True),
+    "steps-x2-2": (False, 2, 2, True),  # 64 CTC steps: each conv column read twice by the BiGRU
+    "keras-norm-first-2": (False, 1, 2, False),
+    "keras-norm-first-3": (False, 1, 3, False),
 }
 SEEDS = {"train": 42, "development": 7001}
 COUNTS = {"train": 30_000, "development": 5_000}
@@ -59,14 +64,17 @@ def main() -> int:
     from ocr_core.captcha import models
     from ocr_core.captcha.pipeline import load_split
     from ocr_core.captcha.training import plan_training, read_split, train_captcha_model
+    from ocr_core.training.batch_norm import with_keras_batch_norm
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    pool_first, time_upsampling, epochs = VARIANTS[args.variant]
+    pool_first, time_upsampling, epochs, fused = VARIANTS[args.variant]
     base = models.get_recipe("crnn")
     splits, vocabulary, folders = prepare_splits(args.work, COUNTS, SEEDS, base.width, base.height)
 
     def build(width: int, height: int, classes: int) -> keras.Model:
         model = models.build_crnn(width, height, classes, pool_first=pool_first)
+        if not fused:
+            model = with_keras_batch_norm(model)
         if time_upsampling == 1:
             return model
         # The same layers, each step of the conv features repeated before the BiGRU.
@@ -88,7 +96,8 @@ def main() -> int:
     reading = read_split(result.model, load_split(folders["development"], 256), vocabulary)
     correct = sum(p == t for p, t in zip(reading.predictions, reading.truths, strict=True))
     row = {"variant": args.variant, "pool_first": pool_first,
-           "time_upsampling": time_upsampling, "seed": args.seed,
+           "time_upsampling": time_upsampling, "batch_norm": "fused" if fused else "keras",
+           "seed": args.seed,
            "plan": dataclasses.asdict(plan), "train_images": len(splits["train"]),
            "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
            "kept_epoch": result.best_epoch, "epochs_run": result.epochs_run,

@@ -45,6 +45,7 @@ from ocr_core.captcha.ctc import BLANK_INDEX, Vocabulary
 from ocr_core.errors import ModelError
 from ocr_core.files import atomic_path, read_json, sha256_file, utc_timestamp, write_json
 from ocr_core.guards.characters import check_vocabulary
+from ocr_core.training.batch_norm import with_keras_batch_norm
 from ocr_core.version import __version__, code_version, library_versions
 
 TRAINING_IMAGES_FILE = "training-images.sha256"
@@ -173,8 +174,9 @@ def save_bundle(
     if info["kind"] == CAPTCHA:
         info["vocabulary"] = check_vocabulary(info["vocabulary"], path / BUNDLE_FILE)
     with atomic_path(path, is_dir=True) as tmp:
-        # An uncompiled copy: no optimizer state or custom loss, so it loads anywhere in safe mode.
-        keras.Model(model.inputs, model.outputs, name=model.name).save(tmp / MODEL_FILE)
+        # An uncompiled copy of Keras's own layers: no optimizer state, custom loss or training-only
+        # layer, so it loads anywhere in safe mode.
+        with_keras_batch_norm(model).save(tmp / MODEL_FILE)
         write_json(tmp / BUNDLE_FILE, info)
         write_json(tmp / "params.json", params)
         write_json(tmp / "history.json", history)

@@ -14,6 +14,7 @@ from keras import layers
 
 from ocr_core.captcha.input_sizes import INPUT_SIZES
 from ocr_core.captcha.recipe_names import check_recipe_name
+from ocr_core.training.batch_norm import FusedBatchNormalization
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,13 @@ def build_crnn(width: int, height: int, num_classes: int, *, columns_per_step: i
     """Batch-normalised CRNN: 4 conv blocks (16-32-64-128), BiGRU 96, one step per 4 columns.
 
     The text of a captcha fills about 60% of its width: at one step per 8 columns a character gets
-    two steps, and a doubled one ("nn" needs n, blank, n) was the most common misread.
+    two steps, and a doubled one ("nn" needs n, blank, n) was the most common misread. Batch norm
+    trains through TensorFlow's fused kernel (`FusedBatchNormalization`); bundles keep Keras's.
 
     Args:
         pool_first: each block pools before batch norm and ReLU (conv-pool-norm-ReLU) instead
-            of after. Keras's batch norm is unfused, so normalising the pooled values costs 16%
-            less training CPU per image, but each epoch reads a little worse: per CPU second the
+            of after. Normalising the pooled values cost 16% less training CPU per image with
+            Keras's unfused batch norm, but each epoch reads a little worse: per CPU second the
             two orders read the same (BENCHMARKS.md, "block order"), and the recipe keeps its own.
     """
     inputs = keras.Input((width, height, 1), name="image")  # (batch, W, H, 1)
@@ -53,7 +55,7 @@ def build_crnn(width: int, height: int, num_classes: int, *, columns_per_step: i
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         if pool_first:
             x = layers.MaxPooling2D((width_pool, 2))(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = FusedBatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
         if not pool_first:
             x = layers.MaxPooling2D((width_pool, 2))(x)
