@@ -90,8 +90,8 @@ class CaptchaParams(ImageChecks, TrackingParams, RunParams):
     )
     epochs: int | None = Field(
         None, ge=1, le=1000,
-        description="Maximum training epochs. Default: enough to see about 48,000 images "
-        "(160,000 with augmentation), so the same command learns from any data size: 2 epochs "
+        description="Maximum training epochs. Default: enough to see about 72,000 images "
+        "(160,000 with augmentation), so the same command learns from any data size: 3 epochs "
         "of 24,000 generated training images (the main job), 210 of 762 augmented real ones "
         "(the 936 shared real captchas, about 80% of them for training).",
     )
