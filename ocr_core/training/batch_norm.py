@@ -1,7 +1,7 @@
 """Batch norm that trains through TensorFlow's fused kernel, and the way back to Keras's own layer.
 
 Keras 3 normalises a batch in separate ops (moments, subtract, scale, shift) and differentiates
-each: on the crnn recipe that is about a sixth of a training step's CPU. TensorFlow's
+each: on the crnn recipe that is about a fifth of a training step's CPU. TensorFlow's
 `FusedBatchNormV3` does the same arithmetic, forward and backward, in one kernel each.
 `FusedBatchNormalization` keeps Keras's weights, options and moving-statistics rule and only
 swaps the training pass; `with_keras_batch_norm` gives the model back with Keras's layer, so a
