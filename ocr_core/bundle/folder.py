@@ -175,8 +175,9 @@ def save_bundle(
         info["vocabulary"] = check_vocabulary(info["vocabulary"], path / BUNDLE_FILE)
     with atomic_path(path, is_dir=True) as tmp:
         # An uncompiled copy of Keras's own layers: no optimizer state, custom loss or training-only
-        # layer, so it loads anywhere in safe mode.
-        with_keras_batch_norm(model).save(tmp / MODEL_FILE)
+        # layer, so it loads anywhere in safe mode. Its inputs are a list, as readers call it.
+        plain = with_keras_batch_norm(model)
+        keras.Model(plain.inputs, plain.outputs, name=model.name).save(tmp / MODEL_FILE)
         write_json(tmp / BUNDLE_FILE, info)
         write_json(tmp / "params.json", params)
         write_json(tmp / "history.json", history)

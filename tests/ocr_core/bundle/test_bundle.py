@@ -1,5 +1,7 @@
 import json
 import shutil
+import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -43,6 +45,11 @@ class TestBundle:
     def test_model_file_loads_in_safe_mode_without_the_project(self, bundle_path):
         model = keras.saving.load_model(bundle_path / "model.keras", safe_mode=True)
         assert model.output_shape == (None, 32, 20)
+        with zipfile.ZipFile(bundle_path / "model.keras") as archive:
+            config = archive.read("config.json").decode()
+        # trained with the fused batch norm, saved with Keras's own layer
+        assert "FusedBatchNormalization" not in config and "ocr_core" not in config
+        assert '"class_name": "BatchNormalization"' in config
 
     @pytest.mark.parametrize("suffix", ["", "model.keras"])
     def test_load_folder_or_model_file(self, bundle_path, suffix):
@@ -136,7 +143,11 @@ class TestInference:
     def test_predictions_for_files_and_folders(self, bundle_path, captcha_dir):
         bundle = load_bundle(bundle_path)
         paths = expand_inputs([captcha_dir])
-        predictions = predict_files(bundle, paths[:5], batch_size=2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predictions = predict_files(bundle, paths[:5], batch_size=2)
+        # the saved model takes its inputs as the readers pass them, with no warning to print
+        assert not [w for w in caught if "structure of `inputs`" in str(w.message)]
         assert [p.path for p in predictions] == [str(p) for p in paths[:5]]
         assert all(0.0 <= p.confidence <= 1.0 for p in predictions)
         assert all(set(p.text) <= set(bundle.vocabulary.characters) for p in predictions)
