@@ -118,8 +118,8 @@ class TrainingPlan:
     data needs. Augmented images are new and harder every epoch, so augmented training sees more
     of them (96,000 -> 160,000 took real development captchas from 97.8% to 99.3%). Plain
     training: 24,000 distinct images in batches of 32 read generated captchas better than 16,000
-    seen more often in batches of 64, and a third epoch of them halves the dropped doubled
-    characters of the second (docs/training.md). Early stopping
+    seen more often in batches of 64, and a third epoch of them drops a third to a half fewer
+    doubled characters than two (docs/training.md). Early stopping
     (`ocr_core.training.stopping`, `rule`) considers epochs from `start_from_epoch` (0-based) on.
     """
 
